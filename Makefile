@@ -1,0 +1,46 @@
+# parcelwatch: `make run` to start the server, `make test` to check everything.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run test lint typecheck pytest emulator bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+run: $(VENV)/.installed  ## create the venv, install, migrate and serve on 127.0.0.1:8080
+	$(BIN)/parcelwatch db upgrade
+	$(BIN)/parcelwatch serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-test  ## lint, type-check and run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed-test
+	$(BIN)/pytest
+
+emulator: $(VENV)/.installed  ## run the carrier emulator on 127.0.0.1:9000
+	$(BIN)/parcelwatch emulator --port 9000
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache test-artifacts

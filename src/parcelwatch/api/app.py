@@ -1,0 +1,102 @@
+"""Builds the FastAPI app: database, routers, error handlers, body limit and lifespan hooks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from parcelwatch import __version__
+from parcelwatch.config import Settings, get_settings
+from parcelwatch.db import create_db_engine, make_session_factory
+from parcelwatch.errors import ServiceError, TooManyRequests
+
+__all__ = ["LIFESPAN_HOOKS", "MAX_BODY_BYTES", "create_app"]
+
+MAX_BODY_BYTES = 1_000_000
+
+LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+# Features that run alongside the server (the updater, in-server alerts) add themselves here.
+LIFESPAN_HOOKS: list[LifespanHook] = []
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = create_db_engine(settings.sqlalchemy_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for hook in LIFESPAN_HOOKS:
+                await stack.enter_async_context(hook(app))
+            yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="parcelwatch",
+        version=__version__,
+        summary="Self-hosted shipment tracking that keeps itself current.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_session_factory(engine)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
+
+    from parcelwatch.shipments.router import router as shipments_router
+
+    app.include_router(shipments_router, prefix="/api")
+    return app
+
+
+async def _service_error(_request: Request, error: ServiceError) -> JSONResponse:
+    headers = (
+        {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyRequests) else None
+    )
+    return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=headers)
+
+
+class BodySizeLimit:
+    """Answers 413 to a body over `max_bytes`, declared or streamed, before a route sees it."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"Request body too large: the limit is {self.max_bytes} bytes."},
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass

@@ -1,0 +1,1 @@
+"""Carrier API clients: one module per provider behind the `Carrier` interface."""

@@ -1,0 +1,1 @@
+"""The `parcelwatch` command line."""

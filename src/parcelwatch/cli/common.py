@@ -1,0 +1,81 @@
+"""What every command shares: settings or exit 2, consoles, JSON output, a database session."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from enum import Enum
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from sqlalchemy.orm import Session
+
+from parcelwatch.config import ConfigError, Settings, load_settings
+from parcelwatch.db import create_db_engine, make_session_factory, session_scope
+from parcelwatch.logs import configure_logging
+
+__all__ = [
+    "console",
+    "database_session",
+    "err_console",
+    "fail",
+    "print_json",
+    "settings_or_exit",
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+
+
+def settings_or_exit(*, quiet: bool = True) -> Settings:
+    """Load the settings; on an invalid value print one line and exit with status 2.
+
+    `quiet` commands (everything but the long-running ones) log warnings and errors only,
+    unless LOG_LEVEL=debug asks for everything."""
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        fail(str(error), EXIT_CONFIG)
+    level = settings.log_level
+    if quiet and level == "info":
+        level = "warning"
+    configure_logging(level, settings.log_format)
+    return settings
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """One line on standard error (never wrapped, never a traceback), then exit."""
+    typer.secho(f"parcelwatch: {message}", err=True, fg="red")
+    raise typer.Exit(code)
+
+
+def _default(value: object) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def print_json(document: object) -> None:
+    """Write exactly one JSON document to standard output."""
+    sys.stdout.write(json.dumps(document, default=_default, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+@contextmanager
+def database_session(settings: Settings) -> Iterator[Session]:
+    """One transaction on the configured database for a command."""
+    engine = create_db_engine(settings.sqlalchemy_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()

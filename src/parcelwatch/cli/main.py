@@ -1,0 +1,41 @@
+"""The `parcelwatch` entry point: registers every command group."""
+
+from __future__ import annotations
+
+import typer
+
+from parcelwatch import __version__
+from parcelwatch.cli import db, serve
+from parcelwatch.shipments.cli import app as shipments_app
+
+app = typer.Typer(
+    name="parcelwatch",
+    help="Self-hosted shipment tracking that keeps itself current.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"parcelwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Self-hosted shipment tracking that keeps itself current."""
+
+
+app.command("serve")(serve.serve)
+app.add_typer(db.app, name="db")
+app.add_typer(shipments_app, name="shipments")
+
+
+def main() -> None:
+    app()

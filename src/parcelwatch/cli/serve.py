@@ -1,0 +1,45 @@
+"""`parcelwatch serve`: migrate the database and run the API, dashboard and updater."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from parcelwatch.cli.common import fail, settings_or_exit
+from parcelwatch.db import create_db_engine
+from parcelwatch.logs import get_logger
+from parcelwatch.migrate import upgrade
+
+log = get_logger(__name__)
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Address to listen on [env: HOST; 127.0.0.1]"),
+    port: int | None = typer.Option(None, help="Port to listen on [env: PORT; 8080]"),
+    migrate: bool = typer.Option(True, help="Apply pending database migrations first."),
+) -> None:
+    """Run the server: REST API, dashboard, metrics and the background updater."""
+    settings = settings_or_exit(quiet=False)
+    if migrate:
+        engine = create_db_engine(settings.sqlalchemy_url)
+        try:
+            upgrade(engine)
+        except Exception as error:
+            fail(f"database upgrade failed: {type(error).__name__}: {error}", code=2)
+        finally:
+            engine.dispose()
+
+    from parcelwatch.api.app import create_app
+
+    app = create_app(settings)
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    log.info("serving", url=f"http://{bind_host}:{bind_port}", database=_safe(settings))
+    uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, access_log=False)
+
+
+def _safe(settings: object) -> str:
+    from sqlalchemy import make_url
+
+    url = make_url(getattr(settings, "database_url", ""))
+    return url.render_as_string(hide_password=True)

@@ -1,0 +1,212 @@
+"""Settings read from the environment (and `.env`), validated once at start-up.
+
+Names follow the contract in DESIGN.md. An invalid value raises `ConfigError`
+whose message names the variable and the accepted form; the CLI turns it into
+one line on standard error and exit status 2.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pytimeparse.timeparse import timeparse as parse_timespan
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+__all__ = ["ConfigError", "Settings", "get_settings", "load_settings", "parse_duration"]
+
+DURATION_FORM = "a duration such as 90s, 5m, 1h or 1h30m (or plain seconds)"
+
+
+class ConfigError(Exception):
+    """The environment holds a value parcelwatch cannot run with."""
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse `90s`, `5m`, `1h`, `1h30m`, a number of seconds, or a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip()
+        seconds = float(text) if _is_number(text) else parse_timespan(text.replace(" ", ""))
+        if seconds is not None:
+            return timedelta(seconds=seconds)
+    raise ValueError(f"expected {DURATION_FORM}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"must be greater than zero; expected {DURATION_FORM}")
+    return value
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _database_url(value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError(
+            "expected a URL such as sqlite:///./parcelwatch.db or "
+            "postgresql://user:password@host:5432/dbname"
+        ) from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError("only sqlite:/// and postgresql:// URLs are supported")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+Rate = Annotated[float, Field(gt=0)]
+Concurrency = Annotated[int, Field(ge=1, le=1000)]
+
+
+class Settings(BaseSettings):
+    """Every setting parcelwatch reads; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # server and storage
+    database_url: Annotated[str, AfterValidator(_database_url)] = "sqlite:///./parcelwatch.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+    admin_api_key: SecretStr | None = None
+    parcelwatch_demo: bool | None = None
+    redis_url: str | None = None
+
+    # the sync engine
+    auto_update_enabled: bool = True
+    auto_update_cutoff_days: int = Field(default=30, ge=1)
+    auto_update_batch_size: int = Field(default=10, ge=1, le=500)
+    auto_update_max_retries: int = Field(default=10, ge=1)
+    auto_update_expire_days: int = Field(default=14, ge=1)
+    update_interval: Duration = timedelta(hours=1)
+    auto_update_batch_timeout: Duration = timedelta(seconds=60)
+    auto_update_individual_timeout: Duration = timedelta(seconds=30)
+    tracking_api_provider: Literal["auto", "direct", "shipengine"] = "auto"
+
+    # carriers: credentials, base URLs, and the engine's budget per carrier
+    usps_client_id: str | None = None
+    usps_client_secret: SecretStr | None = None
+    usps_base_url: str = "https://apis.usps.com"
+    usps_max_concurrency: Concurrency = 2
+    usps_rate_limit: Rate = 1.0 / 60  # about 60 calls an hour by default
+    ups_client_id: str | None = None
+    ups_client_secret: SecretStr | None = None
+    ups_base_url: str = "https://onlinetools.ups.com"
+    ups_max_concurrency: Concurrency = 4
+    ups_rate_limit: Rate = 5.0
+    fedex_api_key: str | None = None
+    fedex_secret_key: SecretStr | None = None
+    fedex_base_url: str = "https://apis.fedex.com"
+    fedex_max_concurrency: Concurrency = 4
+    fedex_rate_limit: Rate = 20.0
+    dhl_api_key: SecretStr | None = None
+    dhl_base_url: str = "https://api-eu.dhl.com"
+    dhl_max_concurrency: Concurrency = 1
+    dhl_rate_limit: Rate = 1.0
+    shipengine_api_key: SecretStr | None = None
+    shipengine_base_url: str = "https://api.shipengine.com"
+    shipengine_webhook_secret: SecretStr | None = None
+    shipengine_jwks_url: str = "https://api.shipengine.com/jwks"
+    shipengine_max_concurrency: Concurrency = 3
+    shipengine_rate_limit: Rate = 3.0  # 200 requests a minute
+
+    # health and alerts
+    health_stale_hours: int = Field(default=24, ge=1)
+    alert_email_enabled: bool = False
+    alert_email_recipients: CommaList = Field(default_factory=list)
+    alert_email_from: str = "parcelwatch@localhost"
+    alert_smtp_host: str = "localhost"
+    alert_smtp_port: int = Field(default=587, ge=1, le=65535)
+    alert_smtp_user: str | None = None
+    alert_smtp_pass: SecretStr | None = None
+    alert_slack_enabled: bool = False
+    alert_slack_webhook_url: SecretStr | None = None
+    alert_slack_channel: str | None = None
+    alert_webhook_enabled: bool = False
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: SecretStr | None = None
+    alert_apprise_urls: CommaList = Field(default_factory=list)
+    alert_cooldown: Duration = timedelta(hours=1)
+    alerts_in_server: bool = False
+
+    @field_validator(
+        "usps_base_url",
+        "ups_base_url",
+        "fedex_base_url",
+        "dhl_base_url",
+        "shipengine_base_url",
+        "shipengine_jwks_url",
+    )
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL with the driver parcelwatch uses (psycopg 3 for PostgreSQL)."""
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings, raising `ConfigError` with one readable line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        variable = str(item["loc"][0]).upper() if item["loc"] else "configuration"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        value = item.get("input")
+        shown = "" if _looks_secret(variable) or isinstance(value, dict) else f"={value}"
+        problems.append(f"{variable}{shown}: {message}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def _looks_secret(variable: str) -> bool:
+    return any(word in variable for word in ("SECRET", "PASS", "KEY", "TOKEN", "DATABASE_URL"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own with `load_settings`)."""
+    return load_settings()

@@ -1,0 +1,167 @@
+"""SQLAlchemy tables: shipments, their tracking events, sync runs, alert state and heartbeats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from parcelwatch.db import Base, UTCDateTime
+from parcelwatch.domain import ShipmentStatus, utcnow
+
+__all__ = ["AlertState", "EngineHeartbeat", "Shipment", "SyncRun", "TrackingEvent"]
+
+StatusColumn = Enum(
+    ShipmentStatus,
+    native_enum=False,
+    length=32,
+    values_callable=lambda enum: [member.value for member in enum],
+    validate_strings=True,
+    name="shipment_status",
+)
+
+
+class Shipment(Base):
+    """One tracking number at one carrier. `next_check_at` is NULL when nothing is scheduled
+    (final, or auto-refresh disabled), which keeps the due index small."""
+
+    __tablename__ = "shipments"
+    __table_args__ = (
+        UniqueConstraint("carrier", "tracking_number", name="uq_shipments_carrier_number"),
+        Index(
+            "ix_shipments_due",
+            "next_check_at",
+            sqlite_where=text("next_check_at IS NOT NULL"),
+            postgresql_where=text("next_check_at IS NOT NULL"),
+        ),
+        Index("ix_shipments_status_carrier", "status", "carrier"),
+        Index("ix_shipments_tracking_number", "tracking_number"),
+        Index("ix_shipments_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(64))
+    tracking_number: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[ShipmentStatus] = mapped_column(StatusColumn, default=ShipmentStatus.PENDING)
+    status_detail: Mapped[str | None] = mapped_column(Text)
+    carrier_status_code: Mapped[str | None] = mapped_column(String(64))
+    carrier_status_text: Mapped[str | None] = mapped_column(Text)
+    estimated_delivery: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    signed_by: Mapped[str | None] = mapped_column(String(200))
+    tracking_url: Mapped[str | None] = mapped_column(String(1000))
+    provider: Mapped[str | None] = mapped_column(String(32))
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    last_auto_refresh: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    auto_refresh_count: Mapped[int] = mapped_column(Integer, default=0)
+    auto_refresh_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_auto_refresh_error: Mapped[str | None] = mapped_column(Text)
+    auto_refresh_fail_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_manual_refresh: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    events: Mapped[list[TrackingEvent]] = relationship(
+        back_populates="shipment",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="desc(TrackingEvent.occurred_at)",
+    )
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+
+class TrackingEvent(Base):
+    """One carrier scan, unique per shipment by its dedupe key."""
+
+    __tablename__ = "tracking_events"
+    __table_args__ = (
+        UniqueConstraint("shipment_id", "dedupe_key", name="uq_tracking_events_dedupe"),
+        Index("ix_tracking_events_shipment_occurred", "shipment_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    utc_offset_minutes: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[ShipmentStatus] = mapped_column(StatusColumn)
+    carrier_status_code: Mapped[str | None] = mapped_column(String(64))
+    carrier_status_text: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(32))
+    country: Mapped[str | None] = mapped_column(String(8))
+    dedupe_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    shipment: Mapped[Shipment] = relationship(back_populates="events")
+
+
+class SyncRun(Base):
+    """One pass of the sync engine: the audit trail health checks and `sync --stats` read."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_started_at", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(32))
+    engine_id: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(32), default="running")
+    checked: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    api_calls: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class AlertState(Base):
+    """The last notification per alert condition, for cool-downs and recovery notices."""
+
+    __tablename__ = "alert_states"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EngineHeartbeat(Base):
+    """A running engine (server updater, `sync` command, worker) reports in here."""
+
+    __tablename__ = "engine_heartbeats"
+
+    engine_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)

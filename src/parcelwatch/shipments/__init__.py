@@ -1,0 +1,1 @@
+"""Shipments: registering tracking numbers, listing, editing and deleting them."""

@@ -1,0 +1,228 @@
+"""`parcelwatch shipments`: add, list, show, events, update and delete from the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import typer
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from parcelwatch.cli.common import console, database_session, fail, print_json, settings_or_exit
+from parcelwatch.domain import ShipmentStatus
+from parcelwatch.errors import ServiceError
+from parcelwatch.shipments import service
+from parcelwatch.shipments.schemas import EventOut, ShipmentOut
+from parcelwatch.shipments.service import BulkOutcome
+
+app = typer.Typer(help="Register and inspect shipments.", no_args_is_help=True)
+
+JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of a table.")
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    settings = settings_or_exit()
+    try:
+        with database_session(settings) as session:
+            yield session
+    except ServiceError as error:
+        fail(error.detail)
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _dump(model: Any) -> Any:
+    return model.model_dump(mode="json")
+
+
+@app.command("add")
+def add(
+    tracking_numbers: list[str] = typer.Argument(..., help="One or more tracking numbers."),
+    carrier: str | None = typer.Option(None, "--carrier", "-c", help="Carrier code; detected."),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Register tracking numbers (the carrier is detected unless given)."""
+    with _session() as session:
+        results = service.register_many(
+            session, [(number, carrier, description) for number in tracking_numbers]
+        )
+        documents = [
+            {
+                "tracking_number": item.tracking_number,
+                "outcome": item.outcome.value,
+                "shipment": _dump(ShipmentOut.of(item.shipment)) if item.shipment else None,
+                "error": item.error,
+            }
+            for item in results
+        ]
+    failed = [item for item in results if item.outcome is BulkOutcome.ERROR]
+    if as_json:
+        print_json(documents if len(documents) > 1 else documents[0])
+    else:
+        for item in results:
+            if item.shipment is not None:
+                verb = "Added" if item.outcome is BulkOutcome.CREATED else "Already tracked"
+                console.print(
+                    f"{verb}: #{item.shipment.id} {item.shipment.tracking_number} "
+                    f"({item.shipment.carrier})",
+                    highlight=False,
+                )
+            else:
+                console.print(f"[red]Not added[/red]: {item.tracking_number}: {item.error}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_(
+    status: ShipmentStatus | None = typer.Option(None, "--status", "-s"),
+    carrier: str | None = typer.Option(None, "--carrier", "-c"),
+    active: bool | None = typer.Option(
+        None, "--active/--final", help="Only active (not final) or only final shipments."
+    ),
+    search: str | None = typer.Option(None, "--search", "-q", help="Number or description text."),
+    limit: int = typer.Option(50, min=1, max=200),
+    cursor: str | None = typer.Option(None, help="next_cursor of a previous page."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List shipments, newest first."""
+    with _session() as session:
+        page = service.list_shipments(
+            session,
+            status=status,
+            carrier=carrier,
+            active=active,
+            search=search,
+            cursor=cursor,
+            limit=limit,
+        )
+        items = [ShipmentOut.of(shipment) for shipment in page.items]
+    if as_json:
+        print_json({"items": [_dump(item) for item in items], "next_cursor": page.next_cursor})
+        return
+    table = Table("ID", "Carrier")
+    table.add_column("Tracking number", no_wrap=True)
+    for heading in ("Status", "Description", "ETA", "Updated"):
+        table.add_column(heading)
+    for item in items:
+        table.add_row(
+            str(item.id),
+            item.carrier,
+            item.tracking_number,
+            item.status.value,
+            item.description or "",
+            _when(item.estimated_delivery),
+            _when(item.last_auto_refresh or item.last_manual_refresh),
+        )
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"More: --cursor {page.next_cursor}", style="dim")
+
+
+def _resolve(session: Session, reference: str) -> int:
+    return service.find_shipment(session, reference).id
+
+
+@app.command("show")
+def show(
+    reference: str = typer.Argument(..., help="Shipment id or tracking number."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show one shipment."""
+    with _session() as session:
+        item = ShipmentOut.of(service.find_shipment(session, reference))
+    if as_json:
+        print_json(_dump(item))
+        return
+    table = Table(show_header=False, box=None)
+    for name, value in item.model_dump().items():
+        shown = _when(value) if isinstance(value, datetime) else value
+        table.add_row(f"[bold]{name}[/bold]", "-" if shown is None else str(shown))
+    console.print(table)
+
+
+@app.command("events")
+def events(
+    reference: str = typer.Argument(..., help="Shipment id or tracking number."),
+    as_json: bool = JsonOption,
+) -> None:
+    """A shipment's tracking events, newest first."""
+    with _session() as session:
+        shipment_id = _resolve(session, reference)
+        rows = [EventOut.of(event) for event in service.list_events(session, shipment_id)]
+    if as_json:
+        print_json([_dump(row) for row in rows])
+        return
+    table = Table("When", "Status", "Description", "Location")
+    for row in rows:
+        place = ", ".join(p for p in (row.city, row.state, row.country) if p)
+        table.add_row(_when(row.occurred_at), row.status.value, row.description, place)
+    console.print(table)
+
+
+@app.command("update")
+def update(
+    reference: str = typer.Argument(..., help="Shipment id or tracking number."),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    carrier: str | None = typer.Option(None, "--carrier", "-c", help="Correct the carrier."),
+    auto_refresh: bool | None = typer.Option(
+        None,
+        "--enable-auto-refresh/--disable-auto-refresh",
+        help="Re-enabling clears the failure count.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Change a shipment's description or carrier, or switch its automatic updates."""
+    changes: dict[str, Any] = {}
+    if description is not None:
+        changes["description"] = description
+    if carrier is not None:
+        changes["carrier"] = carrier
+    if auto_refresh is not None:
+        changes["auto_refresh_enabled"] = auto_refresh
+    if not changes:
+        fail("nothing to change: give --description, --carrier or --enable-auto-refresh")
+    with _session() as session:
+        item = ShipmentOut.of(
+            service.update_shipment(session, _resolve(session, reference), **changes)
+        )
+    _report(item, as_json, "Updated")
+
+
+@app.command("delete")
+def delete(
+    reference: str = typer.Argument(..., help="Shipment id or tracking number."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete a shipment and its events."""
+    with _session() as session:
+        shipment = service.find_shipment(session, reference)
+        label = f"#{shipment.id} {shipment.tracking_number} ({shipment.carrier})"
+        if not yes and not as_json and not typer.confirm(f"Delete {label}?"):
+            raise typer.Exit(1)
+        service.delete_shipment(session, shipment.id)
+    if as_json:
+        print_json({"deleted": shipment.id})
+    else:
+        console.print(f"Deleted {label}", highlight=False)
+
+
+def _report(item: ShipmentOut, as_json: bool, verb: str) -> None:
+    if as_json:
+        print_json(_dump(item))
+    else:
+        console.print(
+            f"{verb}: #{item.id} {item.tracking_number} ({item.carrier}) {item.status.value}",
+            highlight=False,
+        )
+
+
+__all__: list[str] = ["app"]

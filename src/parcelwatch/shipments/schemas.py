@@ -1,0 +1,153 @@
+"""Request and response bodies of the shipments API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from parcelwatch.carriers.catalog import CARRIERS
+from parcelwatch.domain import ShipmentStatus
+from parcelwatch.models import Shipment, TrackingEvent
+from parcelwatch.shipments.service import BulkItem, BulkOutcome
+
+MAX_BULK_ITEMS = 500
+
+TrackingNumberText = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class ShipmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tracking_number: TrackingNumberText = Field(examples=["1Z5R89390357567127"])
+    carrier: str | None = Field(
+        default=None, max_length=64, description="Detected from the number when omitted."
+    )
+    description: str | None = Field(default=None, max_length=500)
+
+
+class ShipmentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(default=None, max_length=500)
+    carrier: str | None = Field(default=None, max_length=64)
+    auto_refresh_enabled: bool | None = Field(
+        default=None, description="true re-enables automatic updates and clears the failures."
+    )
+
+
+class ShipmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    carrier: str
+    carrier_name: str
+    tracking_number: str
+    description: str | None
+    status: ShipmentStatus
+    status_detail: str | None
+    final: bool
+    estimated_delivery: datetime | None
+    delivered_at: datetime | None
+    signed_by: str | None
+    tracking_url: str | None
+    provider: str | None
+    last_event_at: datetime | None
+    auto_refresh_enabled: bool
+    auto_refresh_count: int
+    auto_refresh_fail_count: int
+    last_auto_refresh: datetime | None
+    last_auto_refresh_error: str | None
+    last_manual_refresh: datetime | None
+    next_check_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, shipment: Shipment) -> ShipmentOut:
+        info = CARRIERS.get(shipment.carrier)
+        return cls.model_validate(
+            {
+                **{name: getattr(shipment, name) for name in _SHIPMENT_FIELDS},
+                "carrier_name": info.name if info else shipment.carrier,
+                "final": shipment.is_final,
+            }
+        )
+
+
+_SHIPMENT_FIELDS = [
+    name for name in ShipmentOut.model_fields if name not in ("carrier_name", "final")
+]
+
+
+class ShipmentPage(BaseModel):
+    items: list[ShipmentOut]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end."
+    )
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    occurred_at: datetime
+    utc_offset_minutes: int | None
+    status: ShipmentStatus
+    carrier_status_code: str | None
+    carrier_status_text: str | None
+    description: str
+    city: str | None
+    state: str | None
+    postal_code: str | None
+    country: str | None
+
+    @classmethod
+    def of(cls, event: TrackingEvent) -> EventOut:
+        return cls.model_validate(event)
+
+
+class BulkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ShipmentCreate] = Field(min_length=1, max_length=MAX_BULK_ITEMS)
+
+
+class BulkItemOut(BaseModel):
+    index: int
+    tracking_number: str
+    outcome: BulkOutcome
+    shipment: ShipmentOut | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, item: BulkItem) -> BulkItemOut:
+        return cls(
+            index=item.index,
+            tracking_number=item.tracking_number,
+            outcome=item.outcome,
+            shipment=ShipmentOut.of(item.shipment) if item.shipment else None,
+            error=item.error,
+        )
+
+
+class BulkResponse(BaseModel):
+    created: int
+    existing: int
+    errors: int
+    items: list[BulkItemOut]
+
+
+class DetectRequest(BaseModel):
+    text: str = Field(max_length=200_000, description="Free text, e.g. a pasted email.")
+
+
+class DetectedOut(BaseModel):
+    tracking_number: str
+    carrier: str
+    carrier_name: str
+
+
+class DetectResponse(BaseModel):
+    numbers: list[DetectedOut]

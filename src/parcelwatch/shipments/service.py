@@ -1,0 +1,339 @@
+"""Shipment service functions shared by the REST API, the CLI and the dashboard.
+
+Functions take the session and keyword-only arguments, flush, and never commit: the
+request or command that called them owns the transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from parcelwatch.carriers.catalog import CARRIERS, public_tracking_url
+from parcelwatch.carriers.detect import detect_carrier, normalize_number
+from parcelwatch.domain import FINAL_STATUSES, ShipmentStatus, utcnow
+from parcelwatch.errors import Conflict, InvalidInput, NotFound
+from parcelwatch.logs import get_logger
+from parcelwatch.models import Shipment, TrackingEvent
+
+__all__ = [
+    "UNSET",
+    "BulkItem",
+    "BulkOutcome",
+    "Page",
+    "delete_shipment",
+    "find_shipment",
+    "get_shipment",
+    "list_events",
+    "list_shipments",
+    "register_many",
+    "register_shipment",
+    "update_shipment",
+]
+
+log = get_logger(__name__)
+
+MAX_NUMBER_LENGTH: Final = 40
+MIN_NUMBER_LENGTH: Final = 5
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+
+
+def _supported_carriers() -> str:
+    return ", ".join(sorted(CARRIERS))
+
+
+def _validated_number(raw: str) -> str:
+    number = normalize_number(raw)
+    if not number:
+        raise InvalidInput("The tracking number is empty.")
+    if not number.isalnum() or not MIN_NUMBER_LENGTH <= len(number) <= MAX_NUMBER_LENGTH:
+        raise InvalidInput(
+            f"'{raw.strip()}' is not a tracking number: use {MIN_NUMBER_LENGTH} to "
+            f"{MAX_NUMBER_LENGTH} letters and digits (spaces and dashes are ignored)."
+        )
+    return number
+
+
+def _validated_carrier(carrier: str | None, number: str) -> str:
+    if carrier:
+        code = carrier.strip().lower()
+        if code not in CARRIERS:
+            raise InvalidInput(
+                f"Unknown carrier '{carrier}'. Supported carriers: {_supported_carriers()}."
+            )
+        return code
+    detected = detect_carrier(number)
+    if detected is None:
+        raise InvalidInput(
+            f"Could not detect the carrier of '{number}': give the carrier explicitly. "
+            f"Supported carriers: {_supported_carriers()}."
+        )
+    return detected
+
+
+def _clean_description(description: str | None) -> str | None:
+    if description is None:
+        return None
+    text = " ".join(description.split())
+    if len(text) > 500:
+        raise InvalidInput("The description is too long: at most 500 characters.")
+    return text or None
+
+
+def register_shipment(
+    session: Session,
+    *,
+    tracking_number: str,
+    carrier: str | None = None,
+    description: str | None = None,
+) -> tuple[Shipment, bool]:
+    """Register a number (normalized, carrier detected when not given). Idempotent on
+    (carrier, number): an existing shipment is returned with `created=False`."""
+    number = _validated_number(tracking_number)
+    code = _validated_carrier(carrier, number)
+    text = _clean_description(description)
+    existing = _by_carrier_and_number(session, code, number)
+    if existing is not None:
+        return existing, False
+    shipment = Shipment(
+        carrier=code,
+        tracking_number=number,
+        description=text,
+        status=ShipmentStatus.PENDING,
+        tracking_url=public_tracking_url(code, number),
+        next_check_at=utcnow(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(shipment)
+    except IntegrityError:
+        # Registered concurrently by another request: return that one.
+        raced = _by_carrier_and_number(session, code, number)
+        if raced is None:
+            raise
+        return raced, False
+    log.info("shipment registered", shipment_id=shipment.id, carrier=code)
+    return shipment, True
+
+
+def _by_carrier_and_number(session: Session, carrier: str, number: str) -> Shipment | None:
+    return session.scalar(
+        select(Shipment).where(Shipment.carrier == carrier, Shipment.tracking_number == number)
+    )
+
+
+class BulkOutcome(StrEnum):
+    CREATED = "created"
+    EXISTING = "existing"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class BulkItem:
+    index: int
+    tracking_number: str
+    outcome: BulkOutcome
+    shipment: Shipment | None = None
+    error: str | None = None
+
+
+def register_many(
+    session: Session, items: Sequence[tuple[str, str | None, str | None]]
+) -> list[BulkItem]:
+    """Register (tracking_number, carrier, description) items; one result per item. An item
+    that fails writes nothing and does not stop the others."""
+    results = []
+    for index, (number, carrier, description) in enumerate(items):
+        try:
+            with session.begin_nested():
+                shipment, created = register_shipment(
+                    session, tracking_number=number, carrier=carrier, description=description
+                )
+        except InvalidInput as error:
+            results.append(BulkItem(index, number, BulkOutcome.ERROR, error=error.detail))
+            continue
+        outcome = BulkOutcome.CREATED if created else BulkOutcome.EXISTING
+        results.append(BulkItem(index, shipment.tracking_number, outcome, shipment=shipment))
+    return results
+
+
+def get_shipment(session: Session, shipment_id: int) -> Shipment:
+    shipment = session.get(Shipment, shipment_id)
+    if shipment is None:
+        raise NotFound(f"Shipment {shipment_id} does not exist.")
+    return shipment
+
+
+def find_shipment(session: Session, reference: str) -> Shipment:
+    """A shipment by id or by tracking number (as the CLI accepts either)."""
+    if reference.isdigit() and (shipment := session.get(Shipment, int(reference))):
+        return shipment
+    number = normalize_number(reference)
+    matches = session.scalars(
+        select(Shipment).where(Shipment.tracking_number == number).limit(2)
+    ).all()
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise Conflict(f"'{reference}' is registered at several carriers: use the shipment id.")
+    raise NotFound(f"No shipment with id or tracking number '{reference}'.")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Shipment]
+    next_cursor: str | None
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, value = raw.split(":", 1)
+        if prefix != "id":
+            raise ValueError(prefix)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(
+            "The cursor is not valid: pass next_cursor from a previous page."
+        ) from None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_shipments(
+    session: Session,
+    *,
+    status: ShipmentStatus | None = None,
+    carrier: str | None = None,
+    active: bool | None = None,
+    search: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """Shipments newest first, filtered, one page at a time (cursor pagination by id)."""
+    query: Select[Shipment] = select(Shipment).order_by(Shipment.id.desc())
+    if status is not None:
+        query = query.where(Shipment.status == status)
+    if carrier:
+        query = query.where(Shipment.carrier == carrier.strip().lower())
+    if active is True:
+        query = query.where(Shipment.status.not_in(FINAL_STATUSES))
+    elif active is False:
+        query = query.where(Shipment.status.in_(FINAL_STATUSES))
+    if search and search.strip():
+        pattern = f"%{_escape_like(search.strip().lower())}%"
+        number_pattern = f"%{_escape_like(normalize_number(search))}%"
+        query = query.where(
+            or_(
+                Shipment.tracking_number.like(number_pattern, escape="\\"),
+                func.lower(Shipment.description).like(pattern, escape="\\"),
+            )
+        )
+    if cursor:
+        query = query.where(Shipment.id < _decode_cursor(cursor))
+    rows = list(session.scalars(query.limit(limit + 1)))
+    more = len(rows) > limit
+    items = rows[:limit]
+    return Page(items, _encode_cursor(items[-1].id) if more and items else None)
+
+
+def update_shipment(
+    session: Session,
+    shipment_id: int,
+    *,
+    description: str | None | _Unset = UNSET,
+    carrier: str | _Unset = UNSET,
+    auto_refresh_enabled: bool | _Unset = UNSET,
+) -> Shipment:
+    """Change the description, correct the carrier (which starts tracking afresh), or
+    switch auto-refresh; re-enabling clears the failure count and schedules a check now."""
+    shipment = get_shipment(session, shipment_id)
+    if not isinstance(description, _Unset):
+        shipment.description = _clean_description(description)
+    if not isinstance(carrier, _Unset):
+        _change_carrier(session, shipment, _validated_carrier(carrier, shipment.tracking_number))
+    if not isinstance(auto_refresh_enabled, _Unset):
+        _set_auto_refresh(shipment, auto_refresh_enabled)
+    session.flush()
+    return shipment
+
+
+def _change_carrier(session: Session, shipment: Shipment, code: str) -> None:
+    if code == shipment.carrier:
+        return
+    if _by_carrier_and_number(session, code, shipment.tracking_number) is not None:
+        raise Conflict(
+            f"{shipment.tracking_number} is already registered at {code}: "
+            "delete one of the two shipments instead."
+        )
+    # What the wrong carrier said does not describe this parcel: start again.
+    session.execute(delete(TrackingEvent).where(TrackingEvent.shipment_id == shipment.id))
+    session.expire(shipment, ["events"])
+    shipment.carrier = code
+    shipment.tracking_url = public_tracking_url(code, shipment.tracking_number)
+    shipment.status = ShipmentStatus.PENDING
+    for field in (
+        "status_detail",
+        "carrier_status_code",
+        "carrier_status_text",
+        "estimated_delivery",
+        "delivered_at",
+        "signed_by",
+        "provider",
+        "last_event_at",
+        "last_auto_refresh_error",
+    ):
+        setattr(shipment, field, None)
+    shipment.auto_refresh_fail_count = 0
+    shipment.next_check_at = utcnow() if shipment.auto_refresh_enabled else None
+    log.info("shipment carrier corrected", shipment_id=shipment.id, carrier=code)
+
+
+def _set_auto_refresh(shipment: Shipment, enabled: bool) -> None:
+    shipment.auto_refresh_enabled = enabled
+    if enabled:
+        shipment.auto_refresh_fail_count = 0
+        shipment.last_auto_refresh_error = None
+        shipment.next_check_at = None if shipment.is_final else utcnow()
+    else:
+        shipment.next_check_at = None
+
+
+def delete_shipment(session: Session, shipment_id: int) -> None:
+    shipment = get_shipment(session, shipment_id)
+    session.delete(shipment)
+    session.flush()
+    log.info("shipment deleted", shipment_id=shipment_id, carrier=shipment.carrier)
+
+
+def list_events(session: Session, shipment_id: int, *, limit: int = 500) -> list[TrackingEvent]:
+    """A shipment's events, newest first."""
+    get_shipment(session, shipment_id)
+    query = (
+        select(TrackingEvent)
+        .where(TrackingEvent.shipment_id == shipment_id)
+        .order_by(TrackingEvent.occurred_at.desc(), TrackingEvent.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))

@@ -1,0 +1,119 @@
+"""Shared fixtures: a migrated database on SQLite (always) and PostgreSQL (when
+PARCELWATCH_TEST_POSTGRES_URL is set), settings pointing at it, and the API app."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, make_url, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from parcelwatch.config import Settings, load_settings
+from parcelwatch.db import Base, create_db_engine, make_session_factory
+from parcelwatch.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("PARCELWATCH_TEST_POSTGRES_URL")
+
+# Never let a developer's .env or shell leak carrier credentials into tests.
+CARRIER_VARIABLES = [
+    name
+    for name in os.environ
+    if name.startswith(("USPS_", "UPS_", "FEDEX_", "DHL_", "SHIPENGINE_", "ALERT_", "AUTO_UPDATE"))
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in CARRIER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # so no .env file of the developer's is read
+
+
+@dataclass
+class Database:
+    url: str
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for every test (migrating each time is slower)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated, dropped at the end."""
+    if not POSTGRES_URL:
+        pytest.skip("PARCELWATCH_TEST_POSTGRES_URL is not set")
+    server = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+    name = f"parcelwatch_test_{uuid.uuid4().hex[:10]}"
+    admin = create_db_engine(
+        server.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty database on each engine."""
+    if request.param == "sqlite":
+        path = tmp_path / "parcelwatch.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = create_db_engine(url)
+    yield Database(url=url, engine=engine, sessions=make_session_factory(engine))
+    if engine.dialect.name == "postgresql":
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database: Database) -> Settings:
+    """Settings on the test database with the updater off (tests drive the engine)."""
+    return load_settings(
+        database_url=database.url.replace("postgresql+psycopg://", "postgresql://"),
+        auto_update_enabled=False,
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[TestClient]:
+    """The real app on the test database, served in-process."""
+    from parcelwatch.api.app import create_app
+
+    with TestClient(create_app(settings)) as client:
+        yield client
