@@ -1,0 +1,1 @@
+"""Carrier push webhooks (ShipEngine `track` events), verified before anything is written."""
