@@ -75,7 +75,9 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn may have set its own handlers and levels (an embedded server did); follow ours.
         logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).setLevel(logging.NOTSET)
         logging.getLogger(name).propagate = True
     # httpx logs every request URL at INFO; keep it at DEBUG detail only.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -50,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from parcelwatch.shipments.router import router as shipments_router
 
     app.include_router(shipments_router, prefix="/api")
+    from parcelwatch.carriers.router import router as carriers_router
+
+    app.include_router(carriers_router, prefix="/api")
     return app
 
 

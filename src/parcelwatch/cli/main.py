@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from parcelwatch import __version__
+from parcelwatch.carriers.cli import app as carriers_app
 from parcelwatch.cli import db, serve
+from parcelwatch.emulator.cli import emulator as emulator_command
 from parcelwatch.shipments.cli import app as shipments_app
 
 app = typer.Typer(
@@ -34,7 +36,9 @@ def _root(
 
 app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
+app.add_typer(carriers_app, name="carriers")
 app.add_typer(shipments_app, name="shipments")
+app.command("emulator")(emulator_command)
 
 
 def main() -> None:

@@ -1,0 +1,106 @@
+"""`parcelwatch carriers ...`: check the configured carrier APIs' credentials and reachability."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from parcelwatch.carriers.errors import (
+    AuthError,
+    CarrierError,
+    RateLimitedError,
+    UnavailableError,
+)
+from parcelwatch.carriers.registry import PROVIDERS, open_registry
+from parcelwatch.cli.common import console, err_console, print_json, settings_or_exit
+from parcelwatch.config import Settings
+
+__all__ = ["CheckResult", "app", "check_providers"]
+
+app = typer.Typer(help="Carrier API providers.", no_args_is_help=True)
+
+EXIT_ALL_OK, EXIT_SOME_FAILED, EXIT_NONE_CONFIGURED = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    provider: str
+    name: str
+    configured: bool
+    outcome: str  # ok | auth_failed | rate_limited | unreachable | bad_response | not_configured
+    message: str | None
+
+
+def _outcome(error: CarrierError) -> str:
+    if isinstance(error, AuthError):
+        return "auth_failed"
+    if isinstance(error, RateLimitedError):
+        return "rate_limited"
+    if isinstance(error, UnavailableError):
+        return "unreachable"
+    return "bad_response"
+
+
+async def check_providers(settings: Settings) -> list[CheckResult]:
+    """Run every configured provider's `check()` at once; unconfigured ones are listed too."""
+    async with open_registry(settings) as registry:
+
+        async def one(code: str) -> CheckResult:
+            spec = PROVIDERS[code]
+            provider = registry.providers.get(code)
+            if provider is None:
+                missing = ", ".join(spec.missing(settings))
+                return CheckResult(code, spec.name, False, "not_configured", f"{missing} not set")
+            try:
+                await provider.check()
+            except CarrierError as error:
+                return CheckResult(code, spec.name, True, _outcome(error), str(error))
+            return CheckResult(code, spec.name, True, "ok", None)
+
+        return list(await asyncio.gather(*(one(code) for code in PROVIDERS)))
+
+
+def exit_status(results: list[CheckResult]) -> int:
+    checked = [r for r in results if r.configured]
+    if not checked:
+        return EXIT_NONE_CONFIGURED
+    return EXIT_ALL_OK if all(r.outcome == "ok" for r in checked) else EXIT_SOME_FAILED
+
+
+STYLES = {"ok": "green", "not_configured": "dim"}
+
+
+@app.command("check")
+def check(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Fetch a token (USPS, UPS, FedEx) or make the cheapest authenticated call (DHL,
+    ShipEngine) for each configured provider, and report ok / auth failed / unreachable.
+
+    Exit status: 0 every configured provider is ok; 1 at least one failed; 2 no provider
+    is configured (nothing could be checked)."""
+    settings = settings_or_exit()
+    results = asyncio.run(check_providers(settings))
+    status = exit_status(results)
+    if as_json:
+        print_json({"providers": [asdict(r) for r in results], "exit_status": status})
+        raise typer.Exit(status)
+    table = Table(title="Carrier providers")
+    for column in ("provider", "configured", "result", "detail"):
+        table.add_column(column)
+    for result in results:
+        style = STYLES.get(result.outcome, "red")
+        table.add_row(
+            result.name,
+            "yes" if result.configured else "no",
+            f"[{style}]{result.outcome.replace('_', ' ')}[/{style}]",
+            escape(result.message or ""),
+        )
+    console.print(table)
+    if status == EXIT_NONE_CONFIGURED:
+        err_console.print("no carrier provider is configured; set credentials first")
+    raise typer.Exit(status)

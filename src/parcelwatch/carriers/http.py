@@ -1,0 +1,156 @@
+"""HTTP plumbing every carrier shares: URLs, one timed request, Retry-After, JSON bodies.
+
+Only the network shell of a carrier module uses this; `parse_*` functions never do.
+Error messages name the HTTP status and the carrier's own error code or text, never a
+credential (credentials travel in headers and form bodies, which are never echoed).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import anyio
+import httpx
+
+from parcelwatch.carriers.errors import (
+    BadResponseError,
+    RateLimitedError,
+    UnavailableError,
+)
+from parcelwatch.carriers.parsing import as_dict, as_list, text
+from parcelwatch.logs import redact
+from parcelwatch.ops.metrics import CARRIER_API_CALLS
+
+__all__ = [
+    "api_url",
+    "decode_json",
+    "describe_error",
+    "error_detail",
+    "parse_retry_after",
+    "raise_for_carrier_wide",
+    "send",
+]
+
+
+def api_url(base_url: str, path: str) -> str:
+    """The carrier's own `path` under a configured base URL (scheme, host, optional prefix):
+    `http://127.0.0.1:9000/usps` + `/oauth2/v3/token`."""
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def _outcome(status_code: int) -> str:
+    if status_code < 400:
+        return "ok"
+    if status_code in (401, 403):
+        return "auth"
+    if status_code == 404:
+        return "not_found"
+    if status_code == 429:
+        return "rate_limited"
+    if status_code >= 500:
+        return "unavailable"
+    return "client_error"
+
+
+async def send(
+    client: httpx.AsyncClient,
+    carrier: str,
+    method: str,
+    url: str,
+    *,
+    time_limit: float,
+    **kwargs: Any,
+) -> httpx.Response:
+    """One HTTP call within `time_limit` seconds; a timeout or a broken connection becomes
+    `UnavailableError`. httpx's own timeout bounds each phase (connect, each read); the
+    outer deadline bounds the whole call, also over transports that ignore httpx timeouts
+    (`ASGITransport`) and against a carrier that drips its answer byte by byte."""
+    try:
+        with anyio.fail_after(time_limit):
+            response = await client.request(method, url, timeout=time_limit, **kwargs)
+    except (httpx.TimeoutException, TimeoutError):
+        CARRIER_API_CALLS.labels(carrier=carrier, outcome="timeout").inc()
+        raise UnavailableError(f"no answer within {time_limit:g}s", carrier=carrier) from None
+    except httpx.TransportError as error:
+        CARRIER_API_CALLS.labels(carrier=carrier, outcome="unavailable").inc()
+        raise UnavailableError(
+            f"connection failed ({type(error).__name__})", carrier=carrier
+        ) from None
+    CARRIER_API_CALLS.labels(carrier=carrier, outcome=_outcome(response.status_code)).inc()
+    return response
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """`Retry-After` as seconds: a number of seconds or an HTTP date; None when absent."""
+    if value is None or not value.strip():
+        return None
+    raw = value.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def decode_json(response: httpx.Response, carrier: str) -> Any:
+    """The decoded JSON body; `BadResponseError` when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        raise BadResponseError(
+            f"HTTP {response.status_code}: body is not JSON",
+            carrier=carrier,
+            status_code=response.status_code,
+        ) from None
+
+
+def raise_for_carrier_wide(response: httpx.Response, carrier: str, detail: str = "") -> None:
+    """Raise for a 429 (with its Retry-After) or a 5xx; other statuses are the caller's."""
+    status = response.status_code
+    suffix = f": {redact(detail)}" if detail else ""
+    if status == 429:
+        raise RateLimitedError(
+            f"rate limited (HTTP 429){suffix}",
+            carrier=carrier,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    if status >= 500:
+        raise UnavailableError(f"HTTP {status}{suffix}", carrier=carrier, status_code=status)
+
+
+def describe_error(payload: object) -> str:
+    """The carrier's own error code and text from the usual error envelopes."""
+    body = as_dict(payload)
+    if text(body.get("error")):  # RFC 6749: {"error": "invalid_client", ...}
+        return " ".join(
+            part for part in (text(body.get("error")), text(body.get("error_description"))) if part
+        )
+    errors = as_list(as_dict(body.get("response")).get("errors")) or as_list(body.get("errors"))
+    error = as_dict(body.get("error"))
+    if not errors and error:
+        errors = as_list(error.get("errors")) or [error]
+    parts = []
+    for item in errors[:3]:
+        entry = as_dict(item)
+        code = text(entry.get("code")) or text(entry.get("error_code"))
+        message = text(entry.get("message")) or text(entry.get("detail"))
+        parts.append(" ".join(p for p in (code, message) if p))
+    found = "; ".join(p for p in parts if p)
+    return found or text(body.get("detail")) or text(body.get("title")) or ""
+
+
+def error_detail(response: httpx.Response) -> str:
+    """The carrier's error code and text from a response body, redacted, at most 200 chars."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return ""
+    return redact(describe_error(payload))[:200]

@@ -1,0 +1,208 @@
+"""UPS Track API v1: OAuth2 client credentials with HTTP Basic, one number per `GET`.
+
+Quirks:
+- the token endpoint takes `client_id:client_secret` as HTTP Basic and answers
+  `expires_in` as a **string** ("14399");
+- every call needs a `transId` unique per request (a fresh one on the retry after a 401
+  too) and a `transactionSrc` naming the caller;
+- an unknown number is **HTTP 200** with `shipment[].warnings[{code: "TW0001"}]` (the docs
+  say 404, which is handled the same way); an invalid one is a 400 with `TV1002`;
+- `activity[].date`/`time` are local `YYYYMMDD`/`HHMMSS` without offset; `gmtDate`,
+  `gmtTime` and `gmtOffset` are used when present;
+- status comes as `type` (D, I, X, P, M, MV, RS, ...) plus a three-digit `statusCode`;
+  the type decides, the code refines (e.g. 021 on vehicle for delivery).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from parcelwatch.carriers.base import TrackResult
+from parcelwatch.carriers.catalog import public_tracking_url
+from parcelwatch.carriers.errors import AuthError, BadResponseError, InvalidNumberError
+from parcelwatch.carriers.http import decode_json, error_detail, raise_for_carrier_wide
+from parcelwatch.carriers.oauth import OAuthCarrier
+from parcelwatch.carriers.parsing import (
+    as_dict,
+    as_list,
+    combine_local,
+    delivered_time,
+    log_skipped_event,
+    newest_first,
+    parse_offset,
+    resolve_time,
+    settle_return,
+    text,
+)
+from parcelwatch.carriers.statuses import UPS_STATUS_CODES, UPS_STATUS_TYPES, normalize_status
+from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
+
+__all__ = ["UpsCarrier", "parse_activity", "parse_package", "parse_track_response"]
+
+CODE = "ups"
+NOT_FOUND_WARNINGS = frozenset({"TW0001"})
+TRANSACTION_SOURCE = "parcelwatch"
+TRACK_PARAMS = {
+    "locale": "en_US",
+    "returnSignature": "false",
+    "returnMilestones": "false",
+    "returnPOD": "false",
+}
+
+
+def _status(raw_status: Mapping[str, Any]) -> ShipmentStatus:
+    return normalize_status(
+        CODE,
+        [
+            (UPS_STATUS_CODES, text(raw_status.get("statusCode"))),
+            (UPS_STATUS_TYPES, text(raw_status.get("type"))),
+        ],
+        text=text(raw_status.get("description")),
+    )
+
+
+def parse_activity(raw: dict[str, Any]) -> TrackEvent | None:
+    """One `activity[]` entry; None when it has no usable date."""
+    raw_status = as_dict(raw.get("status"))
+    description = text(raw_status.get("description")) or ""
+    when = resolve_time(
+        combine_local(raw.get("date"), raw.get("time")),
+        gmt=combine_local(raw.get("gmtDate"), raw.get("gmtTime")),
+        offset_minutes=parse_offset(raw.get("gmtOffset")),
+    )
+    if when is None:
+        log_skipped_event(CODE, f"{raw.get('date')} {raw.get('time')}", description)
+        return None
+    address = as_dict(as_dict(raw.get("location")).get("address"))
+    return TrackEvent(
+        occurred_at=when[0],
+        utc_offset_minutes=when[1],
+        status=_status(raw_status),
+        description=description,
+        carrier_status_code=text(raw_status.get("code")) or text(raw_status.get("type")),
+        carrier_status_text=description,
+        location=Location(
+            city=text(address.get("city")),
+            state=text(address.get("stateProvince")),
+            postal_code=text(address.get("postalCode")),
+            country=text(address.get("countryCode")) or text(address.get("country")),
+        ),
+    )
+
+
+def _delivery_date(package: Mapping[str, Any], kinds: Sequence[str]) -> Any:
+    """The first `deliveryDate[]` of the given types, in the order of `kinds`."""
+    dates = {
+        text(as_dict(item).get("type")): as_dict(item).get("date")
+        for item in as_list(package.get("deliveryDate"))
+    }
+    return next((dates[kind] for kind in kinds if kind in dates), None)
+
+
+def parse_package(tracking_number: str, package: Mapping[str, Any]) -> TrackInfo:
+    """One `shipment[].package[]` → `TrackInfo`."""
+    events = newest_first(
+        e for e in (parse_activity(as_dict(a)) for a in as_list(package.get("activity"))) if e
+    )
+    current = as_dict(package.get("currentStatus"))
+    if current:
+        status = _status(current)
+        detail = text(current.get("description")) or text(current.get("simplifiedTextDescription"))
+        raw_code = text(current.get("code")) or text(current.get("type"))
+    elif events:
+        status, detail = events[0].status, events[0].description
+        raw_code = events[0].carrier_status_code
+    else:
+        status, detail, raw_code = ShipmentStatus.PENDING, None, None
+    status = settle_return(status, events)
+    delivery_time = as_dict(package.get("deliveryTime"))
+    eta_time = None if text(delivery_time.get("type")) == "DEL" else delivery_time.get("endTime")
+    eta = resolve_time(combine_local(_delivery_date(package, ("RDD", "SDD")), eta_time))
+    delivered = status is ShipmentStatus.DELIVERED
+    delivered_at = None
+    if delivered:
+        delivered_at = delivered_time(events)
+        if delivered_at is None:
+            when = resolve_time(
+                combine_local(_delivery_date(package, ("DEL",)), delivery_time.get("endTime"))
+            )
+            delivered_at = when[0] if when else None
+    received_by = text(as_dict(package.get("deliveryInformation")).get("receivedBy"))
+    return TrackInfo(
+        status=status,
+        status_detail=detail,
+        events=events,
+        estimated_delivery=eta[0] if eta else None,
+        delivered_at=delivered_at,
+        signed_by=received_by if delivered else None,
+        tracking_url=public_tracking_url(CODE, tracking_number),
+        carrier_status_code=raw_code,
+        carrier_status_text=detail,
+    )
+
+
+def parse_track_response(tracking_number: str, payload: object) -> TrackResult:
+    """A `GET /api/track/v1/details/{n}` body (HTTP 200) → found or not found."""
+    shipments = as_list(as_dict(as_dict(payload).get("trackResponse")).get("shipment"))
+    if not shipments:
+        raise BadResponseError("response has no trackResponse.shipment", carrier=CODE)
+    shipment = as_dict(shipments[0])
+    packages = [as_dict(p) for p in as_list(shipment.get("package"))]
+    if not packages:
+        warnings = [as_dict(w) for w in as_list(shipment.get("warnings"))]
+        message = "; ".join(filter(None, (text(w.get("message")) for w in warnings)))
+        return TrackResult.not_found(tracking_number, message or None)
+    package = next(
+        (p for p in packages if text(p.get("trackingNumber")) == tracking_number), packages[0]
+    )
+    return TrackResult.found(tracking_number, parse_package(tracking_number, package))
+
+
+def result_from_response(tracking_number: str, response: httpx.Response) -> TrackResult:
+    status = response.status_code
+    if status == 200:
+        return parse_track_response(tracking_number, decode_json(response, CODE))
+    detail = error_detail(response)
+    raise_for_carrier_wide(response, CODE, detail)
+    if status in (401, 403):
+        raise AuthError(
+            f"tracking call refused (HTTP {status}: {detail or 'unauthorized'})",
+            carrier=CODE,
+            status_code=status,
+        )
+    if status == 404:
+        return TrackResult.not_found(tracking_number, detail or None)
+    if status == 400:
+        error = InvalidNumberError(detail or "invalid inquiry number", carrier=CODE)
+        return TrackResult.failed(tracking_number, error)
+    raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
+
+
+class UpsCarrier(OAuthCarrier):
+    code = CODE
+    name = "UPS"
+    max_batch = 1
+    token_path = "/security/v1/oauth/token"
+    credential_names = "UPS_CLIENT_ID / UPS_CLIENT_SECRET"
+
+    def token_request(self, client_id: str, client_secret: str) -> dict[str, Any]:
+        return {
+            "data": {"grant_type": "client_credentials"},
+            "auth": httpx.BasicAuth(client_id, client_secret),
+        }
+
+    def request_headers(self) -> Mapping[str, str]:
+        return {"transId": uuid.uuid4().hex, "transactionSrc": TRANSACTION_SOURCE}
+
+    async def track(self, numbers: Sequence[str], *, carrier: str = CODE) -> list[TrackResult]:
+        results = []
+        for number in numbers:
+            path = f"/api/track/v1/details/{quote(number, safe='')}"
+            response = await self.authorized("GET", path, params=TRACK_PARAMS)
+            results.append(result_from_response(number, response))
+        return results

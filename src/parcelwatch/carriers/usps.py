@@ -1,0 +1,182 @@
+"""USPS Tracking API v3: OAuth2 client credentials, one number per `GET` (`expand=DETAIL`).
+
+Quirks:
+- the app must be granted the `tracking` scope (not in the default product); without it the
+  token is issued but every tracking call answers 401, so a 401 after a fresh token names
+  the scope as the likely cause;
+- `eventTimestamp` is local time without an offset; `GMTTimestamp` (UTC) and `GMTOffset`
+  come beside it and are preferred. USPS's own example labels a local time with `Z`, which
+  is taken at its word when no GMT fields exist;
+- booleans arrive as strings and `mailClass`/`services` contain HTML (both unused here);
+- v3 takes one number per request (the Web Tools batch of 10 was retired on 2026-01-25);
+- not found is a 404 with `error.errors[].code` 150006, an invalid number a 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from parcelwatch.carriers.base import TrackResult
+from parcelwatch.carriers.catalog import public_tracking_url
+from parcelwatch.carriers.errors import AuthError, BadResponseError, InvalidNumberError
+from parcelwatch.carriers.http import decode_json, error_detail, raise_for_carrier_wide
+from parcelwatch.carriers.oauth import OAuthCarrier
+from parcelwatch.carriers.parsing import (
+    as_dict,
+    as_list,
+    delivered_time,
+    log_skipped_event,
+    newest_first,
+    parse_offset,
+    parse_timestamp,
+    resolve_time,
+    settle_return,
+    text,
+    to_utc,
+)
+from parcelwatch.carriers.statuses import (
+    USPS_EVENT_CODES,
+    USPS_STATUS_CATEGORIES,
+    lookup,
+    normalize_status,
+)
+from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
+
+__all__ = ["UspsCarrier", "parse_event", "parse_tracking"]
+
+CODE = "usps"
+SCOPE_HINT = (
+    "the USPS app may lack the `tracking` scope (not in the default product; request it "
+    "through USPS API support)"
+)
+ETA_FIELDS = (
+    "expectedDeliveryTimeStamp",
+    "expectedDeliveryDate",
+    "predictedDeliveryDate",
+    "guaranteedDeliveryDate",
+)
+
+
+def parse_event(raw: dict[str, Any]) -> TrackEvent | None:
+    """One `trackingEvents[]` entry; None when it has no usable time."""
+    description = text(raw.get("eventType")) or ""
+    when = resolve_time(
+        parse_timestamp(raw.get("eventTimestamp")),
+        gmt=parse_timestamp(raw.get("GMTTimestamp")),
+        offset_minutes=parse_offset(raw.get("GMTOffset")),
+    )
+    if when is None:
+        log_skipped_event(CODE, raw.get("eventTimestamp"), description)
+        return None
+    code = text(raw.get("eventCode"))
+    return TrackEvent(
+        occurred_at=when[0],
+        utc_offset_minutes=when[1],
+        status=normalize_status(CODE, [(USPS_EVENT_CODES, code)], text=description),
+        description=description,
+        carrier_status_code=code,
+        carrier_status_text=description,
+        location=Location(
+            city=text(raw.get("eventCity")),
+            state=text(raw.get("eventState")),
+            postal_code=text(raw.get("eventZIP")),
+            country=text(raw.get("eventCountry")),
+        ),
+    )
+
+
+def parse_tracking(tracking_number: str, payload: object) -> TrackInfo:
+    """A `GET /tracking/v3/tracking/{n}?expand=DETAIL` body → `TrackInfo`."""
+    if not isinstance(payload, dict) or "error" in payload:
+        raise BadResponseError("tracking body is not a tracking object", carrier=CODE)
+    raw_events = [as_dict(item) for item in as_list(payload.get("trackingEvents"))]
+    events = newest_first(e for e in map(parse_event, raw_events) if e is not None)
+    category = text(payload.get("statusCategory"))
+    latest_code = events[0].carrier_status_code if events else None
+    specific = lookup(USPS_EVENT_CODES, latest_code)
+    status = settle_return(
+        specific
+        or normalize_status(
+            CODE, [(USPS_STATUS_CATEGORIES, category)], text=text(payload.get("status"))
+        ),
+        events,
+    )
+    delivered = status is ShipmentStatus.DELIVERED
+    return TrackInfo(
+        status=status,
+        status_detail=text(payload.get("status")) or text(payload.get("statusSummary")),
+        events=events,
+        estimated_delivery=next(
+            (eta for eta in (to_utc(payload.get(f)) for f in ETA_FIELDS) if eta), None
+        ),
+        delivered_at=delivered_time(events) if delivered else None,
+        signed_by=_signer(raw_events) if delivered else None,
+        tracking_url=public_tracking_url(CODE, tracking_number),
+        carrier_status_code=category,
+        carrier_status_text=text(payload.get("status")),
+    )
+
+
+def _signer(raw_events: Sequence[dict[str, Any]]) -> str | None:
+    """The `name` on the delivery scan (USPS puts the signer there)."""
+    for raw in raw_events:
+        if lookup(USPS_EVENT_CODES, text(raw.get("eventCode"))) is ShipmentStatus.DELIVERED:
+            return text(raw.get("name"))
+    return None
+
+
+def result_from_response(tracking_number: str, response: httpx.Response) -> TrackResult:
+    """Decide one tracking call's outcome from its status code and body."""
+    status = response.status_code
+    if status == 200:
+        info = parse_tracking(tracking_number, decode_json(response, CODE))
+        return TrackResult.found(tracking_number, info)
+    detail = error_detail(response)
+    raise_for_carrier_wide(response, CODE, detail)
+    if status in (401, 403):
+        raise AuthError(
+            f"tracking call refused (HTTP {status}: {detail or 'unauthorized'}); {SCOPE_HINT}",
+            carrier=CODE,
+            status_code=status,
+        )
+    if status == 404:
+        return TrackResult.not_found(tracking_number, detail or None)
+    if status == 400:
+        error = InvalidNumberError(detail or "invalid tracking number", carrier=CODE)
+        return TrackResult.failed(tracking_number, error)
+    raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
+
+
+class UspsCarrier(OAuthCarrier):
+    code = CODE
+    name = "USPS"
+    max_batch = 1
+    token_path = "/oauth2/v3/token"
+    credential_names = "USPS_CLIENT_ID / USPS_CLIENT_SECRET"
+
+    def token_request(self, client_id: str, client_secret: str) -> dict[str, Any]:
+        return {
+            "data": {
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": client_secret,
+            }
+        }
+
+    async def track(self, numbers: Sequence[str], *, carrier: str = CODE) -> list[TrackResult]:
+        results = []
+        for number in numbers:
+            path = f"/tracking/v3/tracking/{quote(number, safe='')}"
+            response = await self.authorized("GET", path, params={"expand": "DETAIL"})
+            results.append(result_from_response(number, response))
+        return results
+
+    async def check(self) -> None:
+        """A token fetch; a token whose scopes are listed but lack `tracking` fails too."""
+        token = await self.tokens.get()
+        if token.scope is not None and "tracking" not in token.scope.split():
+            raise AuthError(f"token issued without the tracking scope; {SCOPE_HINT}", carrier=CODE)
