@@ -46,6 +46,13 @@ class Shipment(Base):
             sqlite_where=text("next_check_at IS NOT NULL"),
             postgresql_where=text("next_check_at IS NOT NULL"),
         ),
+        Index(
+            "ix_shipments_carrier_due",
+            "carrier",
+            "next_check_at",
+            sqlite_where=text("next_check_at IS NOT NULL"),
+            postgresql_where=text("next_check_at IS NOT NULL"),
+        ),
         Index("ix_shipments_status_carrier", "status", "carrier"),
         Index("ix_shipments_tracking_number", "tracking_number"),
         Index("ix_shipments_created_at", "created_at"),

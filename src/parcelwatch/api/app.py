@@ -50,9 +50,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from parcelwatch.shipments.router import router as shipments_router
 
     app.include_router(shipments_router, prefix="/api")
+    from parcelwatch.sync.router import router as sync_router  # also adds the updater hook
+
+    app.include_router(sync_router, prefix="/api")
     from parcelwatch.carriers.router import router as carriers_router
 
     app.include_router(carriers_router, prefix="/api")
+    from parcelwatch.webhooks.router import jwks_lifespan
+    from parcelwatch.webhooks.router import router as webhooks_router
+
+    app.include_router(webhooks_router, prefix="/api")
+    if jwks_lifespan not in LIFESPAN_HOOKS:
+        LIFESPAN_HOOKS.append(jwks_lifespan)
     return app
 
 

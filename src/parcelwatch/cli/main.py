@@ -9,6 +9,7 @@ from parcelwatch.carriers.cli import app as carriers_app
 from parcelwatch.cli import db, serve
 from parcelwatch.emulator.cli import emulator as emulator_command
 from parcelwatch.shipments.cli import app as shipments_app
+from parcelwatch.sync.cli import sync as sync_command
 
 app = typer.Typer(
     name="parcelwatch",
@@ -39,6 +40,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(carriers_app, name="carriers")
 app.add_typer(shipments_app, name="shipments")
 app.command("emulator")(emulator_command)
+app.command("sync")(sync_command)
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import typer
 import uvicorn
 
@@ -35,7 +37,15 @@ def serve(
     bind_host = host or settings.host
     bind_port = port or settings.port
     log.info("serving", url=f"http://{bind_host}:{bind_port}", database=_safe(settings))
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT (the lifespan stops the updater), then
+    # re-raises the signal under the previous handler: make that a clean exit 0.
+    for shutdown_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(shutdown_signal, _exit_cleanly)
     uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, access_log=False)
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise typer.Exit(0)
 
 
 def _safe(settings: object) -> str:

@@ -3,12 +3,23 @@ labels: carrier, outcome, method, route, status; never a tracking number)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
+
 from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
 
 from parcelwatch import __version__
+from parcelwatch.domain import utcnow
+from parcelwatch.models import Shipment, SyncRun
 
 __all__ = [
     "BUILD_INFO",
+    "SUCCESSFUL_OUTCOMES",
+    "BuildInfoCollector",
+    "DatabaseCollector",
     "CARRIER_API_CALLS",
     "CARRIER_API_RETRIES",
     "CIRCUIT_STATE",
@@ -62,12 +73,18 @@ CIRCUIT_STATE = Gauge(
     "parcelwatch_carrier_circuit_open",
     "1 while the carrier's circuit breaker is open (calls suspended)",
     ["carrier"],
+    multiprocess_mode="livemax",
 )
 LAST_SUCCESSFUL_SYNC = Gauge(
     "parcelwatch_last_successful_sync_timestamp_seconds",
     "Unix time of the last sync run that finished without fatal error",
+    multiprocess_mode="max",
 )
-UPDATER_PAUSED = Gauge("parcelwatch_updater_paused", "1 while the in-process updater is paused")
+UPDATER_PAUSED = Gauge(
+    "parcelwatch_updater_paused",
+    "1 while the in-process updater is paused",
+    multiprocess_mode="livemax",
+)
 HTTP_REQUESTS = Counter(
     "parcelwatch_http_requests_total", "HTTP requests served", ["method", "route", "status"]
 )
@@ -76,3 +93,83 @@ HTTP_REQUEST_DURATION = Histogram(
     "HTTP request latency",
     ["method", "route"],
 )
+
+
+# -- computed at scrape time from the database (any process's work shows) -----------------
+
+SUCCESSFUL_OUTCOMES = ("ok", "partial")  # a pass that completed; `partial` = some shipments failed
+
+
+class DatabaseCollector(Collector):
+    """Shipment and sync-run gauges read at scrape time with a few indexed queries: one
+    GROUP BY over `ix_shipments_status_carrier`, one range over `ix_shipments_due`, and
+    newest-first reads of `ix_sync_runs_started_at`. Never the whole table in memory."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return []  # no collect() at registration time
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        now = utcnow()
+        with self.engine.connect() as connection:
+            by_status = connection.execute(
+                select(Shipment.status, Shipment.carrier, func.count()).group_by(
+                    Shipment.status, Shipment.carrier
+                )
+            ).all()
+            due, oldest = connection.execute(
+                select(func.count(), func.min(Shipment.next_check_at)).where(
+                    Shipment.next_check_at.is_not(None), Shipment.next_check_at <= now
+                )
+            ).one()
+            last_success = connection.execute(
+                select(SyncRun.started_at, SyncRun.finished_at)
+                .where(SyncRun.outcome.in_(SUCCESSFUL_OUTCOMES))
+                .order_by(SyncRun.started_at.desc())
+                .limit(1)
+            ).first()
+            checked, failed = connection.execute(
+                select(
+                    func.coalesce(func.sum(SyncRun.checked), 0),
+                    func.coalesce(func.sum(SyncRun.failed), 0),
+                ).where(SyncRun.started_at >= now - timedelta(hours=1))
+            ).one()
+        shipments = GaugeMetricFamily(
+            "parcelwatch_shipments", "Shipments by status and carrier", labels=["status", "carrier"]
+        )
+        for status, carrier, count in by_status:
+            shipments.add_metric([str(getattr(status, "value", status)), carrier], count)
+        yield shipments
+        yield GaugeMetricFamily(
+            "parcelwatch_shipments_due", "Shipments due for a check now (backlog)", value=due
+        )
+        age = (now - oldest).total_seconds() if oldest is not None else 0.0
+        yield GaugeMetricFamily(
+            "parcelwatch_shipments_oldest_overdue_seconds",
+            "How long the longest-waiting due shipment has been overdue (0 when none)",
+            value=max(age, 0.0),
+        )
+        if last_success is not None:
+            finished = last_success[1] or last_success[0]
+            yield GaugeMetricFamily(
+                "parcelwatch_sync_last_success_timestamp_seconds",
+                "Unix time the newest successful sync run (any process) finished",
+                value=finished.timestamp(),
+            )
+        recent = GaugeMetricFamily(
+            "parcelwatch_sync_shipments_last_hour",
+            "Shipments checked and failed by sync runs started in the last hour",
+            labels=["result"],
+        )
+        recent.add_metric(["checked"], int(checked))
+        recent.add_metric(["failed"], int(failed))
+        yield recent
+
+
+class BuildInfoCollector(Collector):
+    """`parcelwatch_build_info` for multi-process mode, where `Info` metrics are not shared."""
+
+    def collect(self) -> Iterable[InfoMetricFamily]:
+        yield InfoMetricFamily("parcelwatch_build", "parcelwatch version", {"version": __version__})

@@ -1,0 +1,335 @@
+"""Sync engine throughput against the carrier emulator.
+
+Loads N shipments spread over the carriers, starts the emulator (a separate process) with
+latency L and a per-carrier rate limit, runs one engine pass and prints shipments/s, the
+ceiling `min(rate limit, concurrency / L) x numbers per request` (summed over providers,
+shipments spread in proportion so every provider finishes together), their ratio, 429s
+received, CPU seconds per 1,000 updates and peak RSS.
+
+    .venv/bin/python bench/sync_throughput.py                      # 5,000 shipments, 200 ms
+    .venv/bin/python bench/sync_throughput.py --zero-latency       # the engine's own cost
+    .venv/bin/python bench/sync_throughput.py --in-process         # ... without HTTP at all
+    .venv/bin/python bench/sync_throughput.py --zero-latency --idle 95000   # RSS, 100k rows
+    .venv/bin/python bench/sync_throughput.py --database postgresql://postgres@127.0.0.1/bench
+
+`--idle M` adds M shipments that are not due (they sit in the table, unscheduled for a
+day), so peak RSS can be checked with a large table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, insert, make_url, text
+
+from parcelwatch.carriers.registry import open_registry
+from parcelwatch.config import Settings, load_settings
+from parcelwatch.db import create_db_engine
+from parcelwatch.domain import ShipmentStatus, utcnow
+from parcelwatch.logs import configure_logging
+from parcelwatch.migrate import upgrade
+from parcelwatch.models import Shipment
+from parcelwatch.sync.engine import SyncEngine
+from parcelwatch.sync.testing import FakeCarrier, StaticProviders
+
+PROVIDERS = {  # provider -> (parcel carrier code its shipments use, numbers per request cap)
+    "usps": ("usps", 1),
+    "ups": ("ups", 1),
+    "fedex": ("fedex", 30),
+    "dhl": ("dhl", 1),
+    "shipengine": ("canada_post", 1),
+}
+
+
+@dataclass
+class Plan:
+    provider: str
+    carrier: str
+    concurrency: int
+    rate: float
+    per_request: int
+    ceiling: float  # shipments per second
+    shipments: int = 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def plans(args: argparse.Namespace, batch_size: int) -> list[Plan]:
+    defaults = load_settings(_env_file=None)
+    result = []
+    for provider in args.providers:
+        carrier, cap = PROVIDERS[provider]
+        concurrency = args.concurrency or getattr(defaults, f"{provider}_max_concurrency")
+        rate = args.rate
+        per_request = min(batch_size, cap)
+        by_latency = concurrency / (args.latency / 1000) if args.latency else float("inf")
+        ceiling = min(rate, by_latency) * per_request
+        result.append(Plan(provider, carrier, concurrency, rate, per_request, ceiling))
+    total_ceiling = sum(p.ceiling for p in result)
+    remaining = args.shipments
+    for plan in result[:-1]:
+        plan.shipments = round(args.shipments * plan.ceiling / total_ceiling)
+        remaining -= plan.shipments
+    result[-1].shipments = remaining
+    return result
+
+
+def load(db: Engine, plan_list: list[Plan], idle: int) -> None:
+    now = utcnow()
+    later = now + timedelta(days=1)
+    rows: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        with db.begin() as connection:
+            connection.execute(insert(Shipment), rows)
+        rows.clear()
+
+    def row(carrier: str, index: int, due: bool) -> dict[str, Any]:
+        return {
+            "carrier": carrier,
+            "tracking_number": f"BENCH{carrier.upper().replace('_', '')}{index:09d}",
+            "status": ShipmentStatus.PENDING,
+            "created_at": now,
+            "updated_at": now,
+            "next_check_at": now if due else later,
+            "auto_refresh_enabled": True,
+            "auto_refresh_count": 0,
+            "auto_refresh_fail_count": 0,
+        }
+
+    index = 0
+    for plan in plan_list:
+        for _ in range(plan.shipments):
+            index += 1
+            rows.append(row(plan.carrier, index, True))
+            if len(rows) >= 5000:
+                flush()
+    for number in range(idle):
+        index += 1
+        rows.append(row(plan_list[number % len(plan_list)].carrier, index, False))
+        if len(rows) >= 5000:
+            flush()
+    if rows:
+        flush()
+
+
+def start_emulator(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-c",
+        "import typer; from parcelwatch.emulator.cli import emulator; typer.run(emulator)",
+        "--port",
+        str(port),
+        "--seed",
+        "1",
+        "--head-start",
+        args.head_start,
+    ]
+    if args.latency:
+        command += ["--latency", f"{args.latency}ms"]
+    if not args.zero_latency:
+        for provider in args.providers:
+            command += ["--rate-limit", f"{provider}={args.emulator_rate or args.rate}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_emulator/stats", timeout=1)
+            return process
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("the emulator did not start") from None
+            time.sleep(0.1)
+
+
+def settings_for(args: argparse.Namespace, url: str, plan_list: list[Plan]) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": args.database_url,
+        "auto_update_enabled": False,
+        "auto_update_batch_size": args.batch_size,
+        "log_level": "warning",
+        "_env_file": None,
+    }
+    for provider in PROVIDERS:
+        values[f"{provider}_base_url"] = f"{url}/{provider}"
+    values |= {
+        "usps_client_id": "bench",
+        "usps_client_secret": "bench",
+        "ups_client_id": "bench",
+        "ups_client_secret": "bench",
+        "fedex_api_key": "bench",
+        "fedex_secret_key": "bench",
+        "dhl_api_key": "bench",
+        "shipengine_api_key": "bench",
+    }
+    for plan in plan_list:
+        values[f"{plan.provider}_max_concurrency"] = plan.concurrency
+        values[f"{plan.provider}_rate_limit"] = plan.rate
+    return load_settings(**values)
+
+
+async def run_engine(settings: Settings, db: Engine, *, in_process: bool = False) -> Any:
+    if in_process:  # the engine and the database alone: carriers answer from memory
+        fakes = {
+            carrier: FakeCarrier(code=provider, max_batch=cap)
+            for provider, (carrier, cap) in PROVIDERS.items()
+        }
+        engine = SyncEngine(
+            settings=settings, db=db, providers=StaticProviders(fakes), kind="bench"
+        )
+        try:
+            return await engine.run_pass(trigger="bench")
+        finally:
+            await engine.aclose()
+    async with open_registry(settings) as registry:
+        engine = SyncEngine(settings=settings, db=db, providers=registry, kind="bench")
+        try:
+            return await engine.run_pass(trigger="bench")
+        finally:
+            await engine.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shipments", type=int, default=5000)
+    parser.add_argument("--latency", type=float, default=200.0, help="emulator latency, ms")
+    parser.add_argument("--rate", type=float, default=10.0, help="requests/s per provider")
+    parser.add_argument("--emulator-rate", type=float, default=None, help="emulator's limit")
+    parser.add_argument("--concurrency", type=int, default=None, help="default: settings")
+    parser.add_argument("--batch-size", type=int, default=10, help="AUTO_UPDATE_BATCH_SIZE")
+    parser.add_argument("--providers", default=",".join(PROVIDERS))
+    parser.add_argument("--zero-latency", action="store_true", help="the engine's own cost")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no emulator, no HTTP: in-memory carriers (implies --zero-latency)",
+    )
+    parser.add_argument("--idle", type=int, default=0, help="extra shipments not due")
+    parser.add_argument("--head-start", default="2h", help="storyline head start")
+    parser.add_argument("--database", default=None, help="a database URL (default: SQLite)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    configure_logging("warning", "console")  # logs to stderr; stdout carries the report
+    args.providers = [p.strip() for p in args.providers.split(",") if p.strip()]
+    args.zero_latency = args.zero_latency or args.in_process
+    if args.zero_latency:
+        args.latency = 0.0
+        args.rate = 1_000_000.0
+        args.concurrency = args.concurrency or 16
+
+    workdir = Path(tempfile.mkdtemp(prefix="parcelwatch-bench-"))
+    args.database_url = args.database or f"sqlite:///{workdir / 'bench.db'}"
+    plan_list = plans(args, args.batch_size)
+    scratch = None
+    if args.database:  # a scratch database on that server, dropped at the end
+        scratch = f"parcelwatch_bench_{os.getpid()}"
+        server = make_url(load_settings(database_url=args.database, _env_file=None).sqlalchemy_url)
+        admin = create_db_engine(server.render_as_string(False), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{scratch}"'))
+        args.database_url = make_url(args.database).set(database=scratch).render_as_string(False)
+    probe = load_settings(database_url=args.database_url, _env_file=None)
+    db = create_db_engine(probe.sqlalchemy_url)
+    upgrade(db)
+    load(db, plan_list, args.idle)
+
+    port = free_port()
+    emulator = None if args.in_process else start_emulator(args, port)
+    try:
+        settings = settings_for(args, f"http://127.0.0.1:{port}", plan_list)
+        cpu_before, wall_before = time.process_time(), time.perf_counter()
+        summary = asyncio.run(run_engine(settings, db, in_process=args.in_process))
+        wall = time.perf_counter() - wall_before
+        cpu = time.process_time() - cpu_before
+        stats: dict[str, Any] = {}
+        if emulator is not None:
+            stats = httpx.get(f"http://127.0.0.1:{port}/_emulator/stats").json()
+    finally:
+        if emulator is not None:
+            emulator.terminate()
+            emulator.wait(10)
+    db.dispose()
+    if scratch is not None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+        admin.dispose()
+    report(args, plan_list, summary, wall, cpu, stats)
+
+
+def report(
+    args: argparse.Namespace,
+    plan_list: list[Plan],
+    summary: Any,
+    wall: float,
+    cpu: float,
+    stats: dict[str, Any],
+) -> None:
+    updates = summary.synced
+    throughput = updates / wall if wall else 0.0
+    ceiling = sum(plan.ceiling for plan in plan_list)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {
+        "database": args.database_url.split(":")[0],
+        "shipments": args.shipments,
+        "idle_shipments": args.idle,
+        "latency_ms": args.latency,
+        "rate_limit_per_provider": None if args.zero_latency else args.rate,
+        "providers": {
+            plan.provider: {
+                "shipments": plan.shipments,
+                "concurrency": plan.concurrency,
+                "numbers_per_request": plan.per_request,
+                "ceiling_per_s": None if args.zero_latency else round(plan.ceiling, 1),
+            }
+            for plan in plan_list
+        },
+        "outcome": summary.outcome,
+        "updated": summary.updated,
+        "unchanged": summary.unchanged,
+        "not_found": summary.not_found,
+        "failed": summary.failed,
+        "deferred": summary.deferred,
+        "events_added": summary.events_added,
+        "api_calls": summary.api_calls,
+        "retries": summary.retries,
+        "seconds": round(wall, 2),
+        "shipments_per_s": round(throughput, 1),
+        "ceiling_per_s": None if args.zero_latency else round(ceiling, 1),
+        "ratio": None if args.zero_latency else round(throughput / ceiling, 3),
+        "http_429_received": stats.get("rate_limited_total", 0),
+        "emulator_requests": stats.get("requests_total", 0),
+        "cpu_s_per_1000_updates": round(cpu / updates * 1000, 3) if updates else None,
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "pid": os.getpid(),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        if key == "providers":
+            for provider, row in value.items():
+                print(f"  {provider:11} {row}")
+        else:
+            print(f"{key:24} {value}")
+
+
+if __name__ == "__main__":
+    main()

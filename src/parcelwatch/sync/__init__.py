@@ -1,0 +1,1 @@
+"""The sync engine: keeps every active shipment current (updater, `sync`, manual refresh)."""

@@ -1,0 +1,131 @@
+"""Writing finished batches: the writer task drains the queue, writes several batches in one
+transaction when they are waiting (each batch is all or nothing either way), falls back to one
+transaction per batch when a group fails, and counts outcomes into the pass and the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from parcelwatch.logs import get_logger
+from parcelwatch.ops.metrics import UPDATE_DURATION, UPDATE_FAILURES, UPDATE_SUCCESSES
+from parcelwatch.sync.calls import Group
+from parcelwatch.sync.claims import ClaimedShipment
+from parcelwatch.sync.runs import PassSummary
+from parcelwatch.sync.writer import Kind, ShipmentResult, WriteSummary, write_results
+
+if TYPE_CHECKING:
+    from parcelwatch.sync.engine import SyncEngine
+
+__all__ = ["BatchWriter", "Done"]
+
+log = get_logger(__name__)
+
+_SUCCESS_OUTCOMES = {"updated": "updated", "unchanged": "unchanged", "expired": "updated"}
+
+
+@dataclass(slots=True)
+class Done:
+    """A batch whose carrier call is over, waiting to be written."""
+
+    group: Group
+    batch: Sequence[ClaimedShipment]
+    results: list[ShipmentResult]
+    started: float
+
+
+class BatchWriter:
+    """The one writer of a pass (writes are serialized on the engine's database thread)."""
+
+    def __init__(
+        self,
+        engine: SyncEngine,
+        *,
+        summary: PassSummary,
+        releases: list[int],
+        progress: Callable[[PassSummary], None] | None,
+    ) -> None:
+        self.engine = engine
+        self.summary = summary
+        self.releases = releases
+        self.progress = progress
+
+    async def drain(self, queue: asyncio.Queue[Done | None]) -> None:
+        """Write what arrives until the `None` that ends the pass."""
+        finished = False
+        while not finished:
+            item = await queue.get()
+            if item is None:
+                return
+            items = [item]
+            count = len(item.results)
+            while count < self.engine.options.write_group and not queue.empty():
+                more = queue.get_nowait()
+                if more is None:
+                    finished = True
+                    break
+                items.append(more)
+                count += len(more.results)
+            await self._write(items)
+            for done in items:
+                done.group.queued -= len(done.batch)
+            self.engine.wake()
+            if self.progress is not None:
+                self.progress(self.summary)
+
+    async def _write(self, items: list[Done]) -> None:
+        try:
+            written = await self.engine.in_db(self._write_in_transaction, items)
+            self._account(items, written)
+            return
+        except Exception:
+            if len(items) == 1:
+                log.exception("writing a batch failed", carrier=items[0].group.carrier)
+                self.summary.error_counts["database: writing a batch failed"] += 1
+                self.releases.extend(s.id for s in items[0].batch)
+                self.summary.abandoned += len(items[0].batch)
+                return
+        for item in items:  # one batch's failure loses nothing else
+            await self._write([item])
+
+    def _write_in_transaction(self, items: list[Done]) -> WriteSummary:
+        results = [result for item in items for result in item.results]
+        writing = self.engine.db.connect().execution_options(sqlite_begin="IMMEDIATE")
+        with writing as connection, connection.begin():
+            return write_results(
+                connection, results, owner=self.engine.engine_id, policy=self.engine.policy
+            )
+
+    def _account(self, items: list[Done], written: WriteSummary) -> None:
+        summary = self.summary
+        for name in ("updated", "unchanged", "not_found", "failed", "deferred", "disabled"):
+            setattr(summary, name, getattr(summary, name) + getattr(written, name))
+        summary.expired += written.expired
+        summary.skipped += written.lost
+        summary.events_added += written.events_added
+        now = time.perf_counter()
+        for item in items:
+            UPDATE_DURATION.labels(carrier=item.group.carrier).observe(now - item.started)
+            for result in item.results:
+                outcome = written.outcomes.get(result.shipment.id)
+                if outcome is None:
+                    continue
+                if self.engine.options.record_outcomes:
+                    summary.outcomes[result.shipment.id] = outcome
+                _count(item.group.carrier, result, outcome, summary)
+
+
+def _count(carrier: str, result: ShipmentResult, outcome: str, summary: PassSummary) -> None:
+    if result.kind is Kind.FOUND:
+        UPDATE_SUCCESSES.labels(carrier=carrier, outcome=_SUCCESS_OUTCOMES[outcome]).inc()
+    elif result.kind is Kind.NOT_FOUND:
+        UPDATE_SUCCESSES.labels(carrier=carrier, outcome="not_found").inc()
+    elif result.kind is Kind.FAILED:
+        UPDATE_FAILURES.labels(carrier=carrier, outcome="shipment_error").inc()
+        summary.error_counts[result.message or "error"] += 1
+    else:
+        UPDATE_FAILURES.labels(carrier=carrier, outcome="deferred").inc()
+        summary.error_counts[result.message or "deferred"] += 1

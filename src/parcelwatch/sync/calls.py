@@ -1,0 +1,260 @@
+"""Calling a carrier for one batch: budget, retries, breaker, batch timeout, the number-by-
+number fallback, and turning `TrackResult`s into per-shipment results for the writer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from parcelwatch.carriers.base import Carrier, TrackOutcome, TrackResult
+from parcelwatch.carriers.errors import (
+    CarrierError,
+    CarrierWideError,
+    UnavailableError,
+)
+from parcelwatch.domain import utcnow
+from parcelwatch.logs import get_logger
+from parcelwatch.ops.metrics import CARRIER_API_RETRIES
+from parcelwatch.sync.circuit import CircuitBreaker, CircuitState
+from parcelwatch.sync.claims import ClaimedShipment
+from parcelwatch.sync.limits import Budget
+from parcelwatch.sync.retry import RetryPolicy, call_with_retries
+from parcelwatch.sync.writer import Kind, ShipmentResult
+
+__all__ = ["Abandoned", "CallStats", "Group", "call_batch"]
+
+log = get_logger(__name__)
+
+MIN_DEFER = timedelta(minutes=1)
+MayStart = Callable[[], bool]
+
+
+class Abandoned(Exception):  # noqa: N818 - a signal, not an error
+    """The engine is stopping (or paused before the batch began): drop the batch unwritten."""
+
+
+@dataclass(slots=True)
+class CallStats:
+    api_calls: int = 0
+    retries: int = 0
+    carrier_successes: set[str] = field(default_factory=set)
+    carrier_failures: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Group:
+    """The shipments of one parcel carrier and the provider that tracks them."""
+
+    carrier: str
+    provider: Carrier
+    budget: Budget
+    breaker: CircuitBreaker
+    batch_size: int
+    queued: int = 0
+    exhausted: bool = False
+    cursor: int = 0
+
+
+async def _request(
+    group: Group,
+    numbers: Sequence[str],
+    *,
+    seconds: float,
+    stats: CallStats,
+    may_start: MayStart | None,
+) -> list[TrackResult]:
+    async with group.budget.slot():
+        if may_start is not None and not may_start():
+            raise Abandoned
+        stats.api_calls += 1
+        try:
+            async with asyncio.timeout(seconds):
+                return await group.provider.track(numbers, carrier=group.carrier)
+        except TimeoutError:
+            raise UnavailableError(
+                f"no answer within {seconds:g}s", carrier=group.provider.code
+            ) from None
+
+
+async def _track(
+    group: Group,
+    numbers: Sequence[str],
+    *,
+    retry: RetryPolicy,
+    request_timeout: float,
+    stats: CallStats,
+    may_start: MayStart,
+    first_only: bool,
+) -> list[TrackResult]:
+    """`may_start` is asked before the first request (`first_only`) or before every one."""
+    provider = group.provider.code
+    first = True
+
+    async def attempt() -> list[TrackResult]:
+        nonlocal first
+        check = may_start if first or not first_only else None
+        first = False
+        return await _request(group, numbers, seconds=request_timeout, stats=stats, may_start=check)
+
+    def on_retry(error: BaseException) -> None:
+        stats.retries += 1
+        CARRIER_API_RETRIES.labels(carrier=provider).inc()
+        log.debug("carrier call retried", carrier=provider, error=str(error))
+
+    return await call_with_retries(
+        attempt,
+        policy=retry,
+        on_retry=on_retry,
+    )
+
+
+def _deferred(
+    batch: Sequence[ClaimedShipment], group: Group, message: str, now: datetime
+) -> list[ShipmentResult]:
+    until = now + max(MIN_DEFER, timedelta(seconds=group.breaker.retry_in()))
+    return [
+        ShipmentResult(s, Kind.DEFERRED, group.provider.code, message=message, defer_until=until)
+        for s in batch
+    ]
+
+
+def _to_result(
+    shipment: ClaimedShipment, answer: TrackResult | None, group: Group, now: datetime
+) -> ShipmentResult:
+    provider = group.provider.code
+    if answer is None:
+        return ShipmentResult(shipment, Kind.FAILED, provider, message="the carrier gave no answer")
+    if answer.outcome is TrackOutcome.FOUND and answer.info is not None:
+        return ShipmentResult(shipment, Kind.FOUND, provider, info=answer.info)
+    if answer.outcome is TrackOutcome.NOT_FOUND:
+        return ShipmentResult(shipment, Kind.NOT_FOUND, provider, message=answer.message)
+    error = answer.error
+    if isinstance(error, CarrierWideError):
+        return _deferred([shipment], group, str(error), now)[0]
+    return ShipmentResult(
+        shipment, Kind.FAILED, provider, message=answer.message or str(error) or "error"
+    )
+
+
+def _map(
+    batch: Sequence[ClaimedShipment], answers: Sequence[TrackResult], group: Group
+) -> list[ShipmentResult]:
+    now = utcnow()
+    by_number = {answer.tracking_number: answer for answer in answers}
+    if len(by_number) < len(answers) or any(s.tracking_number not in by_number for s in batch):
+        # Carriers answer in order; fall back to position when numbers were reformatted.
+        if len(answers) == len(batch):
+            return [_to_result(s, a, group, now) for s, a in zip(batch, answers, strict=True)]
+    return [_to_result(s, by_number.get(s.tracking_number), group, now) for s in batch]
+
+
+async def call_batch(
+    group: Group,
+    batch: Sequence[ClaimedShipment],
+    *,
+    retry: RetryPolicy,
+    batch_timeout: float,
+    request_timeout: float,
+    stats: CallStats,
+    may_start: MayStart,
+    may_continue: MayStart,
+) -> list[ShipmentResult]:
+    """Track one batch and return one result per shipment. Never raises a carrier error:
+    carrier-wide failures and an open breaker defer the shipments; a batch that fails
+    otherwise is retried number by number, and a single number's failure is its own."""
+    provider = group.provider.code
+    if not group.breaker.allow():
+        message = f"{provider} suspended after repeated failures: {group.breaker.last_error}"
+        return _deferred(batch, group, message, utcnow())
+    numbers = [s.tracking_number for s in batch]
+    deadline = asyncio.get_running_loop().time() + batch_timeout
+    try:
+        async with asyncio.timeout(batch_timeout):
+            answers = await _track(
+                group,
+                numbers,
+                retry=retry,
+                request_timeout=request_timeout,
+                stats=stats,
+                may_start=may_start,
+                first_only=True,
+            )
+            group.breaker.record_success()
+            stats.carrier_successes.add(provider)
+            return _map(batch, answers, group)
+    except TimeoutError:
+        error: CarrierWideError = UnavailableError(
+            f"batch not done within {batch_timeout:g}s", carrier=provider
+        )
+        return _carrier_down(group, batch, error, stats)
+    except CarrierWideError as wide:
+        return _carrier_down(group, batch, wide, stats)
+    except CarrierError as failure:
+        group.breaker.record_success()  # the carrier answered; the problem is the content
+        return await _one_by_one(
+            group, batch, failure, retry, request_timeout, stats, may_continue, deadline
+        )
+    except Abandoned:
+        raise
+    except Exception as bug:  # a carrier module bug must not stop the pass
+        log.exception("carrier module raised", carrier=provider)
+        message = f"{provider}: unexpected {type(bug).__name__}: {bug}"
+        return [ShipmentResult(s, Kind.FAILED, provider, message=message) for s in batch]
+    finally:
+        group.breaker.release_probe()
+
+
+def _carrier_down(
+    group: Group, batch: Sequence[ClaimedShipment], error: CarrierWideError, stats: CallStats
+) -> list[ShipmentResult]:
+    group.breaker.record_failure(error)
+    stats.carrier_failures[group.provider.code] = str(error)
+    log.warning(
+        "carrier call failed, shipments deferred", carrier=group.provider.code, error=str(error)
+    )
+    return _deferred(batch, group, str(error), utcnow())
+
+
+async def _one_by_one(
+    group: Group,
+    batch: Sequence[ClaimedShipment],
+    failure: CarrierError,
+    retry: RetryPolicy,
+    request_timeout: float,
+    stats: CallStats,
+    may_continue: MayStart,
+    deadline: float,
+) -> list[ShipmentResult]:
+    """Each number on its own, until the batch's time is up (the rest is deferred)."""
+    provider = group.provider.code
+    if len(batch) == 1:
+        kind = Kind.FAILED if not isinstance(failure, CarrierWideError) else Kind.DEFERRED
+        return [ShipmentResult(batch[0], kind, provider, message=str(failure))]
+    results: list[ShipmentResult] = []
+    for index, shipment in enumerate(batch):
+        if group.breaker.state is not CircuitState.CLOSED:
+            message = f"{provider} suspended: {group.breaker.last_error}"
+            results.extend(_deferred(batch[index:], group, message, utcnow()))
+            break
+        if asyncio.get_running_loop().time() >= deadline:
+            message = f"{provider}: batch time used up retrying number by number"
+            results.extend(_deferred(batch[index:], group, message, utcnow()))
+            break
+        try:
+            answers = await _track(
+                group,
+                [shipment.tracking_number],
+                retry=retry,
+                request_timeout=request_timeout,
+                stats=stats,
+                may_start=may_continue,
+                first_only=False,
+            )
+            results.extend(_map([shipment], answers, group))
+        except CarrierWideError as wide:
+            results.extend(_carrier_down(group, [shipment], wide, stats))
+        except CarrierError as own:
+            results.append(ShipmentResult(shipment, Kind.FAILED, provider, message=str(own)))
+    return results

@@ -1,0 +1,424 @@
+"""The sync engine: claim due shipments page by page, call their carriers in batches within
+each provider's budget, write each batch's results in one transaction, and record the pass.
+
+One engine serves the in-process updater, `parcelwatch sync`, manual refresh and workers.
+Stopping is clean: after `stop()` no new batch starts; batches already calling finish and
+are written, or, past the deadline, are cancelled and dropped unwritten (leases released).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+import structlog
+from sqlalchemy import Engine
+
+from parcelwatch.carriers.base import Carrier
+from parcelwatch.carriers.catalog import CARRIERS
+from parcelwatch.config import Settings
+from parcelwatch.domain import utcnow
+from parcelwatch.logs import get_logger
+from parcelwatch.ops.metrics import (
+    LAST_SUCCESSFUL_SYNC,
+    UPDATE_ATTEMPTS,
+)
+from parcelwatch.sync.batches import BatchWriter, Done
+from parcelwatch.sync.calls import Abandoned, CallStats, Group, call_batch
+from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker
+from parcelwatch.sync.claims import ClaimedShipment, claim, release
+from parcelwatch.sync.limits import Budget, SharedRate, budget_spec
+from parcelwatch.sync.retry import RetryPolicy
+from parcelwatch.sync.runs import PassSummary, beat, finish_run, start_run
+from parcelwatch.sync.scheduling import SchedulePolicy
+from parcelwatch.sync.selection import Selection, claimable_filter
+
+__all__ = ["EngineOptions", "Providers", "SyncEngine"]
+
+log = get_logger(__name__)
+T = TypeVar("T")
+Progress = Callable[[PassSummary], None]
+
+
+class Providers(Protocol):
+    """What the carrier registry offers the engine."""
+
+    def provider_for(self, carrier_code: str) -> Carrier | None: ...
+
+    def unconfigured_reason(self, carrier_code: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    concurrency: int | None = None  # overrides every provider's in-flight cap (--concurrency)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    lease: timedelta = timedelta(minutes=10)
+    write_group: int = 500  # most shipments written in one transaction (several batches)
+    heartbeat_every: float = 30.0
+    record_outcomes: bool = False  # keep every shipment's outcome in the summary
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Engine,
+        providers: Providers,
+        kind: str = "sync",
+        options: EngineOptions | None = None,
+        engine_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.providers = providers
+        self.kind = kind
+        self.options = options or EngineOptions()
+        self.policy = SchedulePolicy.from_settings(settings)
+        self.engine_id = engine_id or (
+            f"{kind}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+        self.started_at = utcnow()
+        self.paused = False
+        self.running = False
+        self.in_flight_batches = 0
+        self.last_summary: PassSummary | None = None
+        self.current: PassSummary | None = None
+        self._stopping = False
+        self._budgets: dict[str, Budget] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parcelwatch-db")
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._last_beat = 0.0
+        self._shared = SharedRate.from_url(settings.redis_url) if settings.redis_url else None
+        self._owns_shared = True
+
+    def sibling(self, kind: str) -> SyncEngine:
+        """Another engine (for manual refreshes beside the updater's passes) that shares this
+        one's providers, request budgets and circuit breakers."""
+        other = SyncEngine(
+            settings=self.settings,
+            db=self.db,
+            providers=self.providers,
+            kind=kind,
+            options=replace(self.options, record_outcomes=True),
+        )
+        other._budgets, other._breakers = self._budgets, self._breakers
+        other._shared, other._owns_shared = self._shared, False
+        return other
+
+    # -- control ---------------------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def pause(self) -> None:
+        """New batches wait from the next batch boundary on; calls in flight finish."""
+        self.paused = True
+        self._wake.set()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self, deadline: float = 10.0) -> None:
+        """No new batch after this; in-flight batches get `deadline` seconds to finish and be
+        written, then are cancelled and dropped unwritten."""
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), deadline)
+        except TimeoutError:
+            log.warning("stop deadline reached, abandoning in-flight batches")
+            for task in list(self._tasks):
+                task.cancel()
+            await self._idle.wait()
+
+    async def aclose(self) -> None:
+        """Close what `close` cannot: the Redis connection of a shared rate limit."""
+        if self._shared is not None and self._owns_shared:
+            await self._shared.close()
+        self.close()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    # -- helpers ---------------------------------------------------------------------------
+    async def in_db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(function, *args, **kwargs))
+
+    def configured_carriers(self, only: Sequence[str] | None = None) -> list[str]:
+        codes = list(only) if only else list(CARRIERS)
+        return [code for code in codes if self.providers.provider_for(code) is not None]
+
+    def breaker_for(self, provider: str) -> CircuitBreaker:
+        if provider not in self._breakers:
+            self._breakers[provider] = CircuitBreaker(provider, self.options.breaker)
+        return self._breakers[provider]
+
+    def _group(self, carrier: str, provider: Carrier) -> Group:
+        if provider.code not in self._budgets:
+            spec = budget_spec(self.settings, provider.code, concurrency=self.options.concurrency)
+            self._budgets[provider.code] = Budget(spec, provider=provider.code, shared=self._shared)
+        size = max(1, min(self.settings.auto_update_batch_size, provider.max_batch))
+        return Group(
+            carrier=carrier,
+            provider=provider,
+            budget=self._budgets[provider.code],
+            breaker=self.breaker_for(provider.code),
+            batch_size=size,
+        )
+
+    def _capacity(self, group: Group) -> int:
+        """Claimed-but-unwritten shipments per carrier: enough to keep every slot busy, few
+        enough to be done well within the lease at the carrier's request rate."""
+        spec = group.budget.spec
+        busy = spec.concurrency * group.batch_size * 2
+        within_lease = int(spec.rate * self.options.lease.total_seconds() / 4) * group.batch_size
+        return max(group.batch_size, min(busy, within_lease))
+
+    # -- one pass --------------------------------------------------------------------------
+    async def run_pass(
+        self,
+        selection: Selection | None = None,
+        *,
+        trigger: str = "sync",
+        progress: Progress | None = None,
+    ) -> PassSummary:
+        """Sync what `selection` names (due shipments by default) until nothing is left."""
+        selection = selection or Selection()
+        summary = PassSummary(trigger=trigger, engine_id=self.engine_id)
+        self.running, self.current = True, summary
+        self._idle.clear()
+        groups: dict[str, Group] = {}
+        for code in self.configured_carriers(selection.carriers):
+            provider = self.providers.provider_for(code)
+            if provider is not None:
+                groups[code] = self._group(code, provider)
+        stats = CallStats()
+        queue: asyncio.Queue[Done | None] = asyncio.Queue()
+        releases: list[int] = []
+        try:
+            summary.run_id = await self.in_db(start_run, self.db, summary)
+            # Every log line of this pass (tasks copy the context) names the run.
+            structlog.contextvars.bind_contextvars(run_id=summary.run_id, trigger=trigger)
+            await self.heartbeat()
+            writer = asyncio.create_task(
+                BatchWriter(self, summary=summary, releases=releases, progress=progress).drain(
+                    queue
+                )
+            )
+            try:
+                await self._produce(selection, groups, queue, summary, stats, releases)
+            finally:
+                while self._tasks:
+                    await asyncio.gather(*list(self._tasks), return_exceptions=True)
+                await queue.put(None)
+                await writer
+            if releases:
+                await self.in_db(release, self.db, owner=self.engine_id, shipment_ids=releases)
+            summary.outcome = self._outcome(summary, stats)
+        except BaseException:
+            summary.outcome = "error"
+            raise
+        finally:
+            summary.api_calls, summary.retries = stats.api_calls, stats.retries
+            summary.carriers_down = {
+                code: error
+                for code, error in stats.carrier_failures.items()
+                if code not in stats.carrier_successes
+            }
+            summary.finished_at = utcnow()
+            self.running, self.current, self.last_summary = False, None, summary
+            await self._finish(summary)
+            structlog.contextvars.unbind_contextvars("run_id", "trigger")
+            self._idle.set()
+        return summary
+
+    async def _finish(self, summary: PassSummary) -> None:
+        try:
+            await self.in_db(finish_run, self.db, summary)
+        except Exception:
+            log.exception("could not record the sync run", run_id=summary.run_id)
+        if summary.outcome in ("ok", "partial"):
+            LAST_SUCCESSFUL_SYNC.set(time.time())
+        log.info(
+            "sync pass finished",
+            run_id=summary.run_id,
+            trigger=summary.trigger,
+            outcome=summary.outcome,
+            checked=summary.checked,
+            updated=summary.updated,
+            failed=summary.failed,
+            deferred=summary.deferred,
+            seconds=round(summary.duration_seconds, 2),
+        )
+
+    def _outcome(self, summary: PassSummary, stats: CallStats) -> str:
+        if self._stopping:
+            return "stopped"
+        down = [code for code in stats.carrier_failures if code not in stats.carrier_successes]
+        if summary.checked and summary.synced == 0 and down and not stats.carrier_successes:
+            return "failed"
+        if summary.failed or summary.deferred or summary.abandoned:
+            return "partial"
+        return "ok"
+
+    async def heartbeat(self) -> None:
+        """Refresh this engine's row in `engine_heartbeats` (health checks read it)."""
+        self._last_beat = time.monotonic()
+        try:
+            await self.in_db(
+                beat,
+                self.db,
+                engine_id=self.engine_id,
+                kind=self.kind,
+                started_at=self.started_at,
+                paused=self.paused,
+            )
+        except Exception:
+            log.exception("heartbeat failed")
+
+    async def _produce(
+        self,
+        selection: Selection,
+        groups: dict[str, Group],
+        queue: asyncio.Queue[Done | None],
+        summary: PassSummary,
+        stats: CallStats,
+        releases: list[int],
+    ) -> None:
+        claimed_total = 0
+        while not self._stopping:
+            self._wake.clear()
+            if time.monotonic() - self._last_beat > self.options.heartbeat_every:
+                await self.heartbeat()
+            if self.paused:
+                await self.heartbeat()  # shows the pause; keeps the row fresh while paused
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.options.heartbeat_every)
+                continue
+            claimed_any = False
+            for group in groups.values():
+                if group.exhausted or self._stopping or self.paused:
+                    continue
+                room = self._capacity(group) - group.queued
+                if room < group.batch_size and group.queued:
+                    continue
+                if selection.limit is not None:
+                    room = min(room, selection.limit - claimed_total)
+                    if room <= 0:
+                        group.exhausted = True
+                        continue
+                claimed = await self.in_db(self._claim, group, selection, room)
+                if not claimed:
+                    group.exhausted = True
+                    continue
+                claimed_any = True
+                claimed_total += len(claimed)
+                summary.checked += len(claimed)
+                group.cursor = claimed[-1].id if selection.by_id else group.cursor
+                group.queued += len(claimed)
+                for start in range(0, len(claimed), group.batch_size):
+                    batch = claimed[start : start + group.batch_size]
+                    task = asyncio.create_task(
+                        self._batch(group, batch, queue, summary, stats, releases)
+                    )
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            if all(group.exhausted for group in groups.values()):
+                return
+            if not claimed_any:
+                await self._wake.wait()
+
+    def _claim(self, group: Group, selection: Selection, room: int) -> list[ClaimedShipment]:
+        now = utcnow()
+        where = claimable_filter(
+            selection,
+            now=now,
+            max_failures=self.policy.max_failures,
+            cutoff=now - timedelta(days=self.settings.auto_update_cutoff_days),
+            carriers=[group.carrier],
+        )
+        return claim(
+            self.db,
+            owner=self.engine_id,
+            where=where,
+            limit=room,
+            lease=self.options.lease,
+            now=now,
+            by_id=selection.by_id,
+            after_id=group.cursor,
+        )
+
+    async def _batch(
+        self,
+        group: Group,
+        batch: Sequence[ClaimedShipment],
+        queue: asyncio.Queue[Done | None],
+        summary: PassSummary,
+        stats: CallStats,
+        releases: list[int],
+    ) -> None:
+        ids = [shipment.id for shipment in batch]
+        if self._stopping:
+            self._abandon(group, ids, summary, releases)
+            return
+        if self.paused:  # give the leases back now: the pause may last
+            self._abandon(group, ids, summary, [])
+            await self.in_db(release, self.db, owner=self.engine_id, shipment_ids=ids)
+            return
+        self.in_flight_batches += 1
+        started = time.perf_counter()
+        UPDATE_ATTEMPTS.labels(carrier=group.carrier).inc(len(batch))
+        try:
+            results = await call_batch(
+                group,
+                batch,
+                retry=self.options.retry,
+                batch_timeout=self.settings.auto_update_batch_timeout.total_seconds(),
+                request_timeout=self.settings.auto_update_individual_timeout.total_seconds(),
+                stats=stats,
+                may_start=lambda: not (self._stopping or self.paused),
+                may_continue=lambda: not self._stopping,
+            )
+        except Abandoned:
+            if self._stopping:
+                self._abandon(group, ids, summary, releases)
+            else:  # paused: give the leases back now, the pause may last
+                self._abandon(group, ids, summary, [])
+                await self.in_db(release, self.db, owner=self.engine_id, shipment_ids=ids)
+            return
+        except asyncio.CancelledError:
+            self._abandon(group, ids, summary, releases)
+            raise
+        finally:
+            self.in_flight_batches -= 1
+        await queue.put(Done(group, batch, results, started))
+
+    def _abandon(
+        self, group: Group, ids: list[int], summary: PassSummary, releases: list[int]
+    ) -> None:
+        releases.extend(ids)
+        summary.abandoned += len(ids)
+        summary.checked -= len(ids)
+        group.queued -= len(ids)
+        self._wake.set()

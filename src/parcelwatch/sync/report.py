@@ -1,0 +1,209 @@
+"""Read-only views of the sync state: due counts, the next due time, a dry run's plan and
+`sync --stats` (counts by status and carrier, failing, disabled, recent runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, true
+from sqlalchemy.orm import Session
+
+from parcelwatch.config import Settings
+from parcelwatch.domain import FINAL_STATUSES, utcnow
+from parcelwatch.models import Shipment, SyncRun
+from parcelwatch.sync.engine import Providers
+from parcelwatch.sync.selection import (
+    MANUAL_COOLDOWN,
+    Selection,
+    active_filter,
+    claimable_filter,
+)
+
+__all__ = ["PlannedShipment", "count_due", "next_due_at", "plan", "stats"]
+
+PAGE = 500
+
+
+def _active(settings: Settings, now: datetime) -> Any:
+    return active_filter(
+        max_failures=settings.auto_update_max_retries,
+        cutoff=now - timedelta(days=settings.auto_update_cutoff_days),
+    )
+
+
+def count_due(
+    session: Session, settings: Settings, carriers: Sequence[str], *, now: datetime | None = None
+) -> int:
+    """Shipments a plain pass would claim right now."""
+    now = now or utcnow()
+    where = claimable_filter(
+        Selection(),
+        now=now,
+        max_failures=settings.auto_update_max_retries,
+        cutoff=now - timedelta(days=settings.auto_update_cutoff_days),
+        carriers=carriers,
+    )
+    return session.scalar(select(func.count()).select_from(Shipment).where(where)) or 0
+
+
+def next_due_at(session: Session, settings: Settings, carriers: Sequence[str]) -> datetime | None:
+    """The earliest `next_check_at` of an active shipment of a configured carrier (by the
+    due index); a manual cool-down can make the real time a little later."""
+    if not carriers:
+        return None
+    now = utcnow()
+    query = (
+        select(func.min(Shipment.next_check_at))
+        .where(Shipment.next_check_at.is_not(None))
+        .where(_active(settings, now), Shipment.carrier.in_(list(carriers)))
+    )
+    return session.scalar(query)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedShipment:
+    id: int
+    carrier: str
+    tracking_number: str
+    status: str
+    action: str  # "sync" or "skip"
+    reason: str
+
+
+def plan(
+    session: Session,
+    settings: Settings,
+    providers: Providers,
+    selection: Selection,
+    *,
+    limit: int = 1000,
+) -> tuple[list[PlannedShipment], int]:
+    """What a pass would do and why, without claiming or calling anything. Returns up to
+    `limit` entries and the total count of shipments it looked at."""
+    now = utcnow()
+    clauses: list[Any] = []
+    if selection.shipment_ids is not None:
+        clauses.append(Shipment.id.in_(list(selection.shipment_ids)))
+    else:
+        clauses.append(_active(settings, now))
+        if not selection.force:
+            clauses.append(and_(Shipment.next_check_at.is_not(None), Shipment.next_check_at <= now))
+    if selection.carriers:
+        clauses.append(Shipment.carrier.in_(list(selection.carriers)))
+    order = Shipment.id if selection.by_id else Shipment.next_check_at
+    query = select(Shipment).where(*clauses).order_by(order, Shipment.id)
+    total = session.scalar(select(func.count()).select_from(Shipment).where(*clauses)) or 0
+    entries: list[PlannedShipment] = []
+    for shipment in session.scalars(query.limit(limit)):
+        action, reason = _reason(shipment, settings, providers, selection, now)
+        entries.append(
+            PlannedShipment(
+                shipment.id,
+                shipment.carrier,
+                shipment.tracking_number,
+                shipment.status.value,
+                action,
+                reason,
+            )
+        )
+    return entries, total
+
+
+def _reason(
+    shipment: Shipment,
+    settings: Settings,
+    providers: Providers,
+    selection: Selection,
+    now: datetime,
+) -> tuple[str, str]:
+    provider = providers.provider_for(shipment.carrier)
+    if provider is None:
+        why = providers.unconfigured_reason(shipment.carrier) or "no provider"
+        return "skip", f"carrier not configured: {why}"
+    if shipment.is_final:
+        return "skip", f"final status {shipment.status.value}: never polled again"
+    if not shipment.auto_refresh_enabled:
+        return "skip", f"auto-refresh disabled: {shipment.last_auto_refresh_error or 'by a user'}"
+    if shipment.lease_expires_at is not None and shipment.lease_expires_at > now:
+        return "skip", f"being synced by {shipment.lease_owner} right now"
+    if selection.by_id:
+        return "sync", f"forced, via {provider.code}"
+    cooled = shipment.last_manual_refresh
+    if cooled is not None and cooled > now - MANUAL_COOLDOWN:
+        return "skip", "refreshed by hand in the last 5 minutes"
+    if shipment.last_auto_refresh is None:
+        return "sync", f"never checked, via {provider.code}"
+    due = shipment.next_check_at or now
+    return "sync", f"due since {due.isoformat(timespec='seconds')}, via {provider.code}"
+
+
+def stats(session: Session, settings: Settings, carriers: Sequence[str]) -> dict[str, Any]:
+    """Counts by status and carrier, due now, failing, disabled, and the last runs."""
+    now = utcnow()
+    by_status_carrier = session.execute(
+        select(Shipment.status, Shipment.carrier, func.count())
+        .group_by(Shipment.status, Shipment.carrier)
+        .order_by(Shipment.carrier, Shipment.status)
+    ).all()
+    not_final = Shipment.status.not_in(list(FINAL_STATUSES))
+    failing = session.scalar(
+        select(func.count()).where(
+            not_final, Shipment.auto_refresh_enabled.is_(True), Shipment.auto_refresh_fail_count > 0
+        )
+    )
+    disabled = session.scalar(
+        select(func.count()).where(not_final, Shipment.auto_refresh_enabled.is_(False))
+    )
+    active = session.scalar(select(func.count()).where(_active(settings, now)))
+    due_unconfigured = session.scalar(
+        select(func.count()).where(
+            _active(settings, now),
+            Shipment.next_check_at <= now,
+            Shipment.carrier.not_in(list(carriers)) if carriers else true(),
+        )
+    )
+    runs = session.scalars(select(SyncRun).order_by(SyncRun.started_at.desc()).limit(10)).all()
+    by_status: dict[str, int] = {}
+    by_carrier: dict[str, int] = {}
+    for status, carrier, count in by_status_carrier:
+        by_status[status.value] = by_status.get(status.value, 0) + count
+        by_carrier[carrier] = by_carrier.get(carrier, 0) + count
+    return {
+        "total": sum(by_status.values()),
+        "by_status": by_status,
+        "by_carrier": by_carrier,
+        "by_status_and_carrier": [
+            {"status": status.value, "carrier": carrier, "count": count}
+            for status, carrier, count in by_status_carrier
+        ],
+        "active": active or 0,
+        "due_now": count_due(session, settings, carriers, now=now),
+        "due_but_carrier_not_configured": due_unconfigured or 0,
+        "next_due_at": next_due_at(session, settings, carriers),
+        "failing": failing or 0,
+        "disabled": disabled or 0,
+        "configured_carriers": list(carriers),
+        "last_runs": [_run(run) for run in runs],
+    }
+
+
+def _run(run: SyncRun) -> dict[str, Any]:
+    error_rate = round(run.failed / run.checked, 3) if run.checked else 0.0
+    return {
+        "id": run.id,
+        "trigger": run.trigger,
+        "outcome": run.outcome,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "checked": run.checked,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+        "failed": run.failed,
+        "skipped": run.skipped,
+        "api_calls": run.api_calls,
+        "error_rate": error_rate,
+        "errors": list(run.errors or [])[:5],
+    }

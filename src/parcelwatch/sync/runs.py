@@ -1,0 +1,135 @@
+"""The audit trail: a `SyncRun` row per pass, and the engine's heartbeat row."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session
+
+from parcelwatch.domain import utcnow
+from parcelwatch.models import EngineHeartbeat, SyncRun
+
+__all__ = ["MAX_ERRORS_KEPT", "PassSummary", "beat", "finish_run", "start_run"]
+
+MAX_ERRORS_KEPT = 20
+
+
+@dataclass(slots=True)
+class PassSummary:
+    """What one pass did; `outcome` is `ok`, `partial` (some shipments failed or were
+    deferred), `failed` (every carrier called was down), `stopped` or `error`."""
+
+    trigger: str
+    engine_id: str
+    run_id: int | None = None
+    started_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    outcome: str = "running"
+    checked: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    not_found: int = 0
+    failed: int = 0
+    deferred: int = 0
+    disabled: int = 0
+    expired: int = 0
+    skipped: int = 0
+    abandoned: int = 0
+    api_calls: int = 0
+    retries: int = 0
+    events_added: int = 0
+    carriers_down: dict[str, str] = field(default_factory=dict)
+    error_counts: Counter[str] = field(default_factory=Counter)
+    outcomes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def synced(self) -> int:
+        return self.updated + self.unchanged + self.not_found
+
+    @property
+    def errors(self) -> list[str]:
+        return [
+            f"{message} (x{count})" if count > 1 else message
+            for message, count in self.error_counts.most_common(MAX_ERRORS_KEPT)
+        ]
+
+    @property
+    def duration_seconds(self) -> float:
+        end = self.finished_at or utcnow()
+        return (end - self.started_at).total_seconds()
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("error_counts")
+        data["errors"] = self.errors
+        data["synced"] = self.synced
+        data["duration_seconds"] = round(self.duration_seconds, 3)
+        data["outcomes"] = {str(key): value for key, value in self.outcomes.items()}
+        return data
+
+
+def _writing(engine: Engine) -> Engine:
+    return engine.execution_options(sqlite_begin="IMMEDIATE")
+
+
+def start_run(engine: Engine, summary: PassSummary) -> int:
+    with Session(_writing(engine)) as session, session.begin():
+        run = SyncRun(
+            trigger=summary.trigger,
+            engine_id=summary.engine_id,
+            started_at=summary.started_at,
+            outcome="running",
+            errors=[],
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def finish_run(engine: Engine, summary: PassSummary) -> None:
+    if summary.run_id is None:
+        return
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+        with connection.begin():
+            connection.execute(
+                update(SyncRun)
+                .where(SyncRun.id == summary.run_id)
+                .values(
+                    finished_at=summary.finished_at or utcnow(),
+                    outcome=summary.outcome,
+                    checked=summary.checked,
+                    updated=summary.updated,
+                    unchanged=summary.unchanged + summary.not_found,
+                    failed=summary.failed + summary.deferred,
+                    skipped=summary.skipped + summary.abandoned,
+                    api_calls=summary.api_calls,
+                    errors=summary.errors,
+                )
+            )
+
+
+def beat(engine: Engine, *, engine_id: str, kind: str, started_at: datetime, paused: bool) -> None:
+    """Insert or refresh this engine's heartbeat row."""
+    with Session(_writing(engine)) as session, session.begin():
+        row = session.get(EngineHeartbeat, engine_id)
+        if row is None:
+            session.add(
+                EngineHeartbeat(
+                    engine_id=engine_id,
+                    kind=kind,
+                    hostname=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=started_at,
+                    heartbeat_at=utcnow(),
+                    paused=paused,
+                )
+            )
+        else:
+            row.heartbeat_at = utcnow()
+            row.paused = paused

@@ -1,0 +1,161 @@
+"""The in-process updater `serve` runs when AUTO_UPDATE_ENABLED: a first pass shortly after
+start, then pass after pass, sleeping until the next shipment is due (capped), never on a
+fixed tick that piles up. Pause and resume act at the next batch boundary and are not
+persisted. On shutdown (uvicorn's SIGTERM/SIGINT handling ends the lifespan) the engine
+stops within a deadline and nothing is half-written."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session
+
+from parcelwatch.carriers.registry import open_registry
+from parcelwatch.domain import utcnow
+from parcelwatch.logs import get_logger
+from parcelwatch.ops.metrics import UPDATER_PAUSED
+from parcelwatch.sync import report
+from parcelwatch.sync.engine import Providers, SyncEngine
+
+__all__ = ["Updater", "sync_lifespan"]
+
+log = get_logger(__name__)
+
+FIRST_PASS_DELAY = 2.0
+IDLE_CAP = 60.0  # seconds: look again at least this often (new shipments, other engines)
+EMPTY_PASS_PAUSE = 15.0  # after a pass that found nothing, do not look again sooner
+ERROR_PAUSE = 30.0
+STOP_DEADLINE = 10.0
+
+
+class Updater:
+    """Drives `engine` continuously in a background task."""
+
+    def __init__(
+        self,
+        engine: SyncEngine,
+        *,
+        first_delay: float | None = None,
+        idle_cap: float = IDLE_CAP,
+        empty_pause: float = EMPTY_PASS_PAUSE,
+        stop_deadline: float = STOP_DEADLINE,
+    ) -> None:
+        self.engine = engine
+        self.first_delay = FIRST_PASS_DELAY if first_delay is None else first_delay
+        self.idle_cap = idle_cap
+        self.empty_pause = empty_pause
+        self.stop_deadline = stop_deadline
+        self.enabled = False
+        self.next_wake_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        self.enabled = True
+        self._task = asyncio.create_task(self._run(), name="parcelwatch-updater")
+
+    def pause(self) -> None:
+        self.engine.pause()
+        self._wake.set()
+        UPDATER_PAUSED.set(1)
+        log.info("updater paused")
+
+    def resume(self) -> None:
+        self.engine.resume()
+        UPDATER_PAUSED.set(0)
+        self._wake.set()
+        log.info("updater resumed")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """No new batch; in-flight batches finish or are dropped unwritten in the deadline."""
+        if self._task is None:
+            return
+        await self.engine.stop(self.stop_deadline)
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), 2.0)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        log.info("updater stopped")
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, seconds))
+
+    async def _run(self) -> None:
+        await self._sleep(self.first_delay)
+        while not self.engine.stopping:
+            if self.engine.paused:
+                await self.engine.heartbeat()
+                await self._sleep(min(self.idle_cap, self.engine.options.heartbeat_every))
+                continue
+            try:
+                summary = await self.engine.run_pass(trigger="updater")
+            except Exception:
+                log.exception("updater pass failed")
+                await self._sleep(ERROR_PAUSE)
+                continue
+            if self.engine.stopping:
+                return
+            delay = await self._until_next_due()
+            if summary.checked == 0:
+                delay = max(delay, self.empty_pause)
+            await self._sleep(min(delay, self.idle_cap))
+
+    async def _until_next_due(self) -> float:
+        def query() -> float:
+            with Session(self.engine.db) as session:
+                carriers = self.engine.configured_carriers()
+                due = report.next_due_at(session, self.engine.settings, carriers)
+            if due is None:
+                return self.idle_cap
+            return max(1.0, (due - utcnow()).total_seconds())
+
+        try:
+            return await asyncio.to_thread(query)
+        except Exception:
+            log.exception("could not read the next due time")
+            return ERROR_PAUSE
+
+
+@asynccontextmanager
+async def sync_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Lifespan hook: builds the engine (and the updater when AUTO_UPDATE_ENABLED) over the
+    app's database; tests may preset `app.state.sync_providers`."""
+    settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        preset: Providers | None = getattr(app.state, "sync_providers", None)
+        if preset is None:
+            registry = await stack.enter_async_context(open_registry(settings))
+            preset = registry
+        providers: Providers = preset
+        engine = SyncEngine(
+            settings=settings, db=app.state.engine, providers=providers, kind="server"
+        )
+        updater = Updater(engine)
+        app.state.sync_engine = engine
+        app.state.sync_manual = engine.sibling("manual")
+        app.state.updater = updater
+        UPDATER_PAUSED.set(0)
+        if settings.auto_update_enabled:
+            updater.start()
+        try:
+            yield
+        finally:
+            await updater.stop()
+            await app.state.sync_manual.aclose()
+            await engine.aclose()

@@ -1,0 +1,100 @@
+"""Manual refresh and the updater's admin API, served by the app with its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from parcelwatch.api.app import create_app
+from parcelwatch.config import Settings
+from parcelwatch.domain import ShipmentStatus, utcnow
+from tests.conftest import Database
+from tests.sync.conftest import Emulator, ShipmentFactory
+
+ADMIN = {"Authorization": "Bearer s3cret-admin-token"}
+
+
+@pytest.fixture
+def api_settings(database: Database, emulator: Emulator) -> Settings:
+    return emulator.settings_for(database, admin_api_key="s3cret-admin-token")
+
+
+@pytest.fixture
+def client(api_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(api_settings)) as client:
+        yield client
+
+
+def test_manual_refresh_asks_the_carrier_now(
+    client: TestClient, add_shipment: ShipmentFactory, emulator: Emulator
+) -> None:
+    shipment = add_shipment("fedex", next_check_at=utcnow() + timedelta(hours=3))
+    response = client.post(f"/api/shipments/{shipment.id}/refresh")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["refreshed"] is True
+    assert body["shipment"]["last_manual_refresh"] is not None
+    assert body["shipment"]["auto_refresh_count"] == 1
+    assert emulator.polls("fedex", shipment.tracking_number) == 1
+
+
+def test_a_second_refresh_within_five_minutes_answers_429_with_retry_after(
+    client: TestClient, add_shipment: ShipmentFactory, emulator: Emulator
+) -> None:
+    shipment = add_shipment("ups")
+    assert client.post(f"/api/shipments/{shipment.id}/refresh").status_code == 200
+    again = client.post(f"/api/shipments/{shipment.id}/refresh")
+    assert again.status_code == 429
+    assert 290 <= int(again.headers["Retry-After"]) <= 300
+    assert emulator.polls("ups", shipment.tracking_number) == 1
+
+
+def test_force_skips_the_cooldown_only_with_the_admin_token(
+    client: TestClient, add_shipment: ShipmentFactory, emulator: Emulator
+) -> None:
+    shipment = add_shipment("ups", last_manual_refresh=utcnow())
+    url = f"/api/shipments/{shipment.id}/refresh?force=true"
+    assert client.post(url).status_code == 401
+    assert client.post(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.post(url, headers=ADMIN).status_code == 200
+    assert emulator.polls("ups", shipment.tracking_number) == 1
+
+
+def test_refreshing_a_final_shipment_answers_clearly_without_calling_the_carrier(
+    client: TestClient, add_shipment: ShipmentFactory, emulator: Emulator
+) -> None:
+    shipment = add_shipment("ups", status=ShipmentStatus.DELIVERED, next_check_at=None)
+    response = client.post(f"/api/shipments/{shipment.id}/refresh")
+    assert response.status_code == 200
+    assert response.json()["refreshed"] is False
+    assert "delivered" in response.json()["detail"]
+    assert emulator.polls("ups", shipment.tracking_number) == 0
+
+
+def test_refreshing_an_unknown_shipment_is_404(client: TestClient) -> None:
+    assert client.post("/api/shipments/999/refresh").status_code == 404
+
+
+def test_admin_endpoints_say_how_to_enable_them_when_no_key_is_set(
+    database: Database, emulator: Emulator
+) -> None:
+    with TestClient(create_app(emulator.settings_for(database))) as client:
+        response = client.get("/api/admin/tracking-updater/status")
+    assert response.status_code == 403
+    assert "ADMIN_API_KEY" in response.json()["detail"]
+
+
+def test_pause_resume_and_status(client: TestClient, add_shipment: ShipmentFactory) -> None:
+    add_shipment("ups")
+    assert client.get("/api/admin/tracking-updater/status").status_code == 401
+    status = client.get("/api/admin/tracking-updater/status", headers=ADMIN).json()
+    assert status["paused"] is False
+    assert status["enabled"] is False  # AUTO_UPDATE_ENABLED=false in tests
+    assert status["due_now"] == 1
+    paused = client.post("/api/admin/tracking-updater/pause", headers=ADMIN).json()
+    assert paused["paused"] is True
+    resumed = client.post("/api/admin/tracking-updater/resume", headers=ADMIN).json()
+    assert resumed["paused"] is False
