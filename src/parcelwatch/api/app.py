@@ -62,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router, prefix="/api")
     if jwks_lifespan not in LIFESPAN_HOOKS:
         LIFESPAN_HOOKS.append(jwks_lifespan)
+    from parcelwatch.ops.router import install_ops  # metrics, health, alerts hook
+
+    install_ops(app)
     return app
 
 

@@ -8,6 +8,8 @@ from parcelwatch import __version__
 from parcelwatch.carriers.cli import app as carriers_app
 from parcelwatch.cli import db, serve
 from parcelwatch.emulator.cli import emulator as emulator_command
+from parcelwatch.ops.alerts.cli import alert as alert_command
+from parcelwatch.ops.health_cli import health as health_command
 from parcelwatch.shipments.cli import app as shipments_app
 from parcelwatch.sync.cli import sync as sync_command
 
@@ -41,6 +43,8 @@ app.add_typer(carriers_app, name="carriers")
 app.add_typer(shipments_app, name="shipments")
 app.command("emulator")(emulator_command)
 app.command("sync")(sync_command)
+app.command("health")(health_command)
+app.command("alert")(alert_command)
 
 
 def main() -> None:

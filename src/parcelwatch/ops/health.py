@@ -1,0 +1,254 @@
+"""The health report behind `GET /api/health` and `parcelwatch health`.
+
+Checks and their levels:
+- `database`: a `SELECT 1`; critical when it fails (the other database checks are skipped).
+- `carrier:<code>`: each configured provider's cheapest authenticated call (cached 60 s);
+  critical on auth failure, outage or timeout, warning when rate limited. With no provider
+  configured, one `carriers` warning.
+- `sync_activity`: the newest successful run (outcome `ok` or `partial`). Warning after
+  2 x UPDATE_INTERVAL (at most the threshold), critical after `--alert-threshold` hours
+  (default 6). A new install with no run yet is a warning, not critical, until the first
+  run is older than the threshold and none has succeeded.
+- `stale_shipments`: active shipments (not final, auto-refresh enabled) not checked, by the
+  updater or by hand, within HEALTH_STALE_HOURS (never checked: since registration).
+  Warning for any, critical when they are half or more of the active shipments.
+- `error_rate`: failed / checked shipments over the runs of the last hour. Warning from 10%
+  or any failed run, critical from 50% or when every run failed. No run: ok.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select, text
+from sqlalchemy.orm import Session
+
+from parcelwatch.carriers.base import Carrier
+from parcelwatch.config import Settings
+from parcelwatch.domain import FINAL_STATUSES, utcnow
+from parcelwatch.models import Shipment, SyncRun
+from parcelwatch.ops.checks import Check, HealthReport, Level
+from parcelwatch.ops.health_carriers import CARRIER_CACHE, CarrierCheckCache, carrier_checks
+from parcelwatch.ops.metrics import SUCCESSFUL_OUTCOMES
+
+__all__ = [
+    "DEFAULT_ALERT_THRESHOLD_HOURS",
+    "HealthOptions",
+    "database_checks",
+    "health_report",
+    "run_health",
+]
+
+DEFAULT_ALERT_THRESHOLD_HOURS = 6.0
+ERROR_RATE_WARNING = 0.10
+ERROR_RATE_CRITICAL = 0.50
+FAILED_OUTCOMES = ("failed", "error")
+STALE_LIST_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class HealthOptions:
+    alert_threshold_hours: float = DEFAULT_ALERT_THRESHOLD_HOURS
+    check_stale: bool = False  # also list the stale shipments
+    check_carriers: bool = True
+
+
+async def run_health(
+    settings: Settings,
+    engine: Engine,
+    options: HealthOptions | None = None,
+    *,
+    providers: Mapping[str, Carrier] | None = None,
+    cache: CarrierCheckCache | None = CARRIER_CACHE,
+) -> HealthReport:
+    """Run every check: the database ones in a thread, the carrier ones concurrently."""
+    options = options or HealthOptions()
+    now = utcnow()
+    database = asyncio.to_thread(database_checks, settings, engine, options, now)
+    if options.check_carriers:
+        (checks, stale), carriers = await asyncio.gather(
+            database, carrier_checks(settings, providers, cache=cache)
+        )
+    else:
+        (checks, stale), carriers = await database, []
+    return HealthReport(
+        checked_at=now, checks=[checks[0], *carriers, *checks[1:]], stale_shipments=stale
+    )
+
+
+def health_report(
+    session: Session, settings: Settings, options: HealthOptions | None = None
+) -> HealthReport:
+    """The database checks only (no carrier calls), for synchronous callers such as pages."""
+    now = utcnow()
+    engine = session.get_bind().engine
+    checks, stale = database_checks(settings, engine, options or HealthOptions(), now)
+    return HealthReport(checked_at=now, checks=checks, stale_shipments=stale)
+
+
+def database_checks(
+    settings: Settings, engine: Engine, options: HealthOptions, now: datetime
+) -> tuple[list[Check], list[dict[str, Any]] | None]:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:
+        message = f"database unreachable: {type(error).__name__}"
+        return [Check("database", Level.CRITICAL, message, {"dialect": engine.dialect.name})], None
+    with Session(engine) as session:
+        checks = [
+            Check("database", Level.OK, "database reachable", {"dialect": engine.dialect.name}),
+            _sync_activity(session, settings, options, now),
+            _stale(session, settings, now),
+            _error_rate(session, now),
+        ]
+        stale = _stale_list(session, settings, now) if options.check_stale else None
+    return checks, stale
+
+
+def _hours(delta: timedelta) -> float:
+    return round(delta.total_seconds() / 3600, 2)
+
+
+def _sync_activity(
+    session: Session, settings: Settings, options: HealthOptions, now: datetime
+) -> Check:
+    threshold = timedelta(hours=options.alert_threshold_hours)
+    warn_after = min(2 * settings.update_interval, threshold)
+    figures: dict[str, Any] = {
+        "threshold_hours": options.alert_threshold_hours,
+        "warning_after_hours": _hours(warn_after),
+    }
+    success = session.execute(
+        select(SyncRun.started_at, SyncRun.finished_at)
+        .where(SyncRun.outcome.in_(SUCCESSFUL_OUTCOMES))
+        .order_by(SyncRun.started_at.desc())
+        .limit(1)
+    ).first()
+    latest = session.execute(
+        select(SyncRun.outcome, SyncRun.started_at).order_by(SyncRun.started_at.desc()).limit(1)
+    ).first()
+    figures["latest_outcome"] = latest.outcome if latest else None
+    if success is None:
+        first_started = session.scalar(select(func.min(SyncRun.started_at)))
+        if first_started is None:
+            return Check("sync_activity", Level.WARNING, "no sync run yet", figures)
+        figures["first_run_at"] = first_started.isoformat()
+        if now - first_started > threshold:
+            message = (
+                f"no successful sync run since the first run {_hours(now - first_started)} h "
+                f"ago (threshold {options.alert_threshold_hours:g} h)"
+            )
+            return Check("sync_activity", Level.CRITICAL, message, figures)
+        return Check("sync_activity", Level.WARNING, "no successful sync run yet", figures)
+    finished: datetime = success.finished_at or success.started_at
+    age = now - finished
+    figures.update(last_success_at=finished.isoformat(), age_hours=_hours(age))
+    if age > threshold:
+        level, message = Level.CRITICAL, f"no successful sync run for {_hours(age)} h"
+    elif age > warn_after:
+        level, message = Level.WARNING, f"last successful sync run {_hours(age)} h ago"
+    else:
+        level, message = Level.OK, f"last successful sync run {round(age.total_seconds())} s ago"
+    return Check("sync_activity", level, message, figures)
+
+
+def _active() -> Any:
+    return and_(Shipment.status.not_in(FINAL_STATUSES), Shipment.auto_refresh_enabled.is_(True))
+
+
+def _stale_condition(cutoff: datetime) -> Any:
+    # "last checked" is the later of the two refresh times, or creation when never checked.
+    return and_(
+        func.coalesce(Shipment.last_auto_refresh, Shipment.created_at) < cutoff,
+        func.coalesce(Shipment.last_manual_refresh, Shipment.created_at) < cutoff,
+    )
+
+
+def _stale(session: Session, settings: Settings, now: datetime) -> Check:
+    cutoff = now - timedelta(hours=settings.health_stale_hours)
+    active = session.scalar(select(func.count()).select_from(Shipment).where(_active())) or 0
+    rows = session.execute(
+        select(Shipment.carrier, func.count())
+        .where(_active(), _stale_condition(cutoff))
+        .group_by(Shipment.carrier)
+    ).all()
+    by_carrier: dict[str, int] = {str(carrier): int(count) for carrier, count in rows}
+    stale = sum(by_carrier.values())
+    figures = {
+        "stale": stale,
+        "active": active,
+        "stale_hours": settings.health_stale_hours,
+        "by_carrier": by_carrier,
+    }
+    if stale == 0:
+        message = f"every active shipment checked within {settings.health_stale_hours} h"
+        return Check("stale_shipments", Level.OK, message, figures)
+    level = Level.CRITICAL if stale * 2 >= active else Level.WARNING
+    message = (
+        f"{stale} of {active} active shipments not checked within {settings.health_stale_hours} h"
+    )
+    return Check("stale_shipments", level, message, figures)
+
+
+def _stale_list(session: Session, settings: Settings, now: datetime) -> list[dict[str, Any]]:
+    cutoff = now - timedelta(hours=settings.health_stale_hours)
+    shipments = session.scalars(
+        select(Shipment)
+        .where(_active(), _stale_condition(cutoff))
+        .order_by(Shipment.created_at, Shipment.id)
+        .limit(STALE_LIST_LIMIT)
+    ).all()
+    listed = []
+    for shipment in shipments:
+        times = [t for t in (shipment.last_auto_refresh, shipment.last_manual_refresh) if t]
+        listed.append(
+            {
+                "id": shipment.id,
+                "carrier": shipment.carrier,
+                "tracking_number": shipment.tracking_number,
+                "status": shipment.status.value,
+                "last_checked_at": max(times).isoformat() if times else None,
+                "created_at": shipment.created_at.isoformat(),
+                "auto_refresh_fail_count": shipment.auto_refresh_fail_count,
+                "last_error": shipment.last_auto_refresh_error,
+            }
+        )
+    return listed
+
+
+def _error_rate(session: Session, now: datetime) -> Check:
+    runs = session.execute(
+        select(SyncRun.outcome, SyncRun.checked, SyncRun.failed).where(
+            SyncRun.started_at >= now - timedelta(hours=1),
+            or_(SyncRun.finished_at.is_not(None), SyncRun.outcome != "running"),
+        )
+    ).all()
+    outcomes = Counter(run.outcome for run in runs)
+    checked = sum(run.checked for run in runs)
+    failed = sum(run.failed for run in runs)
+    failed_runs = sum(outcomes[outcome] for outcome in FAILED_OUTCOMES)
+    rate = failed / checked if checked else 0.0
+    figures = {
+        "runs": len(runs),
+        "failed_runs": failed_runs,
+        "checked": checked,
+        "failed": failed,
+        "error_rate": round(rate, 4),
+    }
+    if not runs:
+        return Check("error_rate", Level.OK, "no sync run in the last hour", figures)
+    message = (
+        f"{failed} of {checked} shipment checks failed ({rate:.0%}), "
+        f"{failed_runs} of {len(runs)} runs failed in the last hour"
+    )
+    if rate >= ERROR_RATE_CRITICAL or failed_runs == len(runs):
+        return Check("error_rate", Level.CRITICAL, message, figures)
+    if rate >= ERROR_RATE_WARNING or failed_runs:
+        return Check("error_rate", Level.WARNING, message, figures)
+    return Check("error_rate", Level.OK, message, figures)

@@ -1,0 +1,332 @@
+"""Every deployment file parses, references only real `parcelwatch` commands and options, and
+only metrics `parcelwatch.ops.metrics` defines."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+from fastapi.testclient import TestClient
+
+from parcelwatch.api.app import create_app
+from parcelwatch.cli.main import app as cli_app
+from parcelwatch.config import load_settings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+METRICS_SOURCE = Path(__file__).resolve().parents[2] / "src/parcelwatch/ops/metrics.py"
+COMMAND = re.compile(r"(?:^|[\s/;&|(\"'])parcelwatch((?:[ \t]+[^\s;&|>)\"']+)+)")
+METRIC = re.compile(r"\bparcelwatch_[a-z0-9_]+")
+CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+SUFFIXES = ("", "_total", "_created", "_bucket", "_count", "_sum", "_info")
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def parcelwatch_commands(text: str) -> list[list[str]]:
+    """Every `parcelwatch <args>` in a shell line or joined argv."""
+    return [shlex.split(match.group(1)) for match in COMMAND.finditer(text)]
+
+
+def assert_real_command(argv: list[str]) -> None:
+    """Resolve `argv` through the real Typer app: each word a command, each option known."""
+    command: Any = typer.main.get_command(cli_app)  # typer vendors click: duck-type groups
+    words = [arg for arg in argv if not arg.startswith("-")]
+    options = [arg.split("=", 1)[0] for arg in argv if arg.startswith("-")]
+    for word in words:
+        assert hasattr(command, "commands"), f"{argv}: {word!r} is not a command"
+        sub = command.commands.get(word)
+        assert sub is not None, f"`parcelwatch {' '.join(argv)}`: no command {word!r}"
+        command = sub
+    assert not hasattr(command, "commands"), f"`parcelwatch {' '.join(argv)}` is a group"
+    known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    for option in options:
+        assert option in known, f"`parcelwatch {' '.join(argv)}`: unknown option {option}"
+
+
+def defined_metrics() -> set[str]:
+    base = set(re.findall(r'"(parcelwatch_[a-z0-9_]+)"', METRICS_SOURCE.read_text()))
+    return {name + suffix for name in base for suffix in SUFFIXES}
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    instructions = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        keyword, _, rest = stripped.partition(" ")
+        instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def systemd_unit(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(path.read_text())
+    return parser
+
+
+def crontab_entries() -> list[tuple[list[str], str]]:
+    entries = []
+    for line in (DEPLOY / "cron" / "parcelwatch.crontab").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or re.match(r"^[A-Z_]+=", line):
+            continue
+        fields = line.split(None, 5)
+        entries.append((fields[:5], fields[5]))
+    return entries
+
+
+def served(path: str) -> int:
+    """The status the real app answers for `path` (on an empty SQLite file in the test's
+    working directory; no lifespan, so no updater)."""
+    settings = load_settings(database_url="sqlite:///./deploy-check.db", _env_file=None)
+    return TestClient(create_app(settings)).get(path).status_code
+
+
+def yaml_documents(path: Path) -> list[Any]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def all_commands() -> dict[str, list[list[str]]]:
+    """Every parcelwatch invocation, by the file that holds it."""
+    found: dict[str, list[list[str]]] = {}
+    instructions = dict(dockerfile_instructions())
+    docker = " ".join(json.loads(instructions["ENTRYPOINT"]) + json.loads(instructions["CMD"]))
+    found["Dockerfile"] = parcelwatch_commands(docker)
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        parts = []
+        for key in ("entrypoint", "command"):
+            value = service.get(key, [])
+            parts += value if isinstance(value, list) else [value]
+        text = "\n".join(parts)
+        if service.get("image", "").startswith("parcelwatch") and "entrypoint" not in service:
+            text = "parcelwatch " + text
+        found[f"docker-compose.yml:{name}"] = parcelwatch_commands(text)
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml_documents(path):
+            for container in _containers(doc):
+                argv = container.get("command") or ["parcelwatch"]
+                text = " ".join(argv + container.get("args", []))
+                found.setdefault(path.name, []).extend(parcelwatch_commands(text))
+    for path in sorted((DEPLOY / "systemd").glob("*.service")):
+        exec_start = systemd_unit(path)["Service"]["ExecStart"]
+        found[path.name] = parcelwatch_commands(exec_start)
+    found["crontab"] = [
+        argv for _, line in crontab_entries() for argv in parcelwatch_commands(line)
+    ]
+    return found
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc.get("spec", {})
+    if doc["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    pod = spec.get("template", {}).get("spec", {})
+    return list(pod.get("containers", []))
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def test_every_deployment_file_runs_parcelwatch() -> None:
+    found = all_commands()
+    for source, commands in found.items():
+        if source != "docker-compose.yml:postgres":
+            assert commands, f"{source} runs no parcelwatch command"
+
+
+@pytest.mark.parametrize(
+    ("source", "argv"),
+    [(source, argv) for source, commands in all_commands().items() for argv in commands],
+)
+def test_referenced_commands_exist_in_the_real_cli(source: str, argv: list[str]) -> None:
+    assert_real_command(argv)
+
+
+def test_the_schedules_cover_sync_forced_sync_and_alerts() -> None:
+    flat = {source: {" ".join(argv) for argv in cmds} for source, cmds in all_commands().items()}
+    assert flat["crontab"] == {"sync", "sync --force", "alert --check-and-alert"}
+    assert {"sync --force", "alert --check-and-alert"} <= flat["cronjobs.yaml"]
+    assert flat["server.yaml"] == {"serve"}
+    assert flat["docker-compose.yml:sync"] >= {"sync", "sync --force"}
+    assert flat["docker-compose.yml:alert"] == {"alert --check-and-alert"}
+
+
+def test_the_command_checker_rejects_what_the_cli_lacks() -> None:
+    with pytest.raises(AssertionError, match="no command"):
+        assert_real_command(["synchronise"])
+    with pytest.raises(AssertionError, match="unknown option"):
+        assert_real_command(["sync", "--everything"])
+
+
+README_COMMAND = re.compile(
+    r"(?:^|\bexec \S+ |\brun --rm \S+ \")parcelwatch((?:[ \t]+[^\s;&|>)\"']+)+)"
+)
+
+
+def readme_commands() -> list[list[str]]:
+    """`parcelwatch …` run in the README's shell blocks (directly, via exec or run)."""
+    commands, in_shell = [], False
+    for line in (DEPLOY / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            in_shell = line.strip() in ("```sh", "```bash")
+            continue
+        if in_shell:
+            commands += [shlex.split(m.group(1)) for m in README_COMMAND.finditer(line.strip())]
+    return commands
+
+
+def test_the_readme_walkthrough_runs_real_commands() -> None:
+    commands = readme_commands()
+    assert ["health"] in commands
+    assert ["alert", "--test-alert"] in commands
+    for argv in commands:
+        assert_real_command(argv)
+
+
+# -- each file's shape ---------------------------------------------------------------------
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_liveness_healthcheck() -> None:
+    instructions = dockerfile_instructions()
+    stages = [rest for keyword, rest in instructions if keyword == "FROM"]
+    assert len(stages) >= 2
+    assert any(" AS build" in stage for stage in stages)
+    users = [rest for keyword, rest in instructions if keyword == "USER"]
+    assert users
+    assert users[-1].split(":")[0] not in ("root", "0")
+    assert any(k == "COPY" and "--from=build" in rest for k, rest in instructions)
+    healthcheck = next(rest for keyword, rest in instructions if keyword == "HEALTHCHECK")
+    argv = json.loads(healthcheck[healthcheck.index("CMD") + 3 :].strip())
+    assert argv[:2] == ["python", "-c"]
+    compile(argv[2], "<healthcheck>", "exec")
+    assert "/healthz" in argv[2]
+    assert served("/healthz") == 200
+
+
+def test_compose_runs_server_postgres_sync_and_alert() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "server", "sync", "alert"}
+    assert services["postgres"]["image"].startswith("postgres:")
+    for name in ("server", "sync", "alert"):
+        assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql://")
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["server"]["ports"] == ["8080:8080"]
+
+
+def test_kubernetes_server_probes_hit_real_routes_and_cronjobs_are_scheduled() -> None:
+    documents = [doc for path in (DEPLOY / "k8s").glob("*.yaml") for doc in yaml_documents(path)]
+    kinds = sorted(doc["kind"] for doc in documents)
+    assert kinds == ["CronJob", "CronJob", "Deployment", "Secret", "Service"]
+    deployment = next(doc for doc in documents if doc["kind"] == "Deployment")
+    container = _containers(deployment)[0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert [served(path) for path in ("/healthz", "/readyz", "/metrics")] == [200, 200, 200]
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    for cronjob in (doc for doc in documents if doc["kind"] == "CronJob"):
+        fields = cronjob["spec"]["schedule"].split()
+        assert len(fields) == 5
+        assert all(CRON_FIELD.match(field) for field in fields)
+    secret = next(doc for doc in documents if doc["kind"] == "Secret")
+    assert all(
+        "<" in value or value in ("true", "false", "587") for value in secret["stringData"].values()
+    )
+
+
+def test_systemd_units_and_timers_parse_and_point_at_each_other() -> None:
+    directory = DEPLOY / "systemd"
+    services = {path.name for path in directory.glob("*.service")}
+    assert services == {
+        "parcelwatch.service",
+        "parcelwatch-sync.service",
+        "parcelwatch-sync-force.service",
+        "parcelwatch-alert.service",
+    }
+    for path in directory.glob("*.service"):
+        unit = systemd_unit(path)
+        assert unit["Service"]["User"] == "parcelwatch"
+        assert unit["Service"]["ExecStart"].startswith("/opt/parcelwatch/bin/parcelwatch ")
+    assert systemd_unit(directory / "parcelwatch.service")["Install"]["WantedBy"]
+    timers = list(directory.glob("*.timer"))
+    assert len(timers) == 3
+    for path in timers:
+        unit = systemd_unit(path)
+        assert unit["Timer"]["OnCalendar"]
+        assert unit["Timer"]["Unit"] in services
+        assert unit["Install"]["WantedBy"] == "timers.target"
+
+
+def test_crontab_lines_have_five_valid_time_fields() -> None:
+    entries = crontab_entries()
+    assert len(entries) == 3
+    for fields, _ in entries:
+        assert all(CRON_FIELD.match(field) for field in fields), fields
+    assert entries[0][0] == ["*/15", "*", "*", "*", "*"]
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+def rule_expressions() -> list[str]:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "parcelwatch-rules.yml").read_text())
+    return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+
+
+def dashboard_expressions() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana" / "parcelwatch-dashboard.json").read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def test_prometheus_config_scrapes_metrics_and_loads_the_rules() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    job = config["scrape_configs"][0]
+    assert job["metrics_path"] == "/metrics"
+    assert config["rule_files"] == ["parcelwatch-rules.yml"]
+    assert (DEPLOY / "prometheus" / config["rule_files"][0]).exists()
+
+
+def test_alert_rules_cover_the_operational_conditions() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "parcelwatch-rules.yml").read_text())
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    for name in (
+        "ParcelwatchNoSuccessfulSync",
+        "ParcelwatchHighErrorRate",
+        "ParcelwatchCircuitBreakerOpen",
+        "ParcelwatchBacklog",
+        "ParcelwatchStaleShipments",
+    ):
+        assert name in alerts
+    for rule in alerts.values():
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"]
+
+
+@pytest.mark.parametrize("source", ["rules", "dashboard"])
+def test_every_referenced_metric_is_defined(source: str) -> None:
+    expressions = rule_expressions() if source == "rules" else dashboard_expressions()
+    referenced = {name for expr in expressions for name in METRIC.findall(expr)}
+    assert referenced
+    assert referenced <= defined_metrics(), referenced - defined_metrics()
+
+
+def test_the_dashboard_is_importable_grafana_json() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "parcelwatch-dashboard.json").read_text())
+    assert dashboard["uid"] == "parcelwatch"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        assert set(panel["gridPos"]) == {"x", "y", "w", "h"}
+        assert panel["targets"]
