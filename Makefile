@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck pytest emulator bench clean
+.PHONY: run test lint typecheck pytest emulator bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ run: $(VENV)/.installed  ## create the venv, install, migrate and serve on 127.0
 	$(BIN)/parcelwatch db upgrade
 	$(BIN)/parcelwatch serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed-test  ## lint, type-check and run the whole test suite
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then apt-get update && apt-get install -y chromium; fi
+
+test: $(VENV)/.installed-test chromium  ## lint, type-check and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -36,7 +40,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-test
+pytest: $(VENV)/.installed-test chromium
 	$(BIN)/pytest
 
 emulator: $(VENV)/.installed  ## run the carrier emulator on 127.0.0.1:9000

@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from parcelwatch.ops.router import install_ops  # metrics, health, alerts hook
 
     install_ops(app)
+    from parcelwatch.web.router import install_dashboard  # pages at /, assets at /static
+
+    install_dashboard(app)
     return app
 
 

@@ -32,8 +32,9 @@ def serve(
             engine.dispose()
 
     from parcelwatch.api.app import create_app
+    from parcelwatch.demo import prepare_demo
 
-    app = create_app(settings)
+    app = create_app(prepare_demo(settings))
     bind_host = host or settings.host
     bind_port = port or settings.port
     log.info("serving", url=f"http://{bind_host}:{bind_port}", database=_safe(settings))

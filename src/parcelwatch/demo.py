@@ -1,0 +1,246 @@
+"""Demo mode: with no carrier credentials, `serve` runs the carrier emulator in-process and
+tracks a handful of demo shipments whose storylines move through the statuses in minutes.
+
+The decision: `PARCELWATCH_DEMO=true` forces it, `PARCELWATCH_DEMO=false` forbids it, and when
+unset it is on exactly when no carrier API is configured. Setting real credentials turns it off.
+
+The emulator runs on its own uvicorn thread on 127.0.0.1 with a free port (never reachable
+from outside, whatever `--host` says), and every provider's base URL and credentials in the
+`Settings` handed to `create_app` point at it. Its clock is mapped onto real time so the demo
+survives restarts: emulated time starts `LEAD` behind the moment the demo was first seeded
+and runs `SPEED` times faster until it catches up with real time, then runs at real speed, so
+no event is ever stamped in the future. Demo shipments are pinned to storylines and ages that
+put their next steps inside those first minutes.
+"""
+
+from __future__ import annotations
+
+import atexit
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from parcelwatch.carriers.registry import PROVIDERS
+from parcelwatch.config import Settings
+from parcelwatch.db import create_db_engine, make_session_factory, session_scope
+from parcelwatch.emulator import EmulatorClock, EmulatorConfig, create_emulator_app
+from parcelwatch.emulator.config import Pin
+from parcelwatch.emulator.server import run_in_thread
+from parcelwatch.emulator.storylines import EventKind, Region, Storyline, build_timeline
+from parcelwatch.logs import get_logger
+from parcelwatch.models import Shipment
+from parcelwatch.shipments import service
+
+__all__ = [
+    "DEMO_SHIPMENTS",
+    "DemoShipment",
+    "demo_emulator_config",
+    "demo_requested",
+    "demo_settings",
+    "prepare_demo",
+    "seed_demo_shipments",
+]
+
+log = get_logger(__name__)
+
+LEAD: Final = timedelta(hours=36)  # emulated time starts this far behind real time
+SPEED: Final = 240.0  # one emulated hour every 15 real seconds: caught up after ~9 minutes
+SEED: Final = 7
+DEMO_UPDATE_INTERVAL: Final = timedelta(seconds=20)
+DEMO_SECRET: Final = "parcelwatch-demo"
+DEMO_RATE: Final = 20.0  # emulator calls a second per provider
+
+
+@dataclass(frozen=True, slots=True)
+class DemoShipment:
+    tracking_number: str
+    carrier: str
+    description: str
+    storyline: Storyline
+    # The step that should happen `at` emulated time after the demo's epoch (negative: before).
+    milestone: EventKind
+    at: timedelta
+
+
+DEMO_SHIPMENTS: Final = (
+    DemoShipment(
+        "1Z999AA10123456784",
+        "ups",
+        "Trail running shoes",
+        Storyline.NORMAL,
+        EventKind.OUT_FOR_DELIVERY,
+        timedelta(hours=3),
+    ),
+    DemoShipment(
+        "9400111899223850000008",
+        "usps",
+        "Books for the book club",
+        Storyline.NORMAL,
+        EventKind.DELIVERED,
+        timedelta(hours=22),
+    ),
+    DemoShipment(
+        "771000000002",
+        "fedex",
+        '27" monitor',
+        Storyline.FAILED_ATTEMPT,
+        EventKind.DELIVERY_ATTEMPTED,
+        timedelta(hours=8),
+    ),
+    DemoShipment(
+        "3318810003",
+        "dhl",
+        "Camera lens from Berlin",
+        Storyline.EXCEPTION,
+        EventKind.HELD,
+        timedelta(hours=14),
+    ),
+    DemoShipment(
+        "9205590982952100000008",
+        "usps",
+        "Vinyl records",
+        Storyline.AVAILABLE_FOR_PICKUP,
+        EventKind.AVAILABLE_FOR_PICKUP,
+        timedelta(hours=17),
+    ),
+    DemoShipment(
+        "1Z12345E0398002219",
+        "ups",
+        "Coffee beans subscription",
+        Storyline.NORMAL,
+        EventKind.LABEL_CREATED,
+        timedelta(hours=1),
+    ),
+    DemoShipment(
+        "771000000013",
+        "fedex",
+        "Jacket (wrong size, returned)",
+        Storyline.RETURN_TO_SENDER,
+        EventKind.RETURNING,
+        timedelta(hours=12),
+    ),
+    DemoShipment(
+        "1ZW9R3020100000007",
+        "ups",
+        "Desk lamp",
+        Storyline.NORMAL,
+        EventKind.DELIVERED,
+        timedelta(hours=-20),
+    ),
+)
+
+
+def demo_requested(settings: Settings) -> bool:
+    """PARCELWATCH_DEMO when set; otherwise on when no carrier API is configured."""
+    if settings.parcelwatch_demo is not None:
+        return settings.parcelwatch_demo
+    return all(spec.missing(settings) for spec in PROVIDERS.values())
+
+
+def _region(carrier: str) -> Region:
+    return "eu" if carrier == "dhl" else "us"
+
+
+def _age(item: DemoShipment, epoch: datetime) -> timedelta:
+    """How far into its storyline the shipment starts, so its milestone falls at `item.at`."""
+    timeline = build_timeline(
+        item.tracking_number, item.storyline, epoch, region=_region(item.carrier), seed=SEED
+    )
+    milestone = next(event for event in timeline.events if event.kind is item.milestone)
+    return max(timedelta(0), milestone.at - epoch - item.at)
+
+
+class DemoClock(EmulatorClock):
+    """The emulator clock, never ahead of the real one: fast until it catches up, then real."""
+
+    def now(self) -> datetime:
+        return min(super().now(), datetime.now(UTC))
+
+
+def demo_emulator_config(anchor: datetime) -> tuple[EmulatorConfig, DemoClock]:
+    """The emulator configuration and clock for a demo first seeded at `anchor`."""
+    now = datetime.now(UTC)
+    epoch = anchor - LEAD
+    emulated_now = min(now, epoch + (now - anchor) * SPEED)
+    pins = {
+        item.tracking_number: Pin(storyline=item.storyline, age=_age(item, epoch))
+        for item in DEMO_SHIPMENTS
+    }
+    config = EmulatorConfig(seed=SEED, speed=SPEED, start=emulated_now, epoch=epoch, pins=pins)
+    return config, DemoClock(speed=SPEED, start=emulated_now)
+
+
+def demo_settings(settings: Settings, emulator_url: str) -> Settings:
+    """`settings` with every provider pointed at the emulator and given dummy credentials."""
+    secret = SecretStr(DEMO_SECRET)
+    update: dict[str, Any] = {
+        "parcelwatch_demo": True,
+        "tracking_api_provider": "auto",
+        "update_interval": min(settings.update_interval, DEMO_UPDATE_INTERVAL),
+        "usps_client_id": DEMO_SECRET,
+        "usps_client_secret": secret,
+        "ups_client_id": DEMO_SECRET,
+        "ups_client_secret": secret,
+        "fedex_api_key": DEMO_SECRET,
+        "fedex_secret_key": secret,
+        "dhl_api_key": secret,
+        "shipengine_api_key": secret,
+    }
+    for code in PROVIDERS:
+        update[f"{code}_base_url"] = f"{emulator_url}/{code}"
+        # The real APIs' budgets (USPS: 60 calls an hour) would make the demo crawl.
+        update[f"{code}_rate_limit"] = max(getattr(settings, f"{code}_rate_limit"), DEMO_RATE)
+    return settings.model_copy(update=update)
+
+
+def seed_demo_shipments(settings: Settings) -> datetime:
+    """Register the demo shipments (idempotent); return when the demo was first seeded."""
+    engine = create_db_engine(settings.sqlalchemy_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            for item in DEMO_SHIPMENTS:
+                service.register_shipment(
+                    session,
+                    tracking_number=item.tracking_number,
+                    carrier=item.carrier,
+                    description=item.description,
+                )
+            numbers = [item.tracking_number for item in DEMO_SHIPMENTS]
+            first = session.scalars(
+                select(Shipment.created_at)
+                .where(Shipment.tracking_number.in_(numbers))
+                .order_by(Shipment.created_at)
+                .limit(1)
+            ).first()
+    finally:
+        engine.dispose()
+    return first or datetime.now(UTC)
+
+
+_running = ExitStack()
+atexit.register(_running.close)
+
+
+def prepare_demo(settings: Settings, *, stack: ExitStack | None = None) -> Settings:
+    """What `serve` calls before `create_app`: the settings unchanged when the demo is off;
+    otherwise seeds the demo shipments, starts the emulator (stopped when `stack` closes,
+    by default at exit) and returns the demo settings."""
+    if not demo_requested(settings):
+        return settings
+    anchor = seed_demo_shipments(settings)
+    config, clock = demo_emulator_config(anchor)
+    emulator = create_emulator_app(config, clock=clock)
+    url = (stack or _running).enter_context(run_in_thread(app=emulator))
+    log.warning(
+        "demo mode: tracking demo shipments through the built-in carrier emulator",
+        emulator=url,
+        how_to_stop=(
+            "set carrier credentials (e.g. USPS_CLIENT_ID and USPS_CLIENT_SECRET, or "
+            "SHIPENGINE_API_KEY) or PARCELWATCH_DEMO=false and restart"
+        ),
+    )
+    return demo_settings(settings, url)

@@ -1,0 +1,149 @@
+"""Dashboard form posts: add (one number or pasted text), edit, switch updates, delete.
+
+Every form is checked for a same-origin Origin/Referer and answered with a redirect (303) on
+success, so reloading the next page never re-sends the form."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Form, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from parcelwatch.api.deps import SessionDep
+from parcelwatch.carriers.detect import find_tracking_numbers
+from parcelwatch.errors import InvalidInput, NotFound
+from parcelwatch.shipments import service
+from parcelwatch.shipments.service import BulkOutcome
+from parcelwatch.web.pages import add_context, not_found
+from parcelwatch.web.runtime import wake_updater
+from parcelwatch.web.templating import SameOriginDep, render
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+MAX_TEXT = 200_000
+MAX_NUMBERS_FROM_TEXT = 500
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+@router.post("/add")
+def add_one(
+    request: Request,
+    session: SessionDep,
+    _origin: SameOriginDep,
+    background: BackgroundTasks,
+    tracking_number: Annotated[str, Form(max_length=100)] = "",
+    carrier: Annotated[str, Form(max_length=64)] = "",
+    description: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    form = {"tracking_number": tracking_number, "carrier": carrier, "description": description}
+    try:
+        shipment, created = service.register_shipment(
+            session,
+            tracking_number=tracking_number,
+            carrier=carrier or None,
+            description=description or None,
+        )
+    except InvalidInput as error:
+        return render(
+            request, "add.html", add_context(form=form, error=error.detail), status_code=422
+        )
+    notice = "added" if created else "existing"
+    if created:
+        background.add_task(wake_updater, request.app)
+    return _see_other(f"/shipments/{shipment.id}?notice={notice}")
+
+
+@router.post("/add/text")
+def add_from_text(
+    request: Request,
+    session: SessionDep,
+    _origin: SameOriginDep,
+    background: BackgroundTasks,
+    text: Annotated[str, Form(max_length=MAX_TEXT)] = "",
+    description: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    found = find_tracking_numbers(text)[:MAX_NUMBERS_FROM_TEXT]
+    if not found:
+        message = (
+            "No tracking number was found in that text. Numbers from USPS, UPS, FedEx, DHL "
+            "and the other supported carriers are recognised by their format and check digit."
+        )
+        context = add_context(form={"text": text, "text_description": description})
+        context["text_error"] = message
+        return render(request, "add.html", context, status_code=422)
+    results = service.register_many(
+        session, [(item.tracking_number, item.carrier, description or None) for item in found]
+    )
+
+    def ids(outcome: BulkOutcome) -> str:
+        return ",".join(
+            str(item.shipment.id) for item in results if item.outcome is outcome and item.shipment
+        )
+
+    failed = sum(item.outcome is BulkOutcome.ERROR for item in results)
+    background.add_task(wake_updater, request.app)
+    query = f"created={ids(BulkOutcome.CREATED)}&existing={ids(BulkOutcome.EXISTING)}"
+    return _see_other(f"/add/done?{query}&failed={failed}")
+
+
+@router.post("/shipments/{shipment_id}/description")
+def save_description(
+    request: Request,
+    shipment_id: int,
+    session: SessionDep,
+    _origin: SameOriginDep,
+    description: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    try:
+        service.update_shipment(session, shipment_id, description=description or None)
+    except NotFound as error:
+        return not_found(request, error.detail)
+    except InvalidInput as error:
+        return render(
+            request,
+            "error.html",
+            {"title": "Not saved", "message": error.detail, "back": f"/shipments/{shipment_id}"},
+            status_code=422,
+        )
+    return _see_other(f"/shipments/{shipment_id}?notice=saved")
+
+
+@router.post("/shipments/{shipment_id}/auto-refresh")
+def switch_auto_refresh(
+    request: Request,
+    shipment_id: int,
+    session: SessionDep,
+    _origin: SameOriginDep,
+    background: BackgroundTasks,
+    enabled: Annotated[str, Form()] = "true",
+) -> Response:
+    turn_on = enabled.lower() in ("true", "1", "on", "yes")
+    background.add_task(wake_updater, request.app)
+    try:
+        service.update_shipment(session, shipment_id, auto_refresh_enabled=turn_on)
+    except NotFound as error:
+        return not_found(request, error.detail)
+    return _see_other(f"/shipments/{shipment_id}?notice={'auto_on' if turn_on else 'auto_off'}")
+
+
+@router.post("/shipments/{shipment_id}/delete")
+def delete(
+    request: Request, shipment_id: int, session: SessionDep, _origin: SameOriginDep
+) -> Response:
+    try:
+        shipment = service.get_shipment(session, shipment_id)
+        number = shipment.tracking_number
+        service.delete_shipment(session, shipment_id)
+    except NotFound as error:
+        return not_found(request, error.detail)
+    return _see_other(f"/shipments?notice=deleted&deleted={number}")
+
+
+def html_error(request: Request, title: str, message: str, code: int) -> HTMLResponse:
+    return render(request, "error.html", {"title": title, "message": message}, status_code=code)

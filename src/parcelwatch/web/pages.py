@@ -1,0 +1,196 @@
+"""Dashboard pages (GET): overview, shipments list, one shipment, add, operations."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import HTMLResponse
+
+from parcelwatch.api.deps import SessionDep, SettingsDep
+from parcelwatch.carriers.catalog import CARRIERS
+from parcelwatch.domain import ShipmentStatus, utcnow
+from parcelwatch.errors import NotFound
+from parcelwatch.shipments import service
+from parcelwatch.web import queries, runtime
+from parcelwatch.web.templating import render
+from parcelwatch.web.views import event_place, seconds_until
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+# The API's manual refresh cool-down; the sync engine owns the value.
+try:
+    from parcelwatch.sync.selection import MANUAL_COOLDOWN
+except ImportError:  # pragma: no cover - only before the sync engine lands
+    MANUAL_COOLDOWN = timedelta(minutes=5)
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_page(request: Request, session: SessionDep) -> HTMLResponse:
+    now = utcnow()
+    return render(
+        request,
+        "overview.html",
+        {
+            "nav": "overview",
+            "counts": queries.overview(session, now=now),
+            "recent": queries.recent_activity(session),
+            "updater": runtime.updater_state(request.app),
+            "runs": queries.recent_runs(session, limit=1, finished=True),
+        },
+    )
+
+
+@router.get("/shipments", response_class=HTMLResponse)
+def shipments_page(
+    request: Request,
+    session: SessionDep,
+    view: str = "active",
+    status_filter: Annotated[str | None, Query(alias="status")] = None,
+    carrier: str | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    sort: str = "updated",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
+    chosen_status = None
+    with contextlib.suppress(ValueError):
+        chosen_status = ShipmentStatus(status_filter) if status_filter else None
+    spec = queries.ListQuery(
+        view=view if view in queries.VIEWS else "active",
+        status=chosen_status,
+        carrier=carrier if carrier in CARRIERS else None,
+        search=q.strip() if q and q.strip() else None,
+        sort=sort if sort in queries.SORTS else "updated",
+        page=page,
+    )
+    listing = queries.list_page(session, spec)
+    return render(
+        request,
+        "shipments.html",
+        {
+            "nav": "shipments",
+            "spec": spec,
+            "listing": listing,
+            "views": queries.VIEWS,
+            "sorts": queries.SORTS,
+            "carriers": queries.carriers_in_use(session),
+            "deleted": request.query_params.get("deleted"),
+        },
+    )
+
+
+def _refresh_state(request: Request, shipment: Any) -> dict[str, Any]:
+    """Whether the Refresh button works now, and if not, when or why not."""
+    now = utcnow()
+    available_at = None
+    if shipment.last_manual_refresh is not None:
+        available_at = shipment.last_manual_refresh + MANUAL_COOLDOWN
+        if available_at <= now:
+            available_at = None
+    reason = runtime.not_polled_reason(request.app, shipment.carrier)
+    return {
+        "supported": runtime.manual_refresh_supported(request.app),
+        "final": shipment.is_final,
+        "available_at": available_at,
+        "wait_seconds": seconds_until(available_at, now),
+        "unconfigured": reason,
+    }
+
+
+@router.get("/shipments/{shipment_id}", response_class=HTMLResponse)
+def shipment_page(request: Request, shipment_id: int, session: SessionDep) -> HTMLResponse:
+    try:
+        shipment = service.get_shipment(session, shipment_id)
+    except NotFound as error:
+        return not_found(request, error.detail)
+    events = service.list_events(session, shipment_id)
+    return render(
+        request,
+        "shipment.html",
+        {
+            "nav": "shipments",
+            "shipment": shipment,
+            "events": events,
+            "place": event_place,
+            "refresh": _refresh_state(request, shipment),
+        },
+    )
+
+
+@router.get("/shipments/{shipment_id}/delete", response_class=HTMLResponse)
+def confirm_delete_page(request: Request, shipment_id: int, session: SessionDep) -> HTMLResponse:
+    try:
+        shipment = service.get_shipment(session, shipment_id)
+    except NotFound as error:
+        return not_found(request, error.detail)
+    return render(request, "delete.html", {"nav": "shipments", "shipment": shipment})
+
+
+@router.get("/add", response_class=HTMLResponse)
+def add_page(request: Request) -> HTMLResponse:
+    return render(request, "add.html", add_context())
+
+
+def add_context(**values: Any) -> dict[str, Any]:
+    return {
+        "nav": "add",
+        "carriers": sorted(CARRIERS.values(), key=lambda info: info.name),
+        "form": {},
+        "error": None,
+        "text_error": None,
+        **values,
+    }
+
+
+@router.get("/add/done", response_class=HTMLResponse)
+def added_page(
+    request: Request,
+    session: SessionDep,
+    created: str = "",
+    existing: str = "",
+    failed: int = 0,
+) -> HTMLResponse:
+    def shipments(ids: str) -> list[Any]:
+        found = []
+        for part in ids.split(",")[:500]:
+            if part.isdigit():
+                with contextlib.suppress(NotFound):
+                    found.append(service.get_shipment(session, int(part)))
+        return found
+
+    return render(
+        request,
+        "added.html",
+        {
+            "nav": "add",
+            "created": shipments(created),
+            "existing": shipments(existing),
+            "failed": failed,
+        },
+    )
+
+
+@router.get("/operations", response_class=HTMLResponse)
+def operations_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    return render(
+        request,
+        "operations.html",
+        {
+            "nav": "operations",
+            "updater": runtime.updater_state(request.app),
+            "health": runtime.health_report(request.app, session),
+            "runs": queries.recent_runs(session),
+            "carriers": runtime.provider_rows(settings),
+            "admin_enabled": settings.admin_api_key is not None,
+        },
+    )
+
+
+def not_found(request: Request, message: str) -> HTMLResponse:
+    return render(
+        request, "error.html", {"title": "Not found", "message": message}, status_code=404
+    )

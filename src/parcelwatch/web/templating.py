@@ -1,0 +1,73 @@
+"""The Jinja2 environment of the dashboard, its filters, and the same-origin check for forms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse
+
+from parcelwatch import __version__
+from parcelwatch.web import views
+
+__all__ = ["STATIC_DIR", "SameOriginDep", "render", "templates"]
+
+WEB_DIR: Final = Path(__file__).parent
+STATIC_DIR: Final = WEB_DIR / "static"
+
+templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+templates.env.globals.update(
+    version=__version__,
+    status_view=views.status_view,
+    carrier_name=views.carrier_name,
+    STATUS_VIEWS=views.STATUS_VIEWS,
+    urlencode=urlencode,
+)
+templates.env.filters.update(
+    utc_text=views.utc_text,
+    iso=views.iso,
+    web_url=views.web_url,
+)
+
+# Short messages shown after a redirect (?notice=key); never free text from the URL.
+NOTICES: Final[dict[str, str]] = {
+    "added": "Shipment added. parcelwatch will fetch its status shortly.",
+    "existing": "That shipment was already tracked; here it is.",
+    "saved": "Description saved.",
+    "auto_on": "Automatic updates are on again; a check is scheduled now.",
+    "auto_off": "Automatic updates are off for this shipment.",
+    "deleted": "Shipment deleted.",
+}
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
+    settings = request.app.state.settings
+    notice = NOTICES.get(request.query_params.get("notice", ""))
+    page: dict[str, Any] = {
+        "request": request,
+        "demo": bool(getattr(settings, "parcelwatch_demo", False)),
+        "notice": notice,
+        **context,
+    }
+    return templates.TemplateResponse(request, template, page, status_code=status_code)
+
+
+def _same_origin(request: Request) -> None:
+    """Forms are only accepted from our own pages: the Origin (or, failing that, the Referer)
+    must name the host the request was sent to. A self-hosted app has no other origin."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    host = request.headers.get("host", "")
+    if not source or source == "null" or urlsplit(source).netloc != host:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "This form must be sent from parcelwatch's own pages (the Origin header did not "
+            "match). Reload the page and try again.",
+        )
+
+
+SameOriginDep = Annotated[None, Depends(_same_origin)]

@@ -1,0 +1,221 @@
+"""The dashboard in a real browser: Debian's Chromium, headless, driven by Playwright, against
+the real app served by uvicorn with the updater on, its carriers pointed at the emulator."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from parcelwatch.config import load_settings
+from parcelwatch.demo import demo_settings
+from parcelwatch.emulator import EmulatorConfig, create_emulator_app, emulator_state
+from parcelwatch.emulator.config import Pin
+from parcelwatch.emulator.server import run_in_thread
+from parcelwatch.emulator.storylines import Storyline
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ADMIN_TOKEN = "browser-test-token"
+UPS = "1Z999AA10123456784"
+FEDEX = "771000000002"
+EMAIL = f"""Hi Sam, your order #1042 shipped in two boxes.
+Box 1 - UPS: {UPS}
+Box 2 - FedEx tracking no. {FEDEX}
+"""
+WAIT = 45_000  # ms: the updater polls every second, the pages every five
+
+
+@dataclass
+class Live:
+    url: str
+    emulator: Starlette
+
+
+def _serve(app: object) -> Iterator[str]:
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+    )
+    thread = threading.Thread(target=server.run, name="parcelwatch-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive(), "the app stopped while starting"
+        assert time.monotonic() < deadline, "the app did not start within 20 seconds"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The app and the emulator on free local ports; the emulator's clock stands still
+    until a test moves it."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed: `make test` installs it")
+    path = tmp_path_factory.mktemp("browser") / "parcelwatch.db"
+    shutil.copy(sqlite_template, path)
+    pins = {
+        number: Pin(storyline=Storyline.NORMAL, age=timedelta(hours=30)) for number in (UPS, FEDEX)
+    }
+    emulator = create_emulator_app(EmulatorConfig(speed=0, seed=7, pins=pins))
+    from parcelwatch.api.app import create_app
+
+    with run_in_thread(app=emulator) as emulator_url:
+        base = load_settings(
+            database_url=f"sqlite:///{path}",
+            admin_api_key=ADMIN_TOKEN,
+            auto_update_enabled=True,
+            update_interval="1s",
+            _env_file=None,
+        )
+        app = create_app(demo_settings(base, emulator_url))
+        yield from (Live(url, emulator) for url in _serve(app))
+
+
+@pytest.fixture(scope="module")
+def browser_context() -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tempfile.mkdtemp(prefix="parcelwatch-chromium-"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+            timezone_id="Europe/Berlin",
+            locale="en-GB",
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def _shot(page: object, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_a_person_pastes_an_email_and_watches_the_parcels_arrive(
+    live: Live, browser_context: object
+) -> None:
+    expect = playwright_api.expect
+    page = browser_context.new_page()  # type: ignore[attr-defined]
+
+    page.goto(f"{live.url}/add")
+    page.get_by_label("Email or any text with tracking numbers").fill(EMAIL)
+    expect(page.locator("#found")).to_contain_text("Found 2 tracking numbers")
+    page.get_by_label("Description for all of them").fill("Order 1042")
+    _shot(page, "add")
+    page.get_by_role("button", name="Find and track all numbers").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("2 shipments added")
+    _shot(page, "added")
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Shipments").click()
+    rows = page.locator("table.shipments tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#list")).to_contain_text(UPS)
+    expect(page.locator("#list")).to_contain_text(FEDEX)
+    # The updater asks the emulator on its own; the open page updates itself.
+    expect(page.locator("#list .badge", has_text="In transit")).to_have_count(2, timeout=WAIT)
+    _shot(page, "shipments")
+
+    page.locator("table.shipments tr", has_text=UPS).get_by_role("link").click()
+    expect(page.locator("#tracking-number")).to_have_text(UPS)
+    expect(page.locator("#summary")).to_contain_text("In transit")
+    expect(page.locator("#timeline time").first).not_to_contain_text("UTC")  # local time
+    page.get_by_role("button", name="Refresh now").click()
+    expect(page.locator("#refresh-message")).to_contain_text(
+        "You can refresh again at", timeout=WAIT
+    )
+    expect(page.get_by_role("button", name="Refresh now")).to_be_disabled()
+    _shot(page, "shipment-refreshed")
+
+    # Six emulated days later the FedEx parcel has been delivered.
+    emulator_state(live.emulator).clock.advance(timedelta(days=6))
+    page.goto(f"{live.url}/shipments")
+    page.locator("table.shipments tr", has_text=FEDEX).get_by_role("link").click()
+    expect(page.locator("#summary")).to_contain_text("Delivered", timeout=WAIT)
+    expect(page.locator("#timeline")).to_contain_text("Delivered")
+    expect(page.locator("#refresh-message")).not_to_be_empty()
+    _shot(page, "shipment-delivered")
+
+    page.goto(live.url)
+    expect(page.locator("#counts")).to_contain_text("Delivered this week")
+    _shot(page, "overview")
+    page.close()
+
+
+def test_an_operator_pauses_and_resumes_the_updater_with_the_admin_token(
+    live: Live, browser_context: object
+) -> None:
+    expect = playwright_api.expect
+    page = browser_context.new_page()  # type: ignore[attr-defined]
+    page.goto(f"{live.url}/operations")
+
+    page.get_by_role("button", name="Pause updates").click()
+    expect(page.locator("#admin-message")).to_contain_text("Enter the admin token first.")
+
+    page.get_by_label("Admin token").fill("wrong-token")
+    page.get_by_role("button", name="Pause updates").click()
+    expect(page.locator("#admin-message")).to_contain_text("valid admin token")
+
+    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    page.get_by_role("button", name="Pause updates").click()
+    expect(page.locator("#admin-message")).to_contain_text("paused")
+    expect(page.locator("#updater-state")).to_contain_text("Paused", timeout=WAIT)
+    stored = page.evaluate("sessionStorage.getItem('parcelwatch-admin-token')")
+    assert stored == ADMIN_TOKEN
+    _shot(page, "operations-paused")
+
+    page.get_by_role("button", name="Resume updates").click()  # the stored token is used
+    expect(page.locator("#admin-message")).to_contain_text("running")
+    expect(page.locator("#updater-state")).not_to_contain_text("Paused", timeout=WAIT)
+    _shot(page, "operations")
+    page.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_fits_a_phone_screen(live: Live, browser_context: object, scheme: str) -> None:
+    page = browser_context.new_page()  # type: ignore[attr-defined]
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.emulate_media(color_scheme=scheme)
+    for name, path in [
+        ("overview", "/"),
+        ("shipments", "/shipments"),
+        ("shipment", "/shipments/1"),
+        ("add", "/add"),
+        ("operations", "/operations"),
+    ]:
+        page.goto(live.url + path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
+        _shot(page, f"phone-{scheme}-{name}")
+    page.close()

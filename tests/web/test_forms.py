@@ -1,0 +1,186 @@
+"""Dashboard forms: same-origin check, redirect after POST, and what each form changes."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from parcelwatch.domain import ShipmentStatus
+from parcelwatch.models import Shipment
+from tests.conftest import Database
+from tests.web.conftest import SAME_ORIGIN, AddShipment
+
+UPS = "1Z999AA10123456784"
+USPS = "9400111899223850000008"
+
+EMAIL = f"""Hello Sam,
+
+Good news: your order #1042 has shipped in two parcels.
+  Parcel 1: UPS tracking number {UPS}
+  Parcel 2: USPS 9400 1118 9922 3850 0000 08
+
+Thanks for shopping with us!
+"""
+
+
+def _shipments(database: Database) -> list[Shipment]:
+    with database.sessions() as session:
+        return list(session.scalars(select(Shipment).order_by(Shipment.id)))
+
+
+def test_adding_one_number_redirects_to_its_page(web: TestClient, database: Database) -> None:
+    answer = web.post(
+        "/add",
+        data={"tracking_number": "1z 999 aa1 0123456784", "description": "Shoes"},
+        headers=SAME_ORIGIN,
+        follow_redirects=False,
+    )
+
+    (shipment,) = _shipments(database)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/shipments/{shipment.id}?notice=added"
+    assert (shipment.carrier, shipment.tracking_number) == ("ups", UPS)
+    assert "Shipment added." in web.get(answer.headers["location"]).text
+
+
+def test_adding_a_number_again_shows_the_existing_shipment(
+    web: TestClient, add_shipment: AddShipment
+) -> None:
+    shipment = add_shipment(UPS)
+    answer = web.post(
+        "/add", data={"tracking_number": UPS}, headers=SAME_ORIGIN, follow_redirects=False
+    )
+    assert answer.headers["location"] == f"/shipments/{shipment.id}?notice=existing"
+
+
+def test_an_unrecognised_number_is_explained_on_the_form(
+    web: TestClient, database: Database
+) -> None:
+    answer = web.post("/add", data={"tracking_number": "12345678"}, headers=SAME_ORIGIN)
+
+    assert answer.status_code == 422
+    assert "Could not detect the carrier" in answer.text
+    assert 'aria-invalid="true"' in answer.text
+    assert 'value="12345678"' in answer.text
+    assert _shipments(database) == []
+
+
+def test_pasting_an_email_adds_every_tracking_number_in_it(
+    web: TestClient, database: Database
+) -> None:
+    answer = web.post(
+        "/add/text",
+        data={"text": EMAIL, "description": "Order 1042"},
+        headers=SAME_ORIGIN,
+        follow_redirects=False,
+    )
+
+    shipments = _shipments(database)
+    assert answer.status_code == 303
+    assert [(s.carrier, s.tracking_number) for s in shipments] == [("ups", UPS), ("usps", USPS)]
+    assert all(s.description == "Order 1042" for s in shipments)
+    done = web.get(answer.headers["location"]).text
+    assert "2 shipments added" in done
+    assert UPS in done
+    assert USPS in done
+
+
+def test_pasting_the_same_email_twice_adds_nothing_new(web: TestClient, database: Database) -> None:
+    web.post("/add/text", data={"text": EMAIL}, headers=SAME_ORIGIN)
+    again = web.post("/add/text", data={"text": EMAIL}, headers=SAME_ORIGIN)
+
+    assert len(_shipments(database)) == 2
+    assert "0 shipments added" in again.text
+    assert "Already tracked" in again.text
+
+
+def test_text_without_a_tracking_number_is_explained(web: TestClient) -> None:
+    answer = web.post("/add/text", data={"text": "See you on Friday!"}, headers=SAME_ORIGIN)
+    assert answer.status_code == 422
+    assert "No tracking number was found" in answer.text
+
+
+def test_a_form_sent_from_another_site_is_refused(web: TestClient, database: Database) -> None:
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Referer": "https://evil.example/page"},
+        {"Origin": "null"},
+        {},
+    ):
+        answer = web.post(
+            "/add", data={"tracking_number": UPS}, headers={**headers, "Accept": "text/html"}
+        )
+        assert answer.status_code == 403, headers
+        assert "own pages (the Origin header did not match)" in answer.text
+    assert _shipments(database) == []
+
+
+def test_a_form_with_a_same_origin_referer_and_no_origin_is_accepted(web: TestClient) -> None:
+    answer = web.post(
+        "/add",
+        data={"tracking_number": UPS},
+        headers={"Referer": "http://testserver/add"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+
+
+def test_editing_the_description_saves_it_and_redirects(
+    web: TestClient, add_shipment: AddShipment, database: Database
+) -> None:
+    shipment = add_shipment(UPS, description="Shoes")
+    answer = web.post(
+        f"/shipments/{shipment.id}/description",
+        data={"description": "  Trail   shoes "},
+        headers=SAME_ORIGIN,
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert _shipments(database)[0].description == "Trail shoes"
+
+
+def test_re_enabling_automatic_updates_clears_the_failures(
+    web: TestClient, add_shipment: AddShipment, database: Database
+) -> None:
+    shipment = add_shipment(UPS, status=ShipmentStatus.IN_TRANSIT)
+    web.post(
+        f"/shipments/{shipment.id}/auto-refresh", data={"enabled": "false"}, headers=SAME_ORIGIN
+    )
+    assert _shipments(database)[0].auto_refresh_enabled is False
+    page = web.get(f"/shipments/{shipment.id}").text
+    assert "Re-enable automatic updates" in page
+
+    answer = web.post(
+        f"/shipments/{shipment.id}/auto-refresh",
+        data={"enabled": "true"},
+        headers=SAME_ORIGIN,
+        follow_redirects=False,
+    )
+
+    (after,) = _shipments(database)
+    assert answer.headers["location"].endswith("notice=auto_on")
+    assert after.auto_refresh_enabled is True
+    assert after.auto_refresh_fail_count == 0
+    assert after.next_check_at is not None
+
+
+def test_deleting_asks_for_confirmation_first(
+    web: TestClient, add_shipment: AddShipment, database: Database
+) -> None:
+    shipment = add_shipment(UPS, description="Shoes")
+
+    confirm = web.get(f"/shipments/{shipment.id}/delete")
+    assert "Delete this shipment?" in confirm.text
+    assert len(_shipments(database)) == 1
+
+    answer = web.post(
+        f"/shipments/{shipment.id}/delete", headers=SAME_ORIGIN, follow_redirects=False
+    )
+    assert answer.status_code == 303
+    assert _shipments(database) == []
+    assert "Shipment deleted." in web.get(answer.headers["location"]).text
+
+
+def test_deleting_a_missing_shipment_gets_a_404_page(web: TestClient) -> None:
+    answer = web.post("/shipments/42/delete", headers=SAME_ORIGIN)
+    assert answer.status_code == 404
