@@ -78,7 +78,7 @@ def plans(args: argparse.Namespace, batch_size: int) -> list[Plan]:
     for provider in args.providers:
         carrier, cap = PROVIDERS[provider]
         concurrency = args.concurrency or getattr(defaults, f"{provider}_max_concurrency")
-        rate = args.rate
+        rate = args.rate if args.rate is not None else getattr(defaults, f"{provider}_rate_limit")
         per_request = min(batch_size, cap)
         by_latency = concurrency / (args.latency / 1000) if args.latency else float("inf")
         ceiling = min(rate, by_latency) * per_request
@@ -131,7 +131,9 @@ def load(db: Engine, plan_list: list[Plan], idle: int) -> None:
         flush()
 
 
-def start_emulator(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
+def start_emulator(
+    args: argparse.Namespace, port: int, plan_list: list[Plan]
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-c",
@@ -146,8 +148,8 @@ def start_emulator(args: argparse.Namespace, port: int) -> subprocess.Popen[byte
     if args.latency:
         command += ["--latency", f"{args.latency}ms"]
     if not args.zero_latency:
-        for provider in args.providers:
-            command += ["--rate-limit", f"{provider}={args.emulator_rate or args.rate}"]
+        for plan in plan_list:
+            command += ["--rate-limit", f"{plan.provider}={args.emulator_rate or plan.rate}"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while True:
@@ -211,7 +213,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shipments", type=int, default=5000)
     parser.add_argument("--latency", type=float, default=200.0, help="emulator latency, ms")
-    parser.add_argument("--rate", type=float, default=10.0, help="requests/s per provider")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="requests/s for every provider (default: each one's <CARRIER>_RATE_LIMIT default)",
+    )
     parser.add_argument("--emulator-rate", type=float, default=None, help="emulator's limit")
     parser.add_argument("--concurrency", type=int, default=None, help="default: settings")
     parser.add_argument("--batch-size", type=int, default=10, help="AUTO_UPDATE_BATCH_SIZE")
@@ -252,7 +259,7 @@ def main() -> None:
     load(db, plan_list, args.idle)
 
     port = free_port()
-    emulator = None if args.in_process else start_emulator(args, port)
+    emulator = None if args.in_process else start_emulator(args, port, plan_list)
     try:
         settings = settings_for(args, f"http://127.0.0.1:{port}", plan_list)
         cpu_before, wall_before = time.process_time(), time.perf_counter()
@@ -291,7 +298,7 @@ def report(
         "shipments": args.shipments,
         "idle_shipments": args.idle,
         "latency_ms": args.latency,
-        "rate_limit_per_provider": None if args.zero_latency else args.rate,
+        "rate_limit_per_provider": None if args.zero_latency else (args.rate or "defaults"),
         "providers": {
             plan.provider: {
                 "shipments": plan.shipments,

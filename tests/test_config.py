@@ -47,6 +47,18 @@ def test_environment_variables_are_read_by_their_contract_names(
     assert settings.tracking_api_provider == "shipengine"
 
 
+def test_an_empty_variable_means_unset_so_an_empty_admin_key_disables_the_admin_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ADMIN_API_KEY", "")
+    monkeypatch.setenv("USPS_CLIENT_ID", "")
+    monkeypatch.setenv("AUTO_UPDATE_BATCH_SIZE", "")
+    settings = load_settings(_env_file=None)
+    assert settings.admin_api_key is None
+    assert settings.usps_client_id is None
+    assert settings.auto_update_batch_size == 10
+
+
 def test_a_dotenv_file_in_the_working_directory_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("AUTO_UPDATE_CUTOFF_DAYS=7\nLOG_FORMAT=json\n")
     settings = load_settings()

@@ -89,8 +89,14 @@ Concurrency = Annotated[int, Field(ge=1, le=1000)]
 class Settings(BaseSettings):
     """Every setting parcelwatch reads; see the README's configuration table."""
 
+    # `VAR=` (empty) means unset: `ADMIN_API_KEY=` disables the admin API instead of making
+    # the empty string its token, and `USPS_CLIENT_ID=` leaves USPS unconfigured.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     # server and storage

@@ -14,8 +14,8 @@ Adding a provider: one module and one `ProviderSpec` line below.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -213,13 +213,26 @@ class Routing:
 
 
 class CarrierRegistry(Routing):
-    """The configured providers, built once over one shared `httpx.AsyncClient`."""
+    """The configured providers, each built over an `httpx.AsyncClient`.
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+    `client` is shared by every provider; `clients` (by provider code) overrides it for the
+    providers it names. `open_registry` gives each provider a pool of its own, sized to its
+    concurrency: httpcore scans every pooled connection on each request, so one pool for all
+    carriers costs time in proportion to the sum of their concurrencies.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        clients: Mapping[str, httpx.AsyncClient] | None = None,
+    ) -> None:
         super().__init__(settings)
         self.client = client
+        own = clients or {}
         self.providers: dict[str, Carrier] = {
-            code: PROVIDERS[code].build(settings, client) for code in sorted(self.configured)
+            code: PROVIDERS[code].build(settings, own.get(code, client))
+            for code in sorted(self.configured)
         }
 
     def provider_for(self, carrier_code: str) -> Carrier | None:
@@ -229,15 +242,32 @@ class CarrierRegistry(Routing):
         return self.providers[code] if code is not None else None
 
 
+def _client(max_connections: int | None = None) -> httpx.AsyncClient:
+    limits = (
+        httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        if max_connections
+        else httpx.Limits()
+    )
+    return httpx.AsyncClient(
+        headers={"User-Agent": "parcelwatch"}, follow_redirects=False, limits=limits
+    )
+
+
 @asynccontextmanager
 async def open_registry(
     settings: Settings, client: httpx.AsyncClient | None = None
 ) -> AsyncIterator[CarrierRegistry]:
-    """A registry over `client`, or over a new client closed on exit (commands, the engine)."""
+    """A registry over `client`, or over new clients closed on exit (commands, the engine)."""
     if client is not None:
         yield CarrierRegistry(settings, client)
         return
-    async with httpx.AsyncClient(
-        headers={"User-Agent": "parcelwatch"}, follow_redirects=False
-    ) as own_client:
-        yield CarrierRegistry(settings, own_client)
+    routing = Routing(settings)
+    async with AsyncExitStack() as stack:
+        shared = await stack.enter_async_context(_client())
+        own = {
+            code: await stack.enter_async_context(
+                _client(routing.limits(code)[0] + 1)
+            )  # +1: a token fetch
+            for code in sorted(routing.configured)
+        }
+        yield CarrierRegistry(settings, shared, own)

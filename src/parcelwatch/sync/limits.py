@@ -40,6 +40,11 @@ return string.format('%.6f', start - now)
 
 DEFAULT_CONCURRENCY = 2
 DEFAULT_RATE = 1.0
+# Requests leave this much wider apart than `<CARRIER>_RATE_LIMIT` allows: network and
+# scheduling jitter bunch evenly spaced requests up on arrival, and a carrier that meters
+# with a small bucket (DHL: 1 call/s) answers the early one with 429 and a whole second of
+# Retry-After, which costs far more than the margin.
+HEADROOM = 1.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +103,13 @@ class Budget:
         self.shared = shared
         self._semaphore = asyncio.Semaphore(spec.concurrency)
         # One token at a time, refilled every 1/rate seconds: requests are spaced evenly.
-        self._limiter = AsyncLimiter(1, 1.0 / spec.rate)
+        self.interval = HEADROOM / spec.rate
+        self._limiter = AsyncLimiter(1, self.interval)
         self.in_flight = 0
 
     async def _wait_for_rate(self) -> None:
         if self.shared is not None:
-            wait = await self.shared.reserve(self.provider, 1.0 / self.spec.rate)
+            wait = await self.shared.reserve(self.provider, self.interval)
             if wait is not None:
                 if wait > 0:
                     await asyncio.sleep(wait)
