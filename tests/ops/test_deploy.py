@@ -36,12 +36,15 @@ def parcelwatch_commands(text: str) -> list[list[str]]:
 
 
 def assert_real_command(argv: list[str]) -> None:
-    """Resolve `argv` through the real Typer app: each word a command, each option known."""
+    """Resolve `argv` through the real Typer app: the leading words name a command (groups
+    descended until a leaf), every option is one that command knows, and the words after
+    the leaf are its arguments and option values."""
     command: Any = typer.main.get_command(cli_app)  # typer vendors click: duck-type groups
     words = [arg for arg in argv if not arg.startswith("-")]
     options = [arg.split("=", 1)[0] for arg in argv if arg.startswith("-")]
     for word in words:
-        assert hasattr(command, "commands"), f"{argv}: {word!r} is not a command"
+        if not hasattr(command, "commands"):
+            break  # a leaf: the rest are its arguments and option values
         sub = command.commands.get(word)
         assert sub is not None, f"`parcelwatch {' '.join(argv)}`: no command {word!r}"
         command = sub
@@ -178,7 +181,7 @@ README_COMMAND = re.compile(
 def readme_commands() -> list[list[str]]:
     """`parcelwatch …` run in the README's shell blocks (directly, via exec or run)."""
     commands, in_shell = [], False
-    for line in (DEPLOY / "README.md").read_text().splitlines():
+    for line in (DEPLOY.parent / "README.md").read_text().splitlines():
         if line.startswith("```"):
             in_shell = line.strip() in ("```sh", "```bash")
             continue
