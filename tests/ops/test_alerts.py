@@ -171,6 +171,26 @@ async def test_a_problem_is_sent_once_per_cooldown_then_a_recovery_notice(
 
 
 @pytest.mark.anyio
+async def test_a_problem_whose_check_is_no_longer_run_is_announced_as_recovered(
+    database: Database, alert_settings: Settings, mailbox: Mailbox, add_run: RunFactory
+) -> None:
+    add_run(minutes_ago=1)
+    unconfigured = await check_and_alert(alert_settings, database.engine, providers={}, retry=FAST)
+    assert [(n.key, n.severity) for n in unconfigured.notices] == [("carriers", "warning")]
+    # a carrier is configured: the "carriers" check gives way to "carrier:ups"
+    configured = await check_and_alert(
+        alert_settings, database.engine, providers={"ups": FakeCarrier(code="ups")}, retry=FAST
+    )
+    assert [(n.kind, n.key) for n in configured.notices] == [("recovery", "carriers")]
+    assert "RECOVERED: carriers" in mail(mailbox)["Subject"]
+    quiet = await check_and_alert(
+        alert_settings, database.engine, providers={"ups": FakeCarrier(code="ups")}, retry=FAST
+    )
+    assert quiet.notices == []
+    assert len(mailbox.messages) == 2
+
+
+@pytest.mark.anyio
 async def test_a_change_of_severity_is_sent_inside_the_cooldown(
     database: Database, alert_settings: Settings, mailbox: Mailbox, add_run: RunFactory
 ) -> None:

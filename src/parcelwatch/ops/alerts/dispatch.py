@@ -129,7 +129,8 @@ class Decision:
 def decide(session: Session, report: HealthReport, settings: Settings, now: datetime) -> Decision:
     """Which problems to announce and which recoveries to tell, reading `alert_states`:
     a new problem or a change of severity is sent at once, a continuing one again only
-    after ALERT_COOLDOWN; a check back to ok after an announced problem is a recovery."""
+    after ALERT_COOLDOWN; a check back to ok after an announced problem, or no longer in
+    the report at all, is a recovery."""
     states = {state.key: state for state in session.scalars(select(AlertState))}
     notices: list[Notice] = []
     suppressed: list[str] = []
@@ -149,6 +150,12 @@ def decide(session: Session, report: HealthReport, settings: Settings, now: date
             )
         else:
             suppressed.append(check.name)
+    # A check that is no longer run (a carrier removed, or replaced by its own check once
+    # configured) has cleared too: otherwise its problem would stay active for ever.
+    present = {check.name for check in report.checks}
+    for key, state in sorted(states.items()):
+        if state.active and key not in present:
+            notices.append(Notice("recovery", key, "ok", "this check is no longer run", {}))
     return Decision(notices, suppressed)
 
 
