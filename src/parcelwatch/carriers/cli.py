@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 import typer
 from rich.markup import escape
@@ -16,10 +17,11 @@ from parcelwatch.carriers.errors import (
     UnavailableError,
 )
 from parcelwatch.carriers.registry import PROVIDERS, open_registry
+from parcelwatch.carriers.shipengine import ShipEngineCarrier, WebhookRegistration
 from parcelwatch.cli.common import console, err_console, print_json, settings_or_exit
 from parcelwatch.config import Settings
 
-__all__ = ["CheckResult", "app", "check_providers"]
+__all__ = ["CheckResult", "app", "check_providers", "register_webhook"]
 
 app = typer.Typer(help="Carrier API providers.", no_args_is_help=True)
 
@@ -104,3 +106,57 @@ def check(
     if status == EXIT_NONE_CONFIGURED:
         err_console.print("no carrier provider is configured; set credentials first")
     raise typer.Exit(status)
+
+
+WEBHOOK_PATH = "/api/webhooks/shipengine"
+
+
+@app.command("register-webhook")
+def register_webhook(
+    url: str = typer.Argument(
+        ...,
+        help="This server's public webhook URL, e.g. https://parcels.example.com" + WEBHOOK_PATH,
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Ask ShipEngine to push tracking updates to URL (`POST /v1/environment/webhooks`, event
+    `track`), sending SHIPENGINE_WEBHOOK_SECRET back on every push when it is set.
+    Registering the same URL again changes nothing.
+
+    Exit status: 0 registered (or already was); 1 ShipEngine refused or could not be
+    reached; 2 SHIPENGINE_API_KEY is not set or URL is not an http(s) URL."""
+    settings = settings_or_exit()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        err_console.print(f"not an http:// or https:// URL: {escape(url)}")
+        raise typer.Exit(2)
+    if not parts.path.rstrip("/").endswith(WEBHOOK_PATH):
+        err_console.print(
+            f"[yellow]note:[/yellow] parcelwatch receives ShipEngine pushes at {WEBHOOK_PATH}"
+        )
+    if settings.shipengine_api_key is None:
+        err_console.print("SHIPENGINE_API_KEY is not set")
+        raise typer.Exit(2)
+    secret = settings.shipengine_webhook_secret
+    try:
+        registration = asyncio.run(
+            _register(settings, url, secret.get_secret_value() if secret else None)
+        )
+    except CarrierError as error:
+        if as_json:
+            print_json({"registered": False, "outcome": _outcome(error), "error": str(error)})
+        else:
+            err_console.print(f"[red]ShipEngine refused the webhook:[/red] {escape(str(error))}")
+        raise typer.Exit(1) from None
+    if as_json:
+        print_json({"registered": True, **asdict(registration)})
+        return
+    what = "registered" if registration.created else "already registered"
+    console.print(f"[green]{what}[/green] {escape(registration.url)} ({registration.webhook_id})")
+
+
+async def _register(settings: Settings, url: str, secret: str | None) -> WebhookRegistration:
+    async with open_registry(settings) as registry:
+        provider = registry.providers.get("shipengine")
+        assert isinstance(provider, ShipEngineCarrier)  # configured: checked by the caller
+        return await provider.register_webhook(url, secret)

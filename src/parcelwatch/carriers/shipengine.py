@@ -53,6 +53,9 @@ from parcelwatch.carriers.statuses import (
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
 
 __all__ = [
+    "WEBHOOK_SECRET_HEADER",
+    "WebhookRegistration",
+    "webhook_request",
     "ShipEngineCarrier",
     "TrackEventPush",
     "carrier_from_shipengine_code",
@@ -63,6 +66,8 @@ __all__ = [
 ]
 
 CODE = "shipengine"
+# The header ShipEngine is asked to send on every push when SHIPENGINE_WEBHOOK_SECRET is set.
+WEBHOOK_SECRET_HEADER = "x-parcelwatch-webhook-secret"
 CHECK_CARRIER, CHECK_NUMBER = "usps", "0000000000"
 # v1 webhooks say API_TRACK; the v2 ShipStation API says TRACK_EVENT_V2 (same data shape).
 TRACK_RESOURCE_TYPES = frozenset({"API_TRACK", "TRACK_EVENT_V2"})
@@ -225,6 +230,22 @@ def result_from_response(
     raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
 
 
+def webhook_request(url: str, secret: str | None = None) -> dict[str, Any]:
+    """The body of `POST /v1/environment/webhooks` subscribing `url` to `track` events; with
+    `secret`, ShipEngine is asked to send it back in WEBHOOK_SECRET_HEADER on every push."""
+    body: dict[str, Any] = {"event": "track", "url": url}
+    if secret:
+        body["headers"] = [{"key": WEBHOOK_SECRET_HEADER, "value": secret}]
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRegistration:
+    webhook_id: str
+    url: str
+    created: bool  # False: this exact webhook was already registered
+
+
 class ShipEngineCarrier(Carrier):
     code = CODE
     name = "ShipEngine"
@@ -262,3 +283,43 @@ class ShipEngineCarrier(Carrier):
         if response.status_code == 200:
             return
         result_from_response(CHECK_NUMBER, response, carrier=CHECK_CARRIER)
+
+    async def register_webhook(self, url: str, secret: str | None = None) -> WebhookRegistration:
+        """Subscribe `url` to ShipEngine's `track` pushes; registering the same URL again is a
+        no-op. A `track` webhook already pointing elsewhere is refused (ShipEngine's 409)."""
+        headers = {"API-Key": self._api_key, "Accept": "application/json"}
+        webhooks = api_url(self.base_url, "/v1/environment/webhooks")
+        response = await send(
+            self.client,
+            CODE,
+            "POST",
+            webhooks,
+            time_limit=self.timeout,
+            json=webhook_request(url, secret),
+            headers=headers,
+        )
+        if response.status_code in (200, 201):
+            payload = decode_json(response, CODE)
+            return WebhookRegistration(str(payload["webhook_id"]), str(payload["url"]), True)
+        if response.status_code == 409:
+            listed = await send(
+                self.client, CODE, "GET", webhooks, time_limit=self.timeout, headers=headers
+            )
+            existing = decode_json(listed, CODE) if listed.status_code == 200 else []
+            for hook in existing if isinstance(existing, list) else []:
+                if hook.get("event") == "track" and hook.get("url") == url:
+                    return WebhookRegistration(str(hook["webhook_id"]), url, False)
+            others = [h.get("url") for h in existing if isinstance(h, dict)]
+            raise BadResponseError(
+                f"ShipEngine already has a track webhook ({', '.join(map(str, others))}); "
+                "delete it in ShipEngine first",
+                carrier=CODE,
+                status_code=409,
+            )
+        result_from_response("", response, carrier=CHECK_CARRIER)  # raises auth, 429, 5xx
+        raise BadResponseError(
+            f"webhook registration refused (HTTP {response.status_code}: "
+            f"{error_detail(response) or 'no detail'})",
+            carrier=CODE,
+            status_code=response.status_code,
+        )

@@ -130,6 +130,20 @@ def tracking_body(state: EmulatorState, number: str, carrier_code: str) -> dict[
     return render_tracking(state.timeline(number, region=region), state.clock.now(), carrier_code)
 
 
+# ShipEngine's webhook events (its docs list these; parcelwatch only uses "track").
+WEBHOOK_EVENTS = frozenset(
+    {
+        "batch",
+        "carrier_connected",
+        "order_source_refresh_complete",
+        "rate",
+        "report_complete",
+        "sales_orders_imported",
+        "track",
+    }
+)
+
+
 def _error(status: int, error_type: str, code: str, message: str) -> ErrorBody:
     return ErrorBody(
         status,
@@ -183,7 +197,47 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
     async def jwks(request: Request) -> Response:
         return json_answer(state.keys.jwks())
 
+    def unauthorized(request: Request) -> Response | None:
+        if state.accepts(CARRIER, request.headers.get("api-key")):
+            return None
+        state.stats.auth_failures[CARRIER] += 1
+        return _error(401, "security", "unauthorized", "The API key is invalid.").response()
+
+    async def create_webhook(request: Request) -> Response:
+        """`POST /v1/environment/webhooks`: one webhook per event; 409 on a second."""
+        if (refused := unauthorized(request)) is not None:
+            return refused
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        event = body.get("event") if isinstance(body, dict) else None
+        url = body.get("url") if isinstance(body, dict) else None
+        if event not in WEBHOOK_EVENTS or not isinstance(url, str) or "://" not in url:
+            return _error(
+                400, "validation", "invalid_field_value", "event and url are required."
+            ).response()
+        if any(hook["event"] == event for hook in state.webhooks):
+            return _error(
+                409, "validation", "webhook_exists", f"A {event} webhook already exists."
+            ).response()
+        hook = {
+            "webhook_id": f"se-{len(state.webhooks) + 1}",
+            "url": url,
+            "event": event,
+            "headers": body.get("headers") or [],
+        }
+        state.webhooks.append(hook)
+        return json_answer(hook)
+
+    async def list_webhooks(request: Request) -> Response:
+        if (refused := unauthorized(request)) is not None:
+            return refused
+        return json_answer(list(state.webhooks))
+
     return [
         Route("/shipengine/v1/tracking", track, methods=["GET"]),
+        Route("/shipengine/v1/environment/webhooks", create_webhook, methods=["POST"]),
+        Route("/shipengine/v1/environment/webhooks", list_webhooks, methods=["GET"]),
         Route("/shipengine/jwks", jwks, methods=["GET"]),
     ]

@@ -106,6 +106,7 @@ class EmulatorState:
             carrier: TokenBucket(rate, clock=self.clock.monotonic)
             for carrier, rate in config.rate_limits.items()
         }
+        self.webhooks: list[dict[str, Any]] = []  # ShipEngine's registered webhooks
         self._first_seen: dict[str, datetime] = {}
         self._request_index: Counter[str] = Counter()
         self._lock = threading.Lock()

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from parcelwatch.api.deps import SessionDep, SettingsDep
 from parcelwatch.carriers.errors import BadResponseError
 from parcelwatch.carriers.shipengine import CODE as SHIPENGINE
-from parcelwatch.carriers.shipengine import parse_track_event
+from parcelwatch.carriers.shipengine import WEBHOOK_SECRET_HEADER, parse_track_event
 from parcelwatch.logs import get_logger
 from parcelwatch.models import Shipment
 from parcelwatch.sync.scheduling import SchedulePolicy
@@ -33,7 +33,7 @@ router = APIRouter(tags=["webhooks"])
 
 # Optional shared secret (SHIPENGINE_WEBHOOK_SECRET), sent as a custom header configured on
 # the ShipEngine webhook, checked on top of the RSA signature.
-SECRET_HEADER = "x-parcelwatch-webhook-secret"
+SECRET_HEADER = WEBHOOK_SECRET_HEADER
 
 
 class WebhookAck(BaseModel):
