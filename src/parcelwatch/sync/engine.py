@@ -260,7 +260,11 @@ class SyncEngine:
             log.exception("could not record the sync run", run_id=summary.run_id)
         if summary.outcome in ("ok", "partial"):
             LAST_SUCCESSFUL_SYNC.set(time.time())
-        log.info(
+        # A pass that changed nothing is routine for the updater (it wakes for every due
+        # shipment): debug, so `info` logs show what moved and what failed.
+        quiet = summary.updated == summary.failed == summary.deferred == 0
+        emit = log.debug if quiet and summary.trigger == "updater" else log.info
+        emit(
             "sync pass finished",
             run_id=summary.run_id,
             trigger=summary.trigger,
