@@ -73,9 +73,11 @@ def make_engine(
             db=database.engine,
             providers=providers,  # type: ignore[arg-type]
             options=EngineOptions(
-                retry=FAST_RETRY,
-                breaker=BreakerPolicy(failure_threshold=2, cooldown=60),
-                **options,  # type: ignore[arg-type]
+                **{  # type: ignore[arg-type]
+                    "retry": FAST_RETRY,
+                    "breaker": BreakerPolicy(failure_threshold=2, cooldown=60),
+                    **options,
+                }
             ),
         )
         engines.append(engine)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from parcelwatch.carriers.base import TrackResult
 from parcelwatch.carriers.errors import AuthError, RateLimitedError, UnavailableError
+from parcelwatch.config import Settings
 from parcelwatch.models import EngineHeartbeat
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker, CircuitState
-from parcelwatch.sync.testing import FakeCarrier
+from parcelwatch.sync.retry import RetryPolicy
+from parcelwatch.sync.testing import FakeCarrier, StaticProviders
 from tests.conftest import Database
 from tests.sync.conftest import EngineFactory, ShipmentFactory, reload
 
@@ -108,3 +115,53 @@ async def test_update_metrics_count_attempts_successes_and_failures(
         value("parcelwatch_update_failures_total", carrier="ups", outcome="deferred"),
     )
     assert [b - a for a, b in zip(before, after, strict=True)] == [2, 1, 1]
+
+
+async def test_a_batch_over_the_batch_timeout_is_deferred_not_failed(
+    database: Database,
+    make_engine: EngineFactory,
+    add_shipment: ShipmentFactory,
+    sync_settings: Settings,
+    ups: FakeCarrier,
+) -> None:
+    shipment = add_shipment("ups")
+    ups.delay = 30  # a carrier that never finishes answering
+    settings = sync_settings.model_copy(
+        update={"auto_update_batch_timeout": timedelta(seconds=0.2)}
+    )
+    started = time.monotonic()
+
+    summary = await make_engine(settings=settings).run_pass()
+
+    assert time.monotonic() - started < 10  # bounded by the batch timeout, not the carrier
+    assert summary.deferred == 1
+    assert summary.failed == 0
+    stored = reload(database, shipment.id)
+    assert stored.auto_refresh_fail_count == 0  # a carrier-wide problem: not the shipment's
+    assert stored.next_check_at is not None
+
+
+async def test_a_short_retry_after_is_waited_for_before_the_retry(
+    database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory
+) -> None:
+    class RateLimitedOnce(FakeCarrier):
+        sent_at: list[float]
+
+        async def track(self, numbers: Sequence[str], *, carrier: str) -> list[TrackResult]:
+            self.sent_at.append(time.monotonic())
+            if len(self.sent_at) == 1:
+                self.requests += 1
+                raise RateLimitedError("429", carrier="ups", retry_after=0.3)
+            return await super().track(numbers, carrier=carrier)
+
+    ups = RateLimitedOnce(code="ups")
+    ups.sent_at = []
+    shipment = add_shipment("ups")
+    retry = RetryPolicy(retries=3, base=0.001, cap=0.01, max_retry_after=5)
+
+    summary = await make_engine(providers=StaticProviders({"ups": ups}), retry=retry).run_pass()
+
+    assert len(ups.sent_at) == 2
+    assert ups.sent_at[1] - ups.sent_at[0] >= 0.3  # the carrier's Retry-After, not the back-off
+    assert summary.updated == 1
+    assert reload(database, shipment.id).auto_refresh_fail_count == 0
