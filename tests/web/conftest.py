@@ -64,6 +64,7 @@ def add_shipment(database: Database) -> AddShipment:
         status: ShipmentStatus | None = None,
         detail: str = "Arrived at facility",
         city: str = "MEMPHIS",
+        eta_in_days: float = 1,
     ) -> Shipment:
         with database.sessions.begin() as session:
             shipment, _ = register_shipment(
@@ -82,7 +83,7 @@ def add_shipment(database: Database) -> AddShipment:
                     status=status,
                     status_detail=detail,
                     events=(event,),
-                    estimated_delivery=utcnow() + timedelta(days=1),
+                    estimated_delivery=utcnow() + timedelta(days=eta_in_days),
                     delivered_at=when if status is ShipmentStatus.DELIVERED else None,
                     signed_by="J SMITH" if status is ShipmentStatus.DELIVERED else None,
                 )

@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.models import Shipment, SyncRun
+from parcelwatch.web.views import running_late
 from tests.conftest import Database
 from tests.web.conftest import HTML, AddShipment
 
@@ -95,6 +96,45 @@ def test_the_list_filters_by_search_status_and_carrier(
     assert "Running shoes" not in by_carrier
     assert "Running shoes" in active
     assert "Books" not in active
+
+
+def test_searching_or_picking_a_status_from_the_default_tab_looks_through_every_shipment(
+    web: TestClient, add_shipment: AddShipment
+) -> None:
+    add_shipment(UPS, description="Running shoes", status=ShipmentStatus.IN_TRANSIT)
+    add_shipment(USPS, description="Books", status=ShipmentStatus.DELIVERED)
+
+    searched = web.get("/shipments", params={"view": "active", "q": "books"}).text
+    by_status = web.get("/shipments", params={"view": "active", "status": "delivered"}).text
+    delivered_tab = web.get("/shipments", params={"view": "delivered", "q": "shoes"}).text
+
+    assert "Books" in searched
+    assert "Books" in by_status
+    assert "Running shoes" not in by_status
+    assert "Running shoes" not in delivered_tab  # another tab still narrows the search
+
+
+def test_a_shipment_still_moving_a_day_after_its_eta_is_marked_late(
+    web: TestClient, add_shipment: AddShipment
+) -> None:
+    late = add_shipment(UPS, status=ShipmentStatus.IN_TRANSIT, eta_in_days=-3)
+    on_time = add_shipment(USPS, status=ShipmentStatus.IN_TRANSIT, eta_in_days=2)
+
+    late_page = web.get(f"/shipments/{late.id}").text
+    on_time_page = web.get(f"/shipments/{on_time.id}").text
+    listing = web.get("/shipments").text
+
+    assert '<strong class="text-warn">late</strong>' in late_page
+    assert "late</strong>" not in on_time_page
+    assert listing.count('<strong class="text-warn">late</strong>') == 1
+
+
+def test_running_late_ignores_final_shipments_and_the_day_of_the_eta() -> None:
+    now = utcnow()
+    assert running_late(ShipmentStatus.IN_TRANSIT, now - timedelta(days=2), now=now)
+    assert not running_late(ShipmentStatus.IN_TRANSIT, now - timedelta(hours=20), now=now)
+    assert not running_late(ShipmentStatus.DELIVERED, now - timedelta(days=5), now=now)
+    assert not running_late(ShipmentStatus.IN_TRANSIT, None, now=now)
 
 
 def test_the_list_finds_a_number_typed_with_spaces(

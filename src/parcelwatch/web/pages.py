@@ -59,11 +59,17 @@ def shipments_page(
     chosen_status = None
     with contextlib.suppress(ValueError):
         chosen_status = ShipmentStatus(status_filter) if status_filter else None
+    search = q.strip() if q and q.strip() else None
+    chosen_view = view if view in queries.VIEWS else "active"
+    if chosen_view == "active" and (chosen_status is not None or search is not None):
+        # "Active" is the default tab, not a choice: searching for a number or picking a
+        # status (e.g. Delivered) looks through every shipment instead of finding nothing.
+        chosen_view = "all"
     spec = queries.ListQuery(
-        view=view if view in queries.VIEWS else "active",
+        view=chosen_view,
         status=chosen_status,
         carrier=carrier if carrier in CARRIERS else None,
-        search=q.strip() if q and q.strip() else None,
+        search=search,
         sort=sort if sort in queries.SORTS else "updated",
         page=page,
     )

@@ -23,6 +23,7 @@ templates.env.globals.update(
     version=__version__,
     status_view=views.status_view,
     carrier_name=views.carrier_name,
+    running_late=views.running_late,
     STATUS_VIEWS=views.STATUS_VIEWS,
     urlencode=urlencode,
 )

@@ -14,6 +14,7 @@ __all__ = [
     "StatusView",
     "carrier_name",
     "event_place",
+    "running_late",
     "status_view",
     "utc_text",
 ]
@@ -98,3 +99,13 @@ def seconds_until(moment: datetime | None, now: datetime) -> int:
     if moment is None:
         return 0
     return max(0, int((moment - now) / timedelta(seconds=1)))
+
+
+def running_late(
+    status: ShipmentStatus | str, eta: datetime | None, *, now: datetime | None = None
+) -> bool:
+    """Still on its way a whole day after the carrier's estimated delivery (a day's grace,
+    since an ETA is a date and the reader's day may not be UTC's)."""
+    if eta is None or ShipmentStatus(status).is_final:
+        return False
+    return eta + timedelta(days=1) < (now or datetime.now(UTC))
