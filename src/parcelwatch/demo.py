@@ -42,6 +42,7 @@ __all__ = [
     "demo_requested",
     "demo_settings",
     "prepare_demo",
+    "remove_demo_shipments",
     "seed_demo_shipments",
 ]
 
@@ -221,6 +222,29 @@ def seed_demo_shipments(settings: Settings) -> datetime:
     return first or datetime.now(UTC)
 
 
+def remove_demo_shipments(settings: Settings) -> int:
+    """Delete the shipments the demo seeded (same carrier, number and description), so that
+    once real carriers are configured their fake numbers are neither shown nor sent to the
+    real APIs. A shipment the user registered or renamed is kept. Returns how many went."""
+    seeded = {(item.carrier, item.tracking_number, item.description) for item in DEMO_SHIPMENTS}
+    engine = create_db_engine(settings.sqlalchemy_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            candidates = session.scalars(
+                select(Shipment).where(
+                    Shipment.tracking_number.in_([number for _, number, _ in seeded])
+                )
+            ).all()
+            demo = [
+                s for s in candidates if (s.carrier, s.tracking_number, s.description) in seeded
+            ]
+            for shipment in demo:
+                service.delete_shipment(session, shipment.id)
+            return len(demo)
+    finally:
+        engine.dispose()
+
+
 _running = ExitStack()
 atexit.register(_running.close)
 
@@ -230,6 +254,9 @@ def prepare_demo(settings: Settings, *, stack: ExitStack | None = None) -> Setti
     otherwise seeds the demo shipments, starts the emulator (stopped when `stack` closes,
     by default at exit) and returns the demo settings."""
     if not demo_requested(settings):
+        removed = remove_demo_shipments(settings)
+        if removed:
+            log.info("demo mode is off: removed the demo shipments", count=removed)
         return settings
     anchor = seed_demo_shipments(settings)
     config, clock = demo_emulator_config(anchor)

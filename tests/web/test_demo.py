@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from parcelwatch.config import Settings, load_settings
@@ -23,6 +24,7 @@ from parcelwatch.demo import (
 )
 from parcelwatch.emulator.storylines import build_timeline
 from parcelwatch.models import Shipment
+from parcelwatch.shipments.service import register_shipment, update_shipment
 from tests.conftest import Database
 
 
@@ -96,6 +98,26 @@ def test_serve_with_real_credentials_leaves_settings_and_database_alone(
     assert prepare_demo(real) is real
     with database.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Shipment)) == 0
+
+
+def test_turning_the_demo_off_removes_its_shipments_but_keeps_the_users(
+    settings: Settings, database: Database
+) -> None:
+    seed_demo_shipments(settings)
+    kept_demo = DEMO_SHIPMENTS[0]
+    with database.sessions.begin() as session:
+        register_shipment(session, tracking_number="1Z5R89390357567127", description="Mine")
+        renamed = session.scalars(
+            select(Shipment).where(Shipment.tracking_number == kept_demo.tracking_number)
+        ).one()
+        update_shipment(session, renamed.id, description="Actually my parcel")
+    real = settings.model_copy(update={"shipengine_api_key": SecretStr("real-key")})
+
+    assert prepare_demo(real) is real
+
+    with database.sessions() as session:
+        left = set(session.scalars(select(Shipment.tracking_number)))
+    assert left == {"1Z5R89390357567127", kept_demo.tracking_number}
 
 
 def test_the_demo_clock_runs_fast_but_never_ahead_of_real_time() -> None:
