@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fastapi.testclient import TestClient
 
 from parcelwatch.domain import ShipmentStatus, TrackEvent, utcnow
@@ -216,6 +218,36 @@ def test_events_are_listed_newest_first(api: TestClient, database: Database) -> 
         "Picked up",
     ]
     assert events[0]["occurred_at"].endswith(("+00:00", "Z"))
+
+
+def test_an_oversized_streamed_body_is_refused_with_413_and_nothing_written(
+    api: TestClient,
+) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield b'{"tracking_number": "'
+        for _ in range(30):
+            yield b"1" * 100_000
+        yield b'"}'
+
+    response = api.post(
+        "/api/shipments", content=chunks(), headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+    assert api.get("/api/shipments").json()["items"] == []
+
+
+def test_a_small_streamed_body_is_accepted(api: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"tracking_number": '
+        yield b'"1Z5R89390357567127"}'
+
+    response = api.post(
+        "/api/shipments", content=chunks(), headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 201
 
 
 def test_an_unknown_shipment_is_a_404_with_a_detail(api: TestClient) -> None:

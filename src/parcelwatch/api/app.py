@@ -93,20 +93,40 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, receive, send)
             return
-        received = 0
+        if declared is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+            await self._buffered(scope, receive, send)
+            return
+        await self.app(scope, receive, send)  # the server holds a body to its Content-Length
 
-        async def limited_receive() -> Message:
-            nonlocal received
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A streamed (chunked) body: read it up to the limit here, then hand it on whole.
+        Raising from inside the app's `receive` would not do: FastAPI turns any error while
+        reading a body into a 400."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _BodyTooLarge
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        delivered = False
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await self._reject(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()  # a disconnect, when the client goes away
+            delivered = True
+            return whole
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
@@ -114,7 +134,3 @@ class BodySizeLimit:
             status_code=413,
         )
         await response(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
