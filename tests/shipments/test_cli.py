@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import Result
@@ -95,3 +96,29 @@ def test_an_unknown_shipment_exits_1_with_a_message(run: Invoke) -> None:
     result = run("shipments", "show", "42")
     assert result.exit_code == 1
     assert "No shipment with id or tracking number '42'" in result.output
+
+
+def test_a_database_that_was_never_migrated_says_to_run_db_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+
+    result = CliRunner().invoke(app, ["shipments", "list"])
+
+    assert result.exit_code == 2
+    assert "parcelwatch db upgrade" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://parcel:hunter2secret@127.0.0.1:1/parcelwatch")
+
+    result = CliRunner().invoke(app, ["shipments", "list"])
+
+    assert result.exit_code == 2
+    assert result.output.startswith("parcelwatch: cannot use the database: OperationalError")
+    assert "hunter2secret" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from parcelwatch.config import ConfigError, Settings, load_settings
@@ -77,5 +78,16 @@ def database_session(settings: Settings) -> Iterator[Session]:
     try:
         with session_scope(make_session_factory(engine)) as session:
             yield session
+    except DBAPIError as error:
+        fail(describe_database_error(error), EXIT_CONFIG)
     finally:
         engine.dispose()
+
+
+def describe_database_error(error: DBAPIError) -> str:
+    """One line for a database that cannot be used: not migrated, or not reachable. The
+    driver's first line only (never the URL, which may hold a password)."""
+    first = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else ""
+    if "no such table" in first or ("relation" in first and "does not exist" in first):
+        return f"the database is not set up ({first}): run `parcelwatch db upgrade` first"
+    return f"cannot use the database: {type(error.orig).__name__}: {first}"
