@@ -25,13 +25,17 @@ run: $(VENV)/.installed  ## create the venv, install, migrate and serve on 127.0
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:
-	@if [ ! -x /usr/bin/chromium ]; then apt-get update && apt-get install -y chromium; fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update && $$SUDO apt-get install -y chromium || \
+		{ echo "make test needs Debian's chromium: apt-get install chromium (as root)" >&2; exit 1; }; \
+	fi
 
 test: $(VENV)/.installed-test chromium  ## lint, type-check and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	PARCELWATCH_REQUIRE_BROWSER=1 $(BIN)/pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -41,7 +45,7 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 pytest: $(VENV)/.installed-test chromium
-	$(BIN)/pytest
+	PARCELWATCH_REQUIRE_BROWSER=1 $(BIN)/pytest
 
 emulator: $(VENV)/.installed  ## run the carrier emulator on 127.0.0.1:9000
 	$(BIN)/parcelwatch emulator --port 9000

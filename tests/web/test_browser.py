@@ -3,6 +3,7 @@ the real app served by uvicorn with the updater on, its carriers pointed at the 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -23,7 +24,13 @@ from parcelwatch.emulator.config import Pin
 from parcelwatch.emulator.server import run_in_thread
 from parcelwatch.emulator.storylines import Storyline
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+# `make test` sets PARCELWATCH_REQUIRE_BROWSER=1: there a missing browser fails the run
+# instead of quietly skipping the dashboard's end-to-end tests.
+REQUIRED = os.environ.get("PARCELWATCH_REQUIRE_BROWSER") == "1"
+if REQUIRED:
+    import playwright.sync_api as playwright_api
+else:
+    playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -79,7 +86,10 @@ def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The app and the emulator on free local ports; the emulator's clock stands still
     until a test moves it."""
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed: `make test` installs it")
+        missing = "Debian's chromium is not installed: `make test` installs it"
+        if REQUIRED:
+            pytest.fail(missing)
+        pytest.skip(missing)
     path = tmp_path_factory.mktemp("browser") / "parcelwatch.db"
     shutil.copy(sqlite_template, path)
     pins = {
