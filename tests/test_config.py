@@ -59,6 +59,15 @@ def test_an_empty_variable_means_unset_so_an_empty_admin_key_disables_the_admin_
     assert settings.auto_update_batch_size == 10
 
 
+def test_choice_values_are_read_whatever_their_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "INFO")
+    monkeypatch.setenv("LOG_FORMAT", "JSON")
+    monkeypatch.setenv("TRACKING_API_PROVIDER", "ShipEngine")
+    settings = load_settings(_env_file=None)
+    assert (settings.log_level, settings.log_format) == ("info", "json")
+    assert settings.tracking_api_provider == "shipengine"
+
+
 def test_a_dotenv_file_in_the_working_directory_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("AUTO_UPDATE_CUTOFF_DAYS=7\nLOG_FORMAT=json\n")
     settings = load_settings()

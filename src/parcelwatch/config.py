@@ -80,6 +80,10 @@ def _database_url(value: str) -> str:
     return value
 
 
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 Rate = Annotated[float, Field(gt=0)]
@@ -103,8 +107,10 @@ class Settings(BaseSettings):
     database_url: Annotated[str, AfterValidator(_database_url)] = "sqlite:///./parcelwatch.db"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["console", "json"] = "console"
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = (
+        "info"
+    )
+    log_format: Annotated[Literal["console", "json"], BeforeValidator(_lower)] = "console"
     admin_api_key: SecretStr | None = None
     parcelwatch_demo: bool | None = None
     redis_url: str | None = None
@@ -118,7 +124,9 @@ class Settings(BaseSettings):
     update_interval: Duration = timedelta(hours=1)
     auto_update_batch_timeout: Duration = timedelta(seconds=60)
     auto_update_individual_timeout: Duration = timedelta(seconds=30)
-    tracking_api_provider: Literal["auto", "direct", "shipengine"] = "auto"
+    tracking_api_provider: Annotated[
+        Literal["auto", "direct", "shipengine"], BeforeValidator(_lower)
+    ] = "auto"
 
     # carriers: credentials, base URLs, and the engine's budget per carrier
     usps_client_id: str | None = None
