@@ -88,6 +88,20 @@ def test_bulk_registration_refuses_more_than_500_items(api: TestClient) -> None:
     response = api.post("/api/shipments/bulk", json={"items": items})
     assert response.status_code == 422
     assert api.get("/api/shipments").json()["items"] == []
+    body = response.json()
+    assert body["detail"].startswith("Invalid request: items: ")
+    assert "500" in body["detail"]
+    assert "CA000000000" not in response.text  # the input is not echoed back
+
+
+def test_a_malformed_body_names_the_field_and_the_problem(api: TestClient) -> None:
+    response = api.post("/api/shipments", json={"description": "no number"})
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == "Invalid request: tracking_number: Field required"
+    assert response.json()["errors"] == [
+        {"loc": ["body", "tracking_number"], "msg": "Field required"}
+    ]
 
 
 def test_detect_finds_every_number_in_a_pasted_email(api: TestClient) -> None:

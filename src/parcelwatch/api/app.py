@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = make_session_factory(engine)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
 
     from parcelwatch.shipments.router import router as shipments_router
 
@@ -71,11 +73,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 with one readable `detail` naming each field and what is wrong with it, and the
+    problems as a list for programs; the input itself is never echoed back (a 501-item bulk
+    body would otherwise come back whole)."""
+    problems = [
+        {"loc": [str(part) for part in item["loc"]], "msg": str(item["msg"])}
+        for item in error.errors()
+    ]
+    described = [
+        f"{'.'.join(p['loc'][1:] if p['loc'][:1] == ['body'] else p['loc']) or 'body'}: {p['msg']}"
+        for p in problems[:MAX_DESCRIBED_PROBLEMS]
+    ]
+    more = len(problems) - len(described)
+    detail = "Invalid request: " + "; ".join(described) + (f"; and {more} more" if more else "")
+    return JSONResponse({"detail": detail, "errors": problems}, status_code=422)
+
+
 async def _service_error(_request: Request, error: ServiceError) -> JSONResponse:
     headers = (
         {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyRequests) else None
     )
     return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=headers)
+
+
+MAX_DESCRIBED_PROBLEMS = 5
 
 
 class BodySizeLimit:
