@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
+from typer.testing import CliRunner
 
+from parcelwatch.cli.main import app
 from parcelwatch.db import Base
 from parcelwatch.migrate import current_revision, head_revision
 from tests.conftest import Database
@@ -36,3 +48,73 @@ def test_sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys(database: Da
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 30_000
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_db_upgrade_migrates_an_empty_database_then_says_it_is_up_to_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    runner = CliRunner()
+
+    first = runner.invoke(app, ["db", "upgrade"])
+    again = runner.invoke(app, ["db", "upgrade"])
+    current = runner.invoke(app, ["db", "current"])
+
+    assert first.exit_code == 0, first.output
+    assert f"Database upgraded from empty to {head_revision()}" in first.output
+    assert again.exit_code == 0
+    assert "up to date" in again.output
+    assert f"current: {head_revision()}  head: {head_revision()}" in current.output
+
+
+def test_db_upgrade_on_an_unreachable_database_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://parcel:hunter2secret@127.0.0.1:1/parcelwatch")
+
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+
+    assert result.exit_code == 2
+    assert result.output.startswith("parcelwatch: database upgrade failed: cannot use the database")
+    assert len(result.output.strip().splitlines()) == 1
+    assert "hunter2secret" not in result.output
+
+
+def test_serve_upgrades_an_empty_database_before_it_answers(tmp_path: Path) -> None:
+    database = tmp_path / "served.db"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "AUTO_UPDATE_ENABLED": "false",
+        "PARCELWATCH_DEMO": "false",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "parcelwatch", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/shipments", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, "serve exited"
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        assert answer.status_code == 200
+        assert answer.json()["items"] == []
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()

@@ -20,8 +20,11 @@ from parcelwatch.db import create_db_engine, make_session_factory, session_scope
 from parcelwatch.logs import configure_logging
 
 __all__ = [
+    "EXIT_CONFIG",
+    "EXIT_ERROR",
     "console",
     "database_session",
+    "describe_database_error",
     "err_console",
     "fail",
     "print_json",

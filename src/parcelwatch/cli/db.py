@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
-from parcelwatch.cli.common import console, fail, settings_or_exit
+from parcelwatch.cli.common import (
+    EXIT_CONFIG,
+    console,
+    describe_database_error,
+    fail,
+    settings_or_exit,
+)
 from parcelwatch.db import create_db_engine
 from parcelwatch.migrate import current_revision, head_revision, upgrade
 
@@ -20,7 +27,9 @@ def upgrade_command() -> None:
         before = current_revision(engine)
         upgrade(engine)
         after = current_revision(engine)
-    except Exception as error:  # the message names the database problem; no traceback
+    except DBAPIError as error:  # one line naming the database problem; no traceback
+        fail(f"database upgrade failed: {describe_database_error(error)}", EXIT_CONFIG)
+    except Exception as error:
         fail(f"database upgrade failed: {type(error).__name__}: {error}")
     finally:
         engine.dispose()
@@ -37,5 +46,7 @@ def current_command() -> None:
     engine = create_db_engine(settings.sqlalchemy_url)
     try:
         console.print(f"current: {current_revision(engine) or 'empty'}  head: {head_revision()}")
+    except DBAPIError as error:
+        fail(describe_database_error(error), EXIT_CONFIG)
     finally:
         engine.dispose()

@@ -6,8 +6,9 @@ import signal
 
 import typer
 import uvicorn
+from sqlalchemy.exc import DBAPIError
 
-from parcelwatch.cli.common import fail, settings_or_exit
+from parcelwatch.cli.common import describe_database_error, fail, settings_or_exit
 from parcelwatch.db import create_db_engine
 from parcelwatch.logs import get_logger
 from parcelwatch.migrate import upgrade
@@ -26,6 +27,8 @@ def serve(
         engine = create_db_engine(settings.sqlalchemy_url)
         try:
             upgrade(engine)
+        except DBAPIError as error:
+            fail(f"database upgrade failed: {describe_database_error(error)}", code=2)
         except Exception as error:
             fail(f"database upgrade failed: {type(error).__name__}: {error}", code=2)
         finally:
