@@ -93,7 +93,11 @@ def served(path: str) -> int:
     """The status the real app answers for `path` (on an empty SQLite file in the test's
     working directory; no lifespan, so no updater)."""
     settings = load_settings(database_url="sqlite:///./deploy-check.db", _env_file=None)
-    return TestClient(create_app(settings)).get(path).status_code
+    app = create_app(settings)
+    try:
+        return TestClient(app).get(path).status_code
+    finally:
+        app.state.engine.dispose()  # no lifespan ran to dispose it
 
 
 def yaml_documents(path: Path) -> list[Any]:

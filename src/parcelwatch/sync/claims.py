@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Engine, select, update
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.models import Shipment
 
-__all__ = ["ClaimedShipment", "claim", "release"]
+__all__ = ["SNAPSHOT_COLUMNS", "ClaimedShipment", "claim", "release"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,8 @@ class ClaimedShipment:
         return self.last_event_at or self.created_at
 
 
-_COLUMNS = (
+# The columns a ClaimedShipment is built from, in its field order (also read by the writer).
+SNAPSHOT_COLUMNS = (
     Shipment.id,
     Shipment.carrier,
     Shipment.tracking_number,
@@ -75,7 +76,7 @@ def claim(
         update(Shipment)
         .where(Shipment.id.in_(candidates.scalar_subquery()))
         .values(lease_owner=owner, lease_expires_at=now + lease)
-        .returning(*_COLUMNS)
+        .returning(*SNAPSHOT_COLUMNS)
         .execution_options(synchronize_session=False)
     )
     with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:

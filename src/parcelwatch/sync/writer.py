@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from parcelwatch.domain import ShipmentStatus, TrackInfo, utcnow
 from parcelwatch.models import Shipment, TrackingEvent
-from parcelwatch.sync.claims import ClaimedShipment
+from parcelwatch.sync.claims import SNAPSHOT_COLUMNS, ClaimedShipment
 from parcelwatch.sync.scheduling import (
     SchedulePolicy,
     expiry_detail,
@@ -348,9 +348,7 @@ def apply_track_info(
     """Apply what a carrier said about one shipment now, in the caller's transaction (the
     webhook receiver and manual refresh use this). Flushes, never commits."""
     session.flush()
-    row = session.execute(
-        select(*_snapshot_columns()).where(Shipment.id == shipment_id)
-    ).one_or_none()
+    row = session.execute(select(*SNAPSHOT_COLUMNS).where(Shipment.id == shipment_id)).one_or_none()
     summary = WriteSummary()
     if row is None:
         summary.lost = 1
@@ -381,18 +379,4 @@ def _keep_final(session: Session, shipment_id: int, info: TrackInfo) -> TrackInf
         carrier_status_code=current.carrier_status_code,
         carrier_status_text=current.carrier_status_text,
         estimated_delivery=current.estimated_delivery,
-    )
-
-
-def _snapshot_columns() -> tuple[Any, ...]:
-    return (
-        Shipment.id,
-        Shipment.carrier,
-        Shipment.tracking_number,
-        Shipment.status,
-        Shipment.status_detail,
-        Shipment.last_event_at,
-        Shipment.created_at,
-        Shipment.auto_refresh_fail_count,
-        Shipment.next_check_at,
     )
