@@ -92,6 +92,18 @@ def test_delete_asks_for_confirmation(run: Invoke) -> None:
     assert json.loads(run("shipments", "list", "--json").stdout)["items"] == []
 
 
+def test_delete_with_json_needs_yes_and_deletes_nothing_without_it(run: Invoke) -> None:
+    run("shipments", "add", UPS_NUMBER)
+
+    refused = run("shipments", "delete", UPS_NUMBER, "--json")
+    deleted = run("shipments", "delete", UPS_NUMBER, "--json", "--yes")
+
+    assert refused.exit_code == 1
+    assert "add --yes" in refused.output
+    assert deleted.exit_code == 0
+    assert "deleted" in json.loads(deleted.stdout)
+
+
 def test_an_unknown_shipment_exits_1_with_a_message(run: Invoke) -> None:
     result = run("shipments", "show", "42")
     assert result.exit_code == 1

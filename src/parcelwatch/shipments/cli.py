@@ -206,7 +206,9 @@ def delete(
     with _session() as session:
         shipment = service.find_shipment(session, reference)
         label = f"#{shipment.id} {shipment.tracking_number} ({shipment.carrier})"
-        if not yes and not as_json and not typer.confirm(f"Delete {label}?"):
+        if not yes and as_json:  # a script cannot answer the prompt: it must say --yes
+            fail(f"not deleting {label}: --json cannot ask for confirmation, add --yes")
+        if not yes and not typer.confirm(f"Delete {label}?"):
             raise typer.Exit(1)
         service.delete_shipment(session, shipment.id)
     if as_json:
