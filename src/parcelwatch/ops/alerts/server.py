@@ -21,8 +21,12 @@ ALERT_INTERVAL_SECONDS = 300.0
 FIRST_DELAY_SECONDS = 60.0  # let the updater's first pass land before judging
 
 
-async def _loop(app: FastAPI, first_delay: float, interval: float) -> None:
-    await asyncio.sleep(first_delay)
+STOP_GRACE_SECONDS = 15.0  # how long shutdown waits for an evaluation in flight
+
+
+async def _loop(app: FastAPI, first_delay: float, interval: float, stop: asyncio.Event) -> None:
+    if await _stopped_within(stop, first_delay):
+        return
     while True:
         try:
             run = await check_and_alert(
@@ -39,27 +43,45 @@ async def _loop(app: FastAPI, first_delay: float, interval: float) -> None:
                 )
         except Exception:
             log.exception("alert evaluation failed")
-        await asyncio.sleep(interval)
+        if await _stopped_within(stop, interval):
+            return
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
 
 
 @asynccontextmanager
 async def alerts_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Lifespan hook; does nothing unless ALERTS_IN_SERVER is true. Tests may set
-    `app.state.alert_interval` and `app.state.alert_first_delay`."""
+    `app.state.alert_interval` and `app.state.alert_first_delay`.
+
+    On shutdown an evaluation in flight is allowed to finish (up to STOP_GRACE_SECONDS)
+    rather than cancelled: cancelling would leave its database work running in a worker
+    thread after the app disposed the engine, and its alert state half recorded."""
     if not app.state.settings.alerts_in_server:
         yield
         return
+    stop = asyncio.Event()
     task = asyncio.create_task(
         _loop(
             app,
             getattr(app.state, "alert_first_delay", FIRST_DELAY_SECONDS),
             getattr(app.state, "alert_interval", ALERT_INTERVAL_SECONDS),
+            stop,
         ),
         name="parcelwatch-alerts",
     )
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("alert evaluation still running at shutdown; cancelled")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
