@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -146,6 +147,7 @@ class Mailbox:
     port: int
     messages: list[Any] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+    logins_over_tls: list[bool] = field(default_factory=list)  # one per login
 
 
 def free_port() -> int:
@@ -154,8 +156,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
+@contextmanager
+def serve_mailbox(**controller_options: Any) -> Iterator[Mailbox]:
+    """Run the SMTP server for one test; `controller_options` go to aiosmtpd's Controller
+    (e.g. `tls_context=…, require_starttls=True, auth_require_tls=True`)."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -170,17 +174,21 @@ def mailbox() -> Iterator[Mailbox]:
         ok = isinstance(data, LoginPassword) and data.password == b"s3cret-smtp"
         if ok:
             box.logins.append(data.login.decode())
+            box.logins_over_tls.append(session.ssl is not None)
         return AuthResult(success=ok, handled=False)
 
+    options = {"auth_require_tls": False, **controller_options}
     controller = Controller(
-        Handler(),
-        hostname="127.0.0.1",
-        port=box.port,
-        authenticator=authenticator,
-        auth_require_tls=False,
+        Handler(), hostname="127.0.0.1", port=box.port, authenticator=authenticator, **options
     )
     controller.start()
     try:
         yield box
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with serve_mailbox() as box:
+        yield box

@@ -8,7 +8,6 @@ import email
 import ipaddress
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,10 @@ from cryptography.x509.oid import NameOID
 
 from parcelwatch.config import load_settings
 from parcelwatch.ops.alerts.dispatch import RetryPolicy, send_test_alert
-from tests.ops.conftest import free_port
+from tests.ops.conftest import Mailbox, serve_mailbox
 
 pytestmark = pytest.mark.anyio
 ONCE = RetryPolicy(attempts=1, backoff=0)
-
-
-@dataclass
-class TlsMailbox:
-    port: int
-    cert_file: Path
-    messages: list[Any] = field(default_factory=list)
-    logins: list[tuple[str, bool]] = field(default_factory=list)  # (user, over TLS)
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
@@ -67,43 +58,20 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def tls_mailbox(tmp_path: Path) -> Iterator[TlsMailbox]:
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult, LoginPassword
+def relay_cert(tmp_path: Path) -> tuple[Path, Path]:
+    return self_signed_certificate(tmp_path)
 
-    cert_file, key_file = self_signed_certificate(tmp_path)
+
+@pytest.fixture
+def tls_mailbox(relay_cert: tuple[Path, Path]) -> Iterator[Mailbox]:
+    """The SMTP server that accepts a login only after STARTTLS, with the relay certificate."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    box = TlsMailbox(port=free_port(), cert_file=cert_file)
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-            box.messages.append(envelope)
-            return "250 Message accepted for delivery"
-
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
-        ok = isinstance(data, LoginPassword) and data.password == b"s3cret-smtp"
-        if ok:
-            box.logins.append((data.login.decode(), session.ssl is not None))
-        return AuthResult(success=ok, handled=False)
-
-    controller = Controller(
-        Handler(),
-        hostname="127.0.0.1",
-        port=box.port,
-        tls_context=context,
-        require_starttls=True,
-        auth_require_tls=True,
-        authenticator=authenticator,
-    )
-    controller.start()
-    try:
+    context.load_cert_chain(*relay_cert)
+    with serve_mailbox(tls_context=context, require_starttls=True, auth_require_tls=True) as box:
         yield box
-    finally:
-        controller.stop()
 
 
-def email_settings(box: TlsMailbox) -> Any:
+def email_settings(box: Mailbox) -> Any:
     return load_settings(
         _env_file=None,
         alert_email_enabled=True,
@@ -117,21 +85,22 @@ def email_settings(box: TlsMailbox) -> Any:
 
 
 async def test_email_upgrades_with_starttls_before_logging_in(
-    tls_mailbox: TlsMailbox, monkeypatch: pytest.MonkeyPatch
+    tls_mailbox: Mailbox, relay_cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(tls_mailbox.cert_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(relay_cert[0]))
 
     deliveries = await send_test_alert(email_settings(tls_mailbox), retry=ONCE)
 
     email_result = next(d for d in deliveries if d.channel == "email")
     assert email_result.delivered, email_result.error
-    assert tls_mailbox.logins == [("alerts", True)]
+    assert tls_mailbox.logins == ["alerts"]
+    assert tls_mailbox.logins_over_tls == [True]
     message = email.message_from_bytes(tls_mailbox.messages[0].content)
     assert "TEST" in message["Subject"]
 
 
 async def test_a_relay_certificate_that_is_not_trusted_is_a_reported_failure(
-    tls_mailbox: TlsMailbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    tls_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     (tmp_path / "other").mkdir()
     other_cert, _ = self_signed_certificate(tmp_path / "other")

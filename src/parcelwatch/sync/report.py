@@ -15,6 +15,7 @@ from parcelwatch.config import Settings
 from parcelwatch.domain import FINAL_STATUSES, utcnow
 from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.sync.engine import Providers
+from parcelwatch.sync.runs import run_as_dict
 from parcelwatch.sync.selection import (
     MANUAL_COOLDOWN,
     Selection,
@@ -186,24 +187,5 @@ def stats(session: Session, settings: Settings, carriers: Sequence[str]) -> dict
         "failing": failing or 0,
         "disabled": disabled or 0,
         "configured_carriers": list(carriers),
-        "last_runs": [_run(run) for run in runs],
-    }
-
-
-def _run(run: SyncRun) -> dict[str, Any]:
-    error_rate = round(run.failed / run.checked, 3) if run.checked else 0.0
-    return {
-        "id": run.id,
-        "trigger": run.trigger,
-        "outcome": run.outcome,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "checked": run.checked,
-        "updated": run.updated,
-        "unchanged": run.unchanged,
-        "failed": run.failed,
-        "skipped": run.skipped,
-        "api_calls": run.api_calls,
-        "error_rate": error_rate,
-        "errors": list(run.errors or [])[:5],
+        "last_runs": [run_as_dict(run, max_errors=5) for run in runs],
     }

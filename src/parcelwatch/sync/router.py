@@ -22,6 +22,7 @@ from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.shipments.schemas import ShipmentOut
 from parcelwatch.sync import report
 from parcelwatch.sync.engine import SyncEngine
+from parcelwatch.sync.runs import run_as_dict
 from parcelwatch.sync.selection import MANUAL_COOLDOWN, Selection
 from parcelwatch.sync.updater import Updater, sync_lifespan
 
@@ -163,7 +164,7 @@ async def _status(request: Request, updater: Updater) -> UpdaterStatus:
                 .order_by(SyncRun.started_at.desc())
                 .limit(1)
             ).first()
-            return due, next_due, _run_summary(last) if last else None
+            return due, next_due, run_as_dict(last, max_errors=10) if last else None
 
     due, next_due, last_run = await run_in_threadpool(read)
     current = engine.current
@@ -183,21 +184,3 @@ async def _status(request: Request, updater: Updater) -> UpdaterStatus:
 def _live(data: dict[str, Any]) -> dict[str, Any]:
     data.pop("outcomes", None)
     return data
-
-
-def _run_summary(run: SyncRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "trigger": run.trigger,
-        "engine_id": run.engine_id,
-        "outcome": run.outcome,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "checked": run.checked,
-        "updated": run.updated,
-        "unchanged": run.unchanged,
-        "failed": run.failed,
-        "skipped": run.skipped,
-        "api_calls": run.api_calls,
-        "errors": list(run.errors or [])[:10],
-    }

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from parcelwatch.domain import utcnow
 from parcelwatch.models import EngineHeartbeat, SyncRun
 
-__all__ = ["MAX_ERRORS_KEPT", "PassSummary", "beat", "finish_run", "start_run"]
+__all__ = ["MAX_ERRORS_KEPT", "PassSummary", "beat", "finish_run", "run_as_dict", "start_run"]
 
 MAX_ERRORS_KEPT = 20
 
@@ -72,6 +72,26 @@ class PassSummary:
         data["duration_seconds"] = round(self.duration_seconds, 3)
         data["outcomes"] = {str(key): value for key, value in self.outcomes.items()}
         return data
+
+
+def run_as_dict(run: SyncRun, *, max_errors: int) -> dict[str, Any]:
+    """A recorded pass as the admin status and `sync --stats` show it."""
+    return {
+        "id": run.id,
+        "trigger": run.trigger,
+        "engine_id": run.engine_id,
+        "outcome": run.outcome,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "checked": run.checked,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+        "failed": run.failed,
+        "skipped": run.skipped,
+        "api_calls": run.api_calls,
+        "error_rate": round(run.failed / run.checked, 3) if run.checked else 0.0,
+        "errors": list(run.errors or [])[:max_errors],
+    }
 
 
 def _writing(engine: Engine) -> Engine:
