@@ -7,15 +7,16 @@ only flush; `session_scope` commits or rolls back.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = ["Base", "UTCDateTime", "create_db_engine", "make_session_factory", "session_scope"]
 
@@ -26,11 +27,31 @@ class Base(DeclarativeBase):
     pass
 
 
+class SQLiteDateTime(sqlite.DATETIME):
+    """SQLite's DATETIME, bound with C `isoformat` instead of SQLAlchemy's Python string
+    formatting (the sync engine binds six datetimes per shipment it writes). The text is
+    SQLAlchemy's own storage format, so stored values and comparisons are unchanged."""
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        def process(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat(" ", "microseconds")
+
+        return process
+
+
+_SQLITE_DATETIME = SQLiteDateTime()  # type: ignore[no-untyped-call]  # SQLAlchemy's __init__
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as UTC and always returns them aware, on every engine."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return _SQLITE_DATETIME
+        return super().load_dialect_impl(dialect)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -5,6 +5,7 @@ bodies, connection resets and timeouts, each ending in the right result or error
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from parcelwatch.carriers.errors import (
     UnavailableError,
 )
 from parcelwatch.carriers.oauth import OAuthCarrier
-from parcelwatch.carriers.registry import CarrierRegistry
+from parcelwatch.carriers.registry import CarrierRegistry, open_registry
 from parcelwatch.config import load_settings
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.emulator import EmulatorConfig, create_emulator_app
@@ -241,10 +242,36 @@ async def test_a_carrier_that_does_not_answer_in_time_is_unavailable(provider: s
     )
     with run_in_thread(config) as base_url:
         settings = settings_for(base_url, auto_update_individual_timeout="0.1")
-        async with httpx.AsyncClient() as client:
-            registry = CarrierRegistry(settings, client)
+        async with open_registry(settings) as registry:
             with pytest.raises(UnavailableError, match="no answer within 0.1s"):
                 await track(registry, provider, number(provider, "normal"))
+
+
+@pytest.mark.usefixtures("_keep_uvicorn_log_levels")
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_connection_the_carrier_resets_is_a_failed_connection_not_a_timeout(
+    provider: str,
+) -> None:
+    config = EmulatorConfig(
+        speed=0, start=START, pins=pins("30d"), faults={"connection_reset": 1.0}
+    )
+    with run_in_thread(config) as base_url:
+        settings = settings_for(base_url, auto_update_individual_timeout="5")
+        async with open_registry(settings) as registry:
+            with pytest.raises(UnavailableError, match=r"connection failed \(\w+\)"):
+                await track(registry, provider, number(provider, "normal"))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_refused_connection_is_a_failed_connection_not_a_timeout(provider: str) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = settings_for(f"http://127.0.0.1:{port}", auto_update_individual_timeout="5")
+    async with open_registry(settings) as registry:
+        with pytest.raises(UnavailableError, match=r"connection failed \(\w+\)") as raised:
+            await track(registry, provider, number(provider, "normal"))
+    assert "no answer" not in str(raised.value)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -133,12 +133,9 @@ def test_check_reports_ok_and_auth_failed_per_provider(
             return httpx.Response(401, json=sample("shipengine", "error-401-unauthorized"))
         return httpx.Response(404)
 
-    real_client = httpx.AsyncClient
-
-    def mocked_client(**kwargs: Any) -> httpx.AsyncClient:
-        return real_client(transport=httpx.MockTransport(handler), **kwargs)
-
-    monkeypatch.setattr("parcelwatch.carriers.registry.httpx.AsyncClient", mocked_client)
+    monkeypatch.setattr(
+        "parcelwatch.carriers.registry._transport", lambda *_: httpx.MockTransport(handler)
+    )
     monkeypatch.setenv("FEDEX_API_KEY", "key")
     monkeypatch.setenv("FEDEX_SECRET_KEY", "the-fedex-secret")
     monkeypatch.setenv("FEDEX_BASE_URL", "http://emu.test/fedex")
@@ -163,13 +160,8 @@ def test_check_reports_ok_and_auth_failed_per_provider(
 def test_check_table_exits_0_when_every_configured_provider_is_ok(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_client = httpx.AsyncClient
-
-    def mocked_client(**kwargs: Any) -> httpx.AsyncClient:
-        transport = httpx.MockTransport(lambda request: httpx.Response(404))
-        return real_client(transport=transport, **kwargs)
-
-    monkeypatch.setattr("parcelwatch.carriers.registry.httpx.AsyncClient", mocked_client)
+    transport = httpx.MockTransport(lambda request: httpx.Response(404))
+    monkeypatch.setattr("parcelwatch.carriers.registry._transport", lambda *_: transport)
     monkeypatch.setenv("DHL_API_KEY", "key")
 
     result = runner.invoke(app, ["carriers", "check"])

@@ -7,11 +7,11 @@ credential (credentials travel in headers and form bodies, which are never echoe
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import anyio
 import httpx
 
 from parcelwatch.carriers.errors import (
@@ -68,18 +68,29 @@ async def send(
     outer deadline bounds the whole call, also over transports that ignore httpx timeouts
     (`ASGITransport`) and against a carrier that drips its answer byte by byte."""
     try:
-        with anyio.fail_after(time_limit):
+        async with asyncio.timeout(time_limit):
             response = await client.request(method, url, timeout=time_limit, **kwargs)
-    except (httpx.TimeoutException, TimeoutError):
-        CARRIER_API_CALLS.labels(carrier=carrier, outcome="timeout").inc()
-        raise UnavailableError(f"no answer within {time_limit:g}s", carrier=carrier) from None
-    except httpx.TransportError as error:
+    except (httpx.TransportError, TimeoutError) as error:
+        if _timed_out(error):
+            CARRIER_API_CALLS.labels(carrier=carrier, outcome="timeout").inc()
+            raise UnavailableError(f"no answer within {time_limit:g}s", carrier=carrier) from None
         CARRIER_API_CALLS.labels(carrier=carrier, outcome="unavailable").inc()
+        cause = error.__cause__ or error  # the transport's own error names what broke
         raise UnavailableError(
-            f"connection failed ({type(error).__name__})", carrier=carrier
+            f"connection failed ({type(cause).__name__})", carrier=carrier
         ) from None
     CARRIER_API_CALLS.labels(carrier=carrier, outcome=_outcome(response.status_code)).inc()
     return response
+
+
+def _timed_out(error: BaseException) -> bool:
+    """A timeout, not a refused or broken connection. The aiohttp transport reports every
+    connection error as `httpx.ConnectTimeout`; its cause tells the two apart."""
+    if isinstance(error, TimeoutError):
+        return True
+    if not isinstance(error, httpx.TimeoutException):
+        return False
+    return error.__cause__ is None or isinstance(error.__cause__, TimeoutError)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

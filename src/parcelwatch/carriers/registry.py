@@ -14,11 +14,13 @@ Adding a provider: one module and one `ProviderSpec` line below.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from pydantic import SecretStr
 
 from parcelwatch.carriers.base import Carrier
@@ -242,14 +244,24 @@ class CarrierRegistry(Routing):
         return self.providers[code] if code is not None else None
 
 
-def _client(max_connections: int | None = None) -> httpx.AsyncClient:
+def _transport(tls: ssl.SSLContext, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The wire under every carrier client: aiohttp's connection pool and C HTTP parser
+    behind httpx's API (httpx-aiohttp, by an httpx maintainer). httpcore's pool re-checks
+    every pooled connection on each request, which was most of the engine's CPU per call."""
+    return AiohttpTransport(verify=tls, limits=limits)
+
+
+def _client(tls: ssl.SSLContext, max_connections: int | None = None) -> httpx.AsyncClient:
     limits = (
         httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         if max_connections
         else httpx.Limits()
     )
     return httpx.AsyncClient(
-        headers={"User-Agent": "parcelwatch"}, follow_redirects=False, limits=limits
+        headers={"User-Agent": "parcelwatch"},
+        follow_redirects=False,
+        transport=_transport(tls, limits),
+        verify=tls,
     )
 
 
@@ -262,11 +274,12 @@ async def open_registry(
         yield CarrierRegistry(settings, client)
         return
     routing = Routing(settings)
+    tls = httpx.create_ssl_context()  # one for all: each reads the whole CA bundle
     async with AsyncExitStack() as stack:
-        shared = await stack.enter_async_context(_client())
+        shared = await stack.enter_async_context(_client(tls))
         own = {
             code: await stack.enter_async_context(
-                _client(routing.limits(code)[0] + 1)
+                _client(tls, routing.limits(code)[0] + 1)
             )  # +1: a token fetch
             for code in sorted(routing.configured)
         }

@@ -1,0 +1,65 @@
+"""UTCDateTime: aware in, aware out, stored as UTC; on SQLite as exactly the text SQLAlchemy's
+own DATETIME writes, so rows written before and after the fast binding compare and sort alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
+from sqlalchemy.dialects import sqlite
+
+from parcelwatch.db import UTCDateTime, create_db_engine
+
+naive = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30))
+
+
+@given(naive)
+def test_sqlite_binding_writes_sqlalchemys_own_datetime_text(value: datetime) -> None:
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    theirs = sqlite.DATETIME().bind_processor(dialect)
+    assert ours is not None
+    assert theirs is not None
+    assert ours(value.replace(tzinfo=UTC)) == theirs(value)
+
+
+@given(naive, st.integers(min_value=-12 * 60, max_value=14 * 60))
+def test_sqlite_round_trip_is_the_same_instant_in_utc(value: datetime, offset: int) -> None:
+    zone = timezone(timedelta(minutes=offset))
+    aware = value.replace(tzinfo=zone)
+    if not datetime(1, 1, 2, tzinfo=UTC) <= aware <= datetime(9999, 12, 30, tzinfo=UTC):
+        return
+    dialect = sqlite.dialect()
+    column = UTCDateTime()
+    bind = column.dialect_impl(dialect).bind_processor(dialect)
+    result = column.dialect_impl(dialect).result_processor(dialect, None)
+    assert bind is not None
+    assert result is not None
+    back = result(bind(aware))
+    assert back == aware
+    assert back.tzinfo is UTC
+
+
+def test_sqlite_stores_utc_text_that_sorts_in_time_order(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    table = Table(
+        "t", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime)
+    )
+    table.metadata.create_all(engine)
+    later = datetime(2026, 12, 2, 10, 0, tzinfo=timezone(timedelta(hours=-5)))  # 15:00 UTC
+    earlier = datetime(2026, 12, 2, 14, 59, 59, 999999, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(insert(table), [{"id": 1, "at": later}, {"id": 2, "at": earlier}])
+        stored = connection.execute(text("SELECT at FROM t ORDER BY at")).scalars().all()
+        assert stored == ["2026-12-02 14:59:59.999999", "2026-12-02 15:00:00.000000"]
+        assert connection.scalars(select(table.c.at).where(table.c.id == 1)).one() == later
+    engine.dispose()
+
+
+def test_a_naive_datetime_is_refused() -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        UTCDateTime().process_bind_param(datetime(2026, 12, 2), sqlite.dialect())
