@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo, utcnow
 from parcelwatch.models import Shipment, TrackingEvent
-from parcelwatch.sync.claims import claim
+from parcelwatch.sync.claims import claim, release
 from parcelwatch.sync.selection import Selection, claimable_filter
 from parcelwatch.sync.writer import apply_track_info
 from tests.conftest import Database
@@ -18,8 +18,12 @@ from tests.sync.conftest import EngineFactory, ShipmentFactory, reload
 pytestmark = pytest.mark.anyio
 
 
+# One instant for every call: two calls straddling a second would describe different events.
+DELIVERED_AT = utcnow().replace(microsecond=0) - timedelta(hours=1)
+
+
 def delivered_info() -> TrackInfo:
-    when = utcnow().replace(microsecond=0) - timedelta(hours=1)
+    when = DELIVERED_AT
     events = (
         TrackEvent(
             when,
@@ -88,15 +92,40 @@ async def test_a_crashed_engines_leases_expire_and_another_engine_takes_over(
         now=now,
     )
     assert [c.id for c in crashed] == [shipment.id]
+    leased = reload(database, shipment.id)
+    assert leased.lease_expires_at == now + timedelta(minutes=10)
+    assert leased.next_check_at == leased.lease_expires_at  # not due while the lease holds
     blocked = await make_engine().run_pass()
     assert blocked.checked == 0
-    with database.sessions.begin() as session:
+    blocked_forced = await make_engine().run_pass(Selection(force=True))
+    assert blocked_forced.checked == 0
+    with database.sessions.begin() as session:  # ten minutes pass
         row = session.get(Shipment, shipment.id)
         assert row is not None
-        row.lease_expires_at = utcnow() - timedelta(seconds=1)
+        row.lease_expires_at = row.next_check_at = utcnow() - timedelta(seconds=1)
     taken = await make_engine().run_pass()
     assert taken.updated == 1
     assert reload(database, shipment.id).lease_owner is None
+
+
+async def test_a_released_lease_gives_back_the_due_time_the_claim_read(
+    database: Database, add_shipment: ShipmentFactory
+) -> None:
+    shipment = add_shipment("ups")
+    due = reload(database, shipment.id).next_check_at
+    now = utcnow()
+    where = claimable_filter(
+        Selection(), now=now, max_failures=3, cutoff=now - timedelta(days=30), carriers=["ups"]
+    )
+    claimed = claim(
+        database.engine, owner="me", where=where, limit=10, lease=timedelta(minutes=10), now=now
+    )
+    assert [c.next_check_at for c in claimed] == [due]
+    release(database.engine, owner="someone else", shipments=claimed)
+    assert reload(database, shipment.id).lease_owner == "me"  # not theirs to release
+    release(database.engine, owner="me", shipments=claimed)
+    after = reload(database, shipment.id)
+    assert (after.lease_owner, after.lease_expires_at, after.next_check_at) == (None, None, due)
 
 
 async def test_a_write_for_a_lease_taken_over_by_another_engine_is_dropped(

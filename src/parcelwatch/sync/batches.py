@@ -45,7 +45,7 @@ class BatchWriter:
         engine: SyncEngine,
         *,
         summary: PassSummary,
-        releases: list[int],
+        releases: list[ClaimedShipment],
         progress: Callable[[PassSummary], None] | None,
     ) -> None:
         self.engine = engine
@@ -85,7 +85,7 @@ class BatchWriter:
             if len(items) == 1:
                 log.exception("writing a batch failed", carrier=items[0].group.carrier)
                 self.summary.error_counts["database: writing a batch failed"] += 1
-                self.releases.extend(s.id for s in items[0].batch)
+                self.releases.extend(items[0].batch)
                 self.summary.abandoned += len(items[0].batch)
                 return
         for item in items:  # one batch's failure loses nothing else

@@ -1,9 +1,14 @@
 """Leases: a shipment is claimed before its carrier is called, so two engines never poll
 the same number at once.
 
-PostgreSQL claims with `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`; SQLite
-claims inside a `BEGIN IMMEDIATE` transaction (one writer at a time). A lease names its
-owner and expires, so a crashed engine's shipments come back after `lease_expires_at`.
+A claim selects the shipments (`FOR UPDATE SKIP LOCKED` on PostgreSQL; inside a
+`BEGIN IMMEDIATE` transaction, one writer at a time, on SQLite) and leases them in the same
+transaction. A lease names its owner and expires, so a crashed engine's shipments come back
+after `lease_expires_at`. A leased shipment's `next_check_at` moves to the lease's expiry
+(like a queue's visibility timeout): shipments in flight leave the due range of the
+`ix_shipments_due` indexes, so the next claim does not scan past them, and a crashed
+engine's shipments come due exactly when its lease runs out. Writing a result sets
+`next_check_at` anew; `release` puts back the one the claim read.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, select, update
+from sqlalchemy import ColumnElement, Engine, bindparam, select, update
 
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.models import Shipment
@@ -64,42 +69,50 @@ def claim(
     by_id: bool = False,
     after_id: int = 0,
 ) -> list[ClaimedShipment]:
-    """Lease up to `limit` shipments matching `where` to `owner` and return them, oldest
-    due first (or by id after `after_id` when `by_id`)."""
-    candidates = select(Shipment.id).where(where)
+    """Lease up to `limit` shipments matching `where` to `owner` and return them as they
+    were before the claim, oldest due first (or by id after `after_id` when `by_id`)."""
+    candidates = select(*SNAPSHOT_COLUMNS).where(where)
     if by_id:
         candidates = candidates.where(Shipment.id > after_id).order_by(Shipment.id)
     else:
         candidates = candidates.order_by(Shipment.next_check_at, Shipment.id)
     candidates = candidates.limit(limit).with_for_update(skip_locked=True)
-    statement = (
-        update(Shipment)
-        .where(Shipment.id.in_(candidates.scalar_subquery()))
-        .values(lease_owner=owner, lease_expires_at=now + lease)
-        .returning(*SNAPSHOT_COLUMNS)
-        .execution_options(synchronize_session=False)
-    )
+    expires = now + lease
     with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
         with connection.begin():
-            rows = connection.execute(statement).all()
-    claimed = [ClaimedShipment(*row) for row in rows]
-    if by_id:
-        claimed.sort(key=lambda item: item.id)
-    else:
-        claimed.sort(key=lambda item: (item.next_check_at or now, item.id))
+            claimed = [ClaimedShipment(*row) for row in connection.execute(candidates)]
+            if claimed:
+                connection.execute(
+                    _LEASE, {"ids": [s.id for s in claimed], "owner": owner, "expires": expires}
+                )
     return claimed
 
 
-def release(engine: Engine, *, owner: str, shipment_ids: Sequence[int]) -> None:
-    """Give back leases without writing anything (an abandoned batch)."""
-    if not shipment_ids:
-        return
-    statement = (
-        update(Shipment)
-        .where(Shipment.id.in_(list(shipment_ids)), Shipment.lease_owner == owner)
-        .values(lease_owner=None, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
+_LEASE = (
+    update(Shipment)
+    .where(Shipment.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires"),
+        next_check_at=bindparam("expires"),
     )
+    .execution_options(synchronize_session=False)
+)
+
+_RELEASE = (
+    update(Shipment)
+    .where(Shipment.id == bindparam("b_id"), Shipment.lease_owner == bindparam("b_owner"))
+    .values(lease_owner=None, lease_expires_at=None, next_check_at=bindparam("b_next"))
+    .execution_options(synchronize_session=False)
+)
+
+
+def release(engine: Engine, *, owner: str, shipments: Sequence[ClaimedShipment]) -> None:
+    """Give back leases without writing anything (an abandoned batch): each shipment gets
+    back the `next_check_at` it had when it was claimed."""
+    if not shipments:
+        return
+    rows = [{"b_id": s.id, "b_owner": owner, "b_next": s.next_check_at} for s in shipments]
     with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
         with connection.begin():
-            connection.execute(statement)
+            connection.execute(_RELEASE, rows)

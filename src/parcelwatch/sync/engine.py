@@ -215,7 +215,7 @@ class SyncEngine:
                 groups[code] = self._group(code, provider)
         stats = CallStats()
         queue: asyncio.Queue[Done | None] = asyncio.Queue()
-        releases: list[int] = []
+        releases: list[ClaimedShipment] = []
         try:
             summary.run_id = await self.in_db(start_run, self.db, summary)
             # Every log line of this pass (tasks copy the context) names the run.
@@ -234,7 +234,7 @@ class SyncEngine:
                 await queue.put(None)
                 await writer
             if releases:
-                await self.in_db(release, self.db, owner=self.engine_id, shipment_ids=releases)
+                await self.in_db(release, self.db, owner=self.engine_id, shipments=releases)
             summary.outcome = self._outcome(summary, stats)
         except BaseException:
             summary.outcome = "error"
@@ -308,7 +308,7 @@ class SyncEngine:
         queue: asyncio.Queue[Done | None],
         summary: PassSummary,
         stats: CallStats,
-        releases: list[int],
+        releases: list[ClaimedShipment],
     ) -> None:
         claimed_total = 0
         while not self._stopping:
@@ -380,15 +380,14 @@ class SyncEngine:
         queue: asyncio.Queue[Done | None],
         summary: PassSummary,
         stats: CallStats,
-        releases: list[int],
+        releases: list[ClaimedShipment],
     ) -> None:
-        ids = [shipment.id for shipment in batch]
         if self._stopping:
-            self._abandon(group, ids, summary, releases)
+            self._abandon(group, batch, summary, releases)
             return
         if self.paused:  # give the leases back now: the pause may last
-            self._abandon(group, ids, summary, [])
-            await self.in_db(release, self.db, owner=self.engine_id, shipment_ids=ids)
+            self._abandon(group, batch, summary, [])
+            await self.in_db(release, self.db, owner=self.engine_id, shipments=batch)
             return
         self.in_flight_batches += 1
         started = time.perf_counter()
@@ -406,23 +405,27 @@ class SyncEngine:
             )
         except Abandoned:
             if self._stopping:
-                self._abandon(group, ids, summary, releases)
+                self._abandon(group, batch, summary, releases)
             else:  # paused: give the leases back now, the pause may last
-                self._abandon(group, ids, summary, [])
-                await self.in_db(release, self.db, owner=self.engine_id, shipment_ids=ids)
+                self._abandon(group, batch, summary, [])
+                await self.in_db(release, self.db, owner=self.engine_id, shipments=batch)
             return
         except asyncio.CancelledError:
-            self._abandon(group, ids, summary, releases)
+            self._abandon(group, batch, summary, releases)
             raise
         finally:
             self.in_flight_batches -= 1
         await queue.put(Done(group, batch, results, started))
 
     def _abandon(
-        self, group: Group, ids: list[int], summary: PassSummary, releases: list[int]
+        self,
+        group: Group,
+        batch: Sequence[ClaimedShipment],
+        summary: PassSummary,
+        releases: list[ClaimedShipment],
     ) -> None:
-        releases.extend(ids)
-        summary.abandoned += len(ids)
-        summary.checked -= len(ids)
-        group.queued -= len(ids)
+        releases.extend(batch)
+        summary.abandoned += len(batch)
+        summary.checked -= len(batch)
+        group.queued -= len(batch)
         self._wake.set()
