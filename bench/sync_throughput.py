@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +45,7 @@ from parcelwatch.logs import configure_logging
 from parcelwatch.migrate import upgrade
 from parcelwatch.models import Shipment
 from parcelwatch.sync.engine import SyncEngine
+from parcelwatch.sync.selection import Selection
 from parcelwatch.sync.testing import FakeCarrier, StaticProviders
 
 PROVIDERS = {  # provider -> (parcel carrier code its shipments use, numbers per request cap)
@@ -188,25 +190,51 @@ def settings_for(args: argparse.Namespace, url: str, plan_list: list[Plan]) -> S
     return load_settings(**values)
 
 
-async def run_engine(settings: Settings, db: Engine, *, in_process: bool = False) -> Any:
-    if in_process:  # the engine and the database alone: carriers answer from memory
-        fakes = {
-            carrier: FakeCarrier(code=provider, max_batch=cap)
-            for provider, (carrier, cap) in PROVIDERS.items()
-        }
-        engine = SyncEngine(
-            settings=settings, db=db, providers=StaticProviders(fakes), kind="bench"
+@dataclass
+class Measured:
+    summary: Any
+    wall: float
+    cpu: float
+    emulator_cpu: float | None
+
+
+async def run_engine(
+    settings: Settings,
+    db: Engine,
+    *,
+    in_process: bool = False,
+    repoll: bool = False,
+    emulator: subprocess.Popen[bytes] | None = None,
+) -> Measured:
+    """One measured pass; with `repoll`, a first pass loads every shipment's events and the
+    measured one polls them all again (`--force`), as the updater does all day."""
+    async with AsyncExitStack() as stack:
+        if in_process:  # the engine and the database alone: carriers answer from memory
+            fakes = {
+                carrier: FakeCarrier(code=provider, max_batch=cap)
+                for provider, (carrier, cap) in PROVIDERS.items()
+            }
+            providers: Any = StaticProviders(fakes)
+        else:
+            providers = await stack.enter_async_context(open_registry(settings))
+        engine = SyncEngine(settings=settings, db=db, providers=providers, kind="bench")
+        stack.push_async_callback(engine.aclose)
+        selection = None
+        if repoll:
+            await engine.run_pass(trigger="bench")
+            selection = Selection(force=True)
+        emulator_before = process_cpu(emulator)
+        cpu_before, wall_before = time.process_time(), time.perf_counter()
+        summary = await engine.run_pass(selection, trigger="bench")
+        wall = time.perf_counter() - wall_before
+        cpu = time.process_time() - cpu_before
+        emulator_after = process_cpu(emulator)
+        used = (
+            emulator_after - emulator_before
+            if emulator_after is not None and emulator_before is not None
+            else None
         )
-        try:
-            return await engine.run_pass(trigger="bench")
-        finally:
-            await engine.aclose()
-    async with open_registry(settings) as registry:
-        engine = SyncEngine(settings=settings, db=db, providers=registry, kind="bench")
-        try:
-            return await engine.run_pass(trigger="bench")
-        finally:
-            await engine.aclose()
+        return Measured(summary, wall, cpu, used)
 
 
 def main() -> None:
@@ -230,6 +258,11 @@ def main() -> None:
         help="no emulator, no HTTP: in-memory carriers (implies --zero-latency)",
     )
     parser.add_argument("--idle", type=int, default=0, help="extra shipments not due")
+    parser.add_argument(
+        "--repoll",
+        action="store_true",
+        help="measure a second, forced pass over shipments whose events are stored already",
+    )
     parser.add_argument("--head-start", default="2h", help="storyline head start")
     parser.add_argument("--database", default=None, help="a database URL (default: SQLite)")
     parser.add_argument("--json", action="store_true")
@@ -262,10 +295,11 @@ def main() -> None:
     emulator = None if args.in_process else start_emulator(args, port, plan_list)
     try:
         settings = settings_for(args, f"http://127.0.0.1:{port}", plan_list)
-        cpu_before, wall_before = time.process_time(), time.perf_counter()
-        summary = asyncio.run(run_engine(settings, db, in_process=args.in_process))
-        wall = time.perf_counter() - wall_before
-        cpu = time.process_time() - cpu_before
+        measured = asyncio.run(
+            run_engine(
+                settings, db, in_process=args.in_process, repoll=args.repoll, emulator=emulator
+            )
+        )
         stats: dict[str, Any] = {}
         if emulator is not None:
             stats = httpx.get(f"http://127.0.0.1:{port}/_emulator/stats").json()
@@ -278,17 +312,42 @@ def main() -> None:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
         admin.dispose()
-    report(args, plan_list, summary, wall, cpu, stats)
+    report(args, plan_list, measured, stats)
+
+
+def process_cpu(process: subprocess.Popen[bytes] | None) -> float | None:
+    """CPU seconds a child has used so far (Linux /proc), or None."""
+    if process is None:
+        return None
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def cpu_reference_ms() -> float:
+    """A fixed pure-Python loop, best of 3: how fast this machine runs Python, so figures
+    from different machines can be compared (lower is faster)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for number in range(2_000_000):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 def report(
-    args: argparse.Namespace,
-    plan_list: list[Plan],
-    summary: Any,
-    wall: float,
-    cpu: float,
-    stats: dict[str, Any],
+    args: argparse.Namespace, plan_list: list[Plan], measured: Measured, stats: dict[str, Any]
 ) -> None:
+    summary, wall, cpu, emulator_cpu = (
+        measured.summary,
+        measured.wall,
+        measured.cpu,
+        measured.emulator_cpu,
+    )
     updates = summary.synced
     throughput = updates / wall if wall else 0.0
     ceiling = sum(plan.ceiling for plan in plan_list)
@@ -296,6 +355,7 @@ def report(
     result = {
         "database": args.database_url.split(":")[0],
         "shipments": args.shipments,
+        "repoll": args.repoll,
         "idle_shipments": args.idle,
         "latency_ms": args.latency,
         "rate_limit_per_provider": None if args.zero_latency else (args.rate or "defaults"),
@@ -324,7 +384,13 @@ def report(
         "http_429_received": stats.get("rate_limited_total", 0),
         "emulator_requests": stats.get("requests_total", 0),
         "cpu_s_per_1000_updates": round(cpu / updates * 1000, 3) if updates else None,
+        "emulator_cpu_s_per_1000_updates": (
+            round(emulator_cpu / updates * 1000, 3)
+            if updates and emulator_cpu is not None
+            else None
+        ),
         "peak_rss_mb": round(peak_rss_mb, 1),
+        "cpu_reference_ms": cpu_reference_ms(),
         "pid": os.getpid(),
     }
     if args.json:

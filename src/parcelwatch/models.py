@@ -72,6 +72,8 @@ class Shipment(Base):
     tracking_url: Mapped[str | None] = mapped_column(String(1000))
     provider: Mapped[str | None] = mapped_column(String(32))
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Hash of the dedupe keys of the events the carrier last sent (see sync.writer).
+    events_digest: Mapped[str | None] = mapped_column(String(40))
 
     last_auto_refresh: Mapped[datetime | None] = mapped_column(UTCDateTime)
     auto_refresh_count: Mapped[int] = mapped_column(Integer, default=0)

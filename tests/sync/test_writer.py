@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo, utcnow
 from parcelwatch.models import Shipment, TrackingEvent
+from parcelwatch.shipments.service import update_shipment
 from parcelwatch.sync.claims import claim, release
 from parcelwatch.sync.selection import Selection, claimable_filter
 from parcelwatch.sync.writer import apply_track_info
@@ -63,6 +65,49 @@ async def test_apply_track_info_writes_at_once_in_the_callers_transaction(
         count = session.scalar(select(func.count()).select_from(TrackingEvent))
     assert again.events_added == 0
     assert count == 2
+
+
+def stored_events(database: Database, shipment_id: int) -> list[str]:
+    with database.sessions() as session:
+        query = select(TrackingEvent.description).where(TrackingEvent.shipment_id == shipment_id)
+        return sorted(session.scalars(query))
+
+
+async def test_an_older_event_that_turns_up_late_is_still_stored(
+    database: Database, add_shipment: ShipmentFactory
+) -> None:
+    shipment = add_shipment("ups")
+    first = delivered_info()
+    with database.sessions.begin() as session:
+        apply_track_info(session, shipment.id, first, "ups")
+    late = TrackEvent(DELIVERED_AT - timedelta(days=1), ShipmentStatus.IN_TRANSIT, "Departed hub")
+    with database.sessions.begin() as session:
+        again = apply_track_info(
+            session, shipment.id, replace(first, events=(*first.events, late)), "ups"
+        )
+    assert again.events_added == 1
+    assert stored_events(database, shipment.id) == [
+        "Delivered, front door",
+        "Departed hub",
+        "On vehicle",
+    ]
+
+
+async def test_events_come_back_after_a_carrier_correction_cleared_them(
+    database: Database, add_shipment: ShipmentFactory
+) -> None:
+    shipment = add_shipment("ups")
+    info = replace(delivered_info(), status=ShipmentStatus.IN_TRANSIT, delivered_at=None)
+    with database.sessions.begin() as session:
+        apply_track_info(session, shipment.id, info, "ups")
+    with database.sessions.begin() as session:
+        update_shipment(session, shipment.id, carrier="fedex")
+        update_shipment(session, shipment.id, carrier="ups")
+    assert stored_events(database, shipment.id) == []
+    with database.sessions.begin() as session:
+        back = apply_track_info(session, shipment.id, info, "ups")
+    assert back.events_added == 2
+    assert stored_events(database, shipment.id) == ["Delivered, front door", "On vehicle"]
 
 
 async def test_apply_track_info_rolls_back_with_the_callers_transaction(

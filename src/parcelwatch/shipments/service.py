@@ -302,6 +302,7 @@ def _change_carrier(session: Session, shipment: Shipment, code: str) -> None:
         "signed_by",
         "provider",
         "last_event_at",
+        "events_digest",
         "last_auto_refresh_error",
     ):
         setattr(shipment, field, None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, bindparam, select, update
 
@@ -38,6 +39,12 @@ class ClaimedShipment:
     created_at: datetime
     auto_refresh_fail_count: int
     next_check_at: datetime | None
+    events_digest: str | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> ClaimedShipment:
+        """From a row of `SNAPSHOT_COLUMNS`."""
+        return cls(*row)
 
     @property
     def last_movement(self) -> datetime:
@@ -55,6 +62,7 @@ SNAPSHOT_COLUMNS = (
     Shipment.created_at,
     Shipment.auto_refresh_fail_count,
     Shipment.next_check_at,
+    Shipment.events_digest,
 )
 
 
@@ -80,7 +88,7 @@ def claim(
     expires = now + lease
     with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
         with connection.begin():
-            claimed = [ClaimedShipment(*row) for row in connection.execute(candidates)]
+            claimed = [ClaimedShipment.from_row(row) for row in connection.execute(candidates)]
             if claimed:
                 connection.execute(
                     _LEASE, {"ids": [s.id for s in claimed], "owner": owner, "expires": expires}

@@ -1,5 +1,7 @@
 """Writing what carriers said: one transaction per batch (or per group of batches), bulk
 statements, events deduplicated by `(shipment_id, dedupe_key)` with ON CONFLICT DO NOTHING.
+A shipment remembers a digest of the event list last written (`events_digest`): a poll that
+brings the same list again (most do) inserts nothing.
 
 `apply_track_info` applies one `TrackInfo` inside the caller's session (manual refresh, the
 ShipEngine webhook) with exactly the rules the engine uses.
@@ -7,6 +9,7 @@ ShipEngine webhook) with exactly the rules the engine uses.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -33,6 +36,7 @@ __all__ = [
     "ShipmentResult",
     "WriteSummary",
     "apply_track_info",
+    "events_digest",
     "write_results",
 ]
 
@@ -123,6 +127,7 @@ def _found_values(
         "v_next_check_at": next_check_after_success(
             status, last_movement=last_movement, now=now, policy=policy
         ),
+        "v_events_digest": None,  # set by the caller, which has the events' keys
     }
     return values, changed, expired
 
@@ -193,6 +198,7 @@ def _statement(kind: Kind, owned: bool) -> Update:
             "auto_refresh_fail_count": 0,
             "last_auto_refresh_error": None,
             "next_check_at": bindparam("v_next_check_at"),
+            "events_digest": bindparam("v_events_digest"),
         }
     elif kind is Kind.NOT_FOUND:
         values = {
@@ -244,11 +250,18 @@ def _insert_events(connection: Connection, rows: list[dict[str, Any]]) -> int:
     return len(connection.execute(statement.returning(_events.c.id), rows).all())
 
 
-def _event_rows(shipment_id: int, info: TrackInfo, now: datetime) -> list[dict[str, Any]]:
+def events_digest(keys: Sequence[str]) -> str:
+    """One hash for a list of events (by their dedupe keys, in any order): a poll that
+    brings the same list as the last one written has nothing to insert."""
+    return hashlib.sha256("\n".join(sorted(set(keys))).encode()).hexdigest()[:40]
+
+
+def _event_rows(
+    shipment_id: int, info: TrackInfo, keys: Sequence[str], now: datetime
+) -> list[dict[str, Any]]:
     seen: set[str] = set()
     rows = []
-    for event in info.events:
-        key = event.dedupe_key
+    for event, key in zip(info.events, keys, strict=True):
         if key in seen:
             continue
         seen.add(key)
@@ -304,7 +317,10 @@ def write_results(
         base = {"b_id": shipment_id, "b_owner": owner, "v_updated_at": now}
         if result.kind is Kind.FOUND and result.info is not None:
             values, changed, expired = _found_values(result, result.info, now, policy)
-            event_rows.extend(_event_rows(shipment_id, result.info, now))
+            keys = [event.dedupe_key for event in result.info.events]
+            values["v_events_digest"] = digest = events_digest(keys)
+            if digest != result.shipment.events_digest:  # else every event is stored already
+                event_rows.extend(_event_rows(shipment_id, result.info, keys, now))
             outcome = "expired" if expired else "updated" if changed else "unchanged"
             summary.expired += expired
             summary.updated += changed
@@ -353,7 +369,7 @@ def apply_track_info(
     if row is None:
         summary.lost = 1
         return summary
-    claimed = ClaimedShipment(*row)
+    claimed = ClaimedShipment.from_row(row)
     if claimed.status.is_final and not info.status.is_final:
         info = _keep_final(session, shipment_id, info)
     result = ShipmentResult(claimed, Kind.FOUND, provider, info=info)
