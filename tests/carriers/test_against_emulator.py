@@ -1,5 +1,5 @@
-"""Every client against the carrier emulator (in-process over `httpx.ASGITransport`, and over
-a real socket for timeouts): success, not found, token expiry, 401, 429, 5xx, malformed
+"""Every client against the carrier emulator, in process over `httpx.ASGITransport` and over a
+real socket through `open_registry`: success, not found, token expiry, 401, 429, 5xx, malformed
 bodies, connection resets and timeouts, each ending in the right result or error type."""
 
 from __future__ import annotations
@@ -73,8 +73,23 @@ Emulator = Callable[..., Any]
 
 
 @pytest.fixture
-def emulator() -> Emulator:
-    """`async with emulator(**config) as (registry, app)`: clients wired to a fresh emulator."""
+def _keep_uvicorn_log_levels() -> Iterator[None]:
+    """uvicorn sets its loggers' levels when it starts; later tests expect the defaults."""
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access")
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(params=["in-process", "socket"])
+def emulator(request: pytest.FixtureRequest) -> Emulator:
+    """`async with emulator(**config) as (registry, app)`: clients wired to a fresh emulator,
+    in process (`httpx.ASGITransport`) and over a real socket through `open_registry`, the
+    clients the engine uses (aiohttp's wire under httpx)."""
+    over_socket = request.param == "socket"
+    if over_socket:
+        request.getfixturevalue("_keep_uvicorn_log_levels")
 
     @asynccontextmanager
     async def open_emulator(
@@ -82,6 +97,11 @@ def emulator() -> Emulator:
     ) -> AsyncIterator[tuple[CarrierRegistry, Starlette]]:
         config = EmulatorConfig(**{"speed": 0, "start": START, "pins": pins(age), **fields})
         app = create_emulator_app(config)
+        if over_socket:
+            with run_in_thread(app=app) as base_url:
+                async with open_registry(settings_for(base_url)) as registry:
+                    yield registry, app
+            return
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport) as client:
             yield CarrierRegistry(settings_for("http://emulator"), client), app
@@ -222,16 +242,6 @@ async def test_check_passes_against_the_emulator(emulator: Emulator, provider: s
     async with emulator() as (registry, _app):
         carrier: Carrier = registry.providers[provider]
         await carrier.check()
-
-
-@pytest.fixture
-def _keep_uvicorn_log_levels() -> Iterator[None]:
-    """uvicorn sets its loggers' levels when it starts; later tests expect the defaults."""
-    names = ("uvicorn", "uvicorn.error", "uvicorn.access")
-    levels = {name: logging.getLogger(name).level for name in names}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 @pytest.mark.usefixtures("_keep_uvicorn_log_levels")
