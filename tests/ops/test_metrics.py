@@ -21,7 +21,7 @@ from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.sync.engine import EngineOptions, SyncEngine
 from tests.conftest import Database
 from tests.ops.conftest import RunFactory, ShipmentFactory
-from tests.sync.conftest import FAST_RETRY, Emulator
+from tests.sync.conftest import FAST_RETRY, Emulator, running_emulator
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -180,3 +180,50 @@ def test_multiprocess_mode_merges_worker_files_and_keeps_database_gauges(
     assert value(samples, "parcelwatch_update_attempts_total", carrier="dhl") == 10
     assert value(samples, "parcelwatch_build_info", version="0.1.0") == 1
     assert ("parcelwatch_shipments_due", frozenset()) in samples
+
+
+@pytest.mark.anyio
+async def test_a_carrier_outage_and_a_rate_limit_show_as_retries_429s_and_an_open_circuit(
+    database: Database, add_shipment: ShipmentFactory
+) -> None:
+    # UPS answers 5xx to everything; DHL allows one call a minute and the engine is told it may
+    # make ten a second: the first DHL call goes through, the next ones meet 429s.
+    config = {
+        "head_start": timedelta(days=2),
+        "faults": {"carriers": {"ups": {"server_error": 1.0}}},
+        "rate_limits": {"dhl": 1 / 60},
+    }
+    with running_emulator(**config) as emulator:
+        settings = emulator.settings_for(
+            database, ups_max_concurrency=1, dhl_max_concurrency=1, dhl_rate_limit=10.0
+        )
+        for _ in range(4):
+            add_shipment("ups")
+            add_shipment("dhl")
+        app = create_app(settings)
+        with TestClient(app) as client:
+            before = scrape(client)
+            async with open_registry(settings) as registry:
+                engine = SyncEngine(
+                    settings=settings,
+                    db=database.engine,
+                    providers=registry,
+                    options=EngineOptions(retry=FAST_RETRY),
+                )
+                try:
+                    summary = await engine.run_pass()
+                finally:
+                    engine.close()
+            after = scrape(client)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert (summary.deferred, summary.synced) == (7, 1)
+    assert grew("parcelwatch_carrier_api_calls_total", carrier="ups", outcome="unavailable") >= 3
+    assert grew("parcelwatch_carrier_api_retries_total", carrier="ups") >= 3
+    assert value(after, "parcelwatch_carrier_circuit_open", carrier="ups") == 1
+    assert grew("parcelwatch_carrier_api_calls_total", carrier="dhl", outcome="rate_limited") >= 1
+    assert grew("parcelwatch_update_failures_total", carrier="ups", outcome="deferred") == 4
+    assert grew("parcelwatch_update_failures_total", carrier="dhl", outcome="deferred") == 3
+    assert grew("parcelwatch_update_failures_total", carrier="ups", outcome="shipment_error") == 0
