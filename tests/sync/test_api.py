@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -11,8 +12,9 @@ from fastapi.testclient import TestClient
 from parcelwatch.api.app import create_app
 from parcelwatch.config import Settings
 from parcelwatch.domain import ShipmentStatus, utcnow
+from parcelwatch.models import Shipment
 from tests.conftest import Database
-from tests.sync.conftest import Emulator, ShipmentFactory
+from tests.sync.conftest import Emulator, ShipmentFactory, running_emulator
 
 ADMIN = {"Authorization": "Bearer s3cret-admin-token"}
 
@@ -98,3 +100,37 @@ def test_pause_resume_and_status(client: TestClient, add_shipment: ShipmentFacto
     assert paused["paused"] is True
     resumed = client.post("/api/admin/tracking-updater/resume", headers=ADMIN).json()
     assert resumed["paused"] is False
+
+
+def test_two_refreshes_at_once_give_one_refresh_and_one_429(
+    database: Database, add_shipment: ShipmentFactory
+) -> None:
+    with running_emulator(latency={"distribution": "fixed", "ms": 300}) as slow:
+        settings = slow.settings_for(database, admin_api_key="s3cret-admin-token")
+        shipment = add_shipment("ups")
+        url = f"/api/shipments/{shipment.id}/refresh"
+        with TestClient(create_app(settings)) as client, ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: client.post(url), range(2)))
+        polls = slow.polls("ups", shipment.tracking_number)
+    assert sorted(a.status_code for a in answers) == [200, 429]
+    refused = next(a for a in answers if a.status_code == 429)
+    assert 290 <= int(refused.headers["Retry-After"]) <= 300
+    assert polls == 1
+
+
+def test_a_refresh_that_finds_the_shipment_busy_keeps_no_cooldown(
+    client: TestClient, add_shipment: ShipmentFactory, database: Database
+) -> None:
+    shipment = add_shipment("ups")
+    now = utcnow()
+    with database.sessions.begin() as session:  # another engine holds the lease
+        row = session.get(Shipment, shipment.id)
+        assert row is not None
+        row.lease_owner, row.lease_expires_at = "cron-sync", now + timedelta(minutes=10)
+    busy = client.post(f"/api/shipments/{shipment.id}/refresh")
+    assert busy.status_code == 409
+    assert "being synced" in busy.json()["detail"]
+    with database.sessions() as session:
+        row = session.get(Shipment, shipment.id)
+        assert row is not None
+        assert row.last_manual_refresh is None  # free to refresh as soon as it is done

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -63,16 +64,49 @@ def _shipment(request: Request, shipment_id: int) -> Shipment:
         return shipment
 
 
-def _mark_manual(request: Request, shipment_id: int) -> Shipment:
+def _reserve(request: Request, shipment_id: int, *, force: bool) -> datetime | None:
+    """Take the manual cool-down for this refresh in one conditional UPDATE, so of two
+    refreshes at once exactly one goes ahead; returns the previous `last_manual_refresh`
+    (to give back if nothing was refreshed). Raises 429 within the cool-down."""
+    last_refresh = select(Shipment.last_manual_refresh).where(Shipment.id == shipment_id)
     with session_scope(request.app.state.sessions) as session:
-        shipment = session.get(Shipment, shipment_id)
-        if shipment is None:
-            raise NotFound(f"Shipment {shipment_id} was deleted during the refresh.")
-        shipment.last_manual_refresh = utcnow()
-        session.flush()
-        session.refresh(shipment)
-        session.expunge(shipment)
-        return shipment
+        previous = session.scalar(last_refresh)
+    now = utcnow()
+    statement = update(Shipment).where(Shipment.id == shipment_id)
+    if not force:
+        statement = statement.where(
+            or_(
+                Shipment.last_manual_refresh.is_(None),
+                Shipment.last_manual_refresh <= now - MANUAL_COOLDOWN,
+            )
+        )
+    statement = statement.values(last_manual_refresh=now)
+    # The UPDATE comes first in its transaction: on SQLite a read that then writes can be
+    # refused at once when another refresh writes in between.
+    with session_scope(request.app.state.sessions) as session:
+        taken = session.execute(statement.execution_options(synchronize_session=False))
+        if taken.rowcount == 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+            return previous
+    with session_scope(request.app.state.sessions) as session:
+        last = session.scalar(last_refresh)
+    if last is None:
+        raise NotFound(f"Shipment {shipment_id} does not exist.")
+    wait = math.ceil((last + MANUAL_COOLDOWN - utcnow()).total_seconds())
+    raise TooManyRequests(
+        f"Shipment {shipment_id} was refreshed less than 5 minutes ago; "
+        f"try again in {wait} seconds.",
+        retry_after=max(1, wait),
+    )
+
+
+def _give_back(request: Request, shipment_id: int, previous: datetime | None) -> None:
+    with session_scope(request.app.state.sessions) as session:
+        session.execute(
+            update(Shipment)
+            .where(Shipment.id == shipment_id)
+            .values(last_manual_refresh=previous)
+            .execution_options(synchronize_session=False)
+        )
 
 
 @router.post("/shipments/{shipment_id}/refresh", response_model=RefreshOut)
@@ -94,25 +128,19 @@ async def refresh_shipment(
             detail=f"The shipment is {shipment.status.value}: a final status is not refreshed.",
             shipment=ShipmentOut.of(shipment),
         )
-    last = shipment.last_manual_refresh
-    if not force and last is not None and utcnow() - last < MANUAL_COOLDOWN:
-        wait = math.ceil((last + MANUAL_COOLDOWN - utcnow()).total_seconds())
-        raise TooManyRequests(
-            f"Shipment {shipment_id} was refreshed less than 5 minutes ago; "
-            f"try again in {wait} seconds.",
-            retry_after=max(1, wait),
-        )
     engine: SyncEngine = request.app.state.sync_manual
     if engine.providers.provider_for(shipment.carrier) is None:
         reason = engine.providers.unconfigured_reason(shipment.carrier)
         raise Conflict(f"{shipment.carrier} is not configured: {reason}.")
+    previous = await run_in_threadpool(partial(_reserve, request, shipment_id, force=force))
     summary = await engine.run_pass(
         Selection(manual=True, shipment_ids=[shipment_id]), trigger="manual"
     )
     outcome = summary.outcomes.get(shipment_id)
-    if outcome is None:
+    if outcome is None:  # another engine holds it (the updater, a cron sync)
+        await run_in_threadpool(_give_back, request, shipment_id, previous)
         raise Conflict(f"Shipment {shipment_id} is being synced right now; try again shortly.")
-    after = await run_in_threadpool(_mark_manual, request, shipment_id)
+    after = await run_in_threadpool(_shipment, request, shipment_id)
     refreshed = outcome in ("updated", "unchanged", "not_found", "expired")
     detail = after.last_auto_refresh_error if not refreshed else f"Refreshed: {outcome}."
     return RefreshOut(
