@@ -1,0 +1,86 @@
+"""What a Prometheus scrape of `/metrics` costs with a large table: the gauges read from the
+database at scrape time (shipments by status and carrier, the due backlog, the last runs).
+
+    .venv/bin/python bench/metrics_scrape.py                    # 100,000 shipments, SQLite
+    .venv/bin/python bench/metrics_scrape.py --database postgresql://postgres@127.0.0.1/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import make_url, text
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sync_throughput import PROVIDERS, Plan, load  # noqa: E402  (the same loader)
+
+from parcelwatch.api.app import create_app  # noqa: E402
+from parcelwatch.config import load_settings  # noqa: E402
+from parcelwatch.db import create_db_engine  # noqa: E402
+from parcelwatch.logs import configure_logging  # noqa: E402
+from parcelwatch.migrate import upgrade  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shipments", type=int, default=100_000)
+    parser.add_argument("--scrapes", type=int, default=20)
+    parser.add_argument("--database", default=None, help="a database URL (default: SQLite)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    configure_logging("warning", "console")
+    url = args.database or f"sqlite:///{Path(tempfile.mkdtemp()) / 'metrics.db'}"
+    scratch = admin = None
+    if args.database:  # a scratch database on that server, dropped at the end
+        scratch = f"parcelwatch_bench_{os.getpid()}"
+        server = load_settings(database_url=args.database, _env_file=None).sqlalchemy_url
+        admin = create_db_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{scratch}"'))
+        url = make_url(args.database).set(database=scratch).render_as_string(False)
+    settings = load_settings(database_url=url, auto_update_enabled=False, _env_file=None)
+    db = create_db_engine(settings.sqlalchemy_url)
+    upgrade(db)
+    each = args.shipments // len(PROVIDERS)
+    plans = [Plan(p, carrier, 1, 1.0, 1, 1.0, each) for p, (carrier, _) in PROVIDERS.items()]
+    load(db, plans, 0)
+    db.dispose()
+    try:
+        with TestClient(create_app(settings)) as client:
+            client.get("/metrics")  # warm: imports, compiled statements
+            times = []
+            for _ in range(args.scrapes):
+                started = time.perf_counter()
+                response = client.get("/metrics")
+                times.append(time.perf_counter() - started)
+                response.raise_for_status()
+    finally:
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+            admin.dispose()
+    result = {
+        "database": url.split(":")[0],
+        "shipments": each * len(PROVIDERS),
+        "scrapes": args.scrapes,
+        "median_ms": round(statistics.median(times) * 1000, 1),
+        "max_ms": round(max(times) * 1000, 1),
+        "body_bytes": len(response.content),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        print(f"{key:12} {value}")
+
+
+if __name__ == "__main__":
+    main()
