@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -17,10 +16,9 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import make_url, text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sync_throughput import PROVIDERS, Plan, load  # noqa: E402  (the same loader)
+from sync_throughput import PROVIDERS, Plan, load, scratch_database  # noqa: E402
 
 from parcelwatch.api.app import create_app  # noqa: E402
 from parcelwatch.config import load_settings  # noqa: E402
@@ -37,23 +35,15 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     configure_logging("warning", "console")
-    url = args.database or f"sqlite:///{Path(tempfile.mkdtemp()) / 'metrics.db'}"
-    scratch = admin = None
-    if args.database:  # a scratch database on that server, dropped at the end
-        scratch = f"parcelwatch_bench_{os.getpid()}"
-        server = load_settings(database_url=args.database, _env_file=None).sqlalchemy_url
-        admin = create_db_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{scratch}"'))
-        url = make_url(args.database).set(database=scratch).render_as_string(False)
-    settings = load_settings(database_url=url, auto_update_enabled=False, _env_file=None)
-    db = create_db_engine(settings.sqlalchemy_url)
-    upgrade(db)
-    each = args.shipments // len(PROVIDERS)
-    plans = [Plan(p, carrier, 1, 1.0, 1, 1.0, each) for p, (carrier, _) in PROVIDERS.items()]
-    load(db, plans, 0)
-    db.dispose()
-    try:
+    with scratch_database(args.database) as scratch_url:
+        url = scratch_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'metrics.db'}"
+        settings = load_settings(database_url=url, auto_update_enabled=False, _env_file=None)
+        db = create_db_engine(settings.sqlalchemy_url)
+        upgrade(db)
+        each = args.shipments // len(PROVIDERS)
+        plans = [Plan(p, carrier, 1, 1.0, 1, 1.0, each) for p, (carrier, _) in PROVIDERS.items()]
+        load(db, plans, 0)
+        db.dispose()
         with TestClient(create_app(settings)) as client:
             client.get("/metrics")  # warm: imports, compiled statements
             times = []
@@ -62,11 +52,6 @@ def main() -> None:
                 response = client.get("/metrics")
                 times.append(time.perf_counter() - started)
                 response.raise_for_status()
-    finally:
-        if admin is not None:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
-            admin.dispose()
     result = {
         "database": url.split(":")[0],
         "shipments": each * len(PROVIDERS),

@@ -28,7 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import AsyncExitStack
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -276,43 +277,52 @@ def main() -> None:
         args.concurrency = args.concurrency or 16
 
     workdir = Path(tempfile.mkdtemp(prefix="parcelwatch-bench-"))
-    args.database_url = args.database or f"sqlite:///{workdir / 'bench.db'}"
     plan_list = plans(args, args.batch_size)
-    scratch = None
-    if args.database:  # a scratch database on that server, dropped at the end
-        scratch = f"parcelwatch_bench_{os.getpid()}"
-        server = make_url(load_settings(database_url=args.database, _env_file=None).sqlalchemy_url)
-        admin = create_db_engine(server.render_as_string(False), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{scratch}"'))
-        args.database_url = make_url(args.database).set(database=scratch).render_as_string(False)
-    probe = load_settings(database_url=args.database_url, _env_file=None)
-    db = create_db_engine(probe.sqlalchemy_url)
-    upgrade(db)
-    load(db, plan_list, args.idle)
+    with scratch_database(args.database) as scratch_url:
+        args.database_url = scratch_url or f"sqlite:///{workdir / 'bench.db'}"
+        probe = load_settings(database_url=args.database_url, _env_file=None)
+        db = create_db_engine(probe.sqlalchemy_url)
+        upgrade(db)
+        load(db, plan_list, args.idle)
 
-    port = free_port()
-    emulator = None if args.in_process else start_emulator(args, port, plan_list)
-    try:
-        settings = settings_for(args, f"http://127.0.0.1:{port}", plan_list)
-        measured = asyncio.run(
-            run_engine(
-                settings, db, in_process=args.in_process, repoll=args.repoll, emulator=emulator
+        port = free_port()
+        emulator = None if args.in_process else start_emulator(args, port, plan_list)
+        try:
+            settings = settings_for(args, f"http://127.0.0.1:{port}", plan_list)
+            measured = asyncio.run(
+                run_engine(
+                    settings, db, in_process=args.in_process, repoll=args.repoll, emulator=emulator
+                )
             )
-        )
-        stats: dict[str, Any] = {}
-        if emulator is not None:
-            stats = httpx.get(f"http://127.0.0.1:{port}/_emulator/stats").json()
+            stats: dict[str, Any] = {}
+            if emulator is not None:
+                stats = httpx.get(f"http://127.0.0.1:{port}/_emulator/stats").json()
+        finally:
+            if emulator is not None:
+                emulator.terminate()
+                emulator.wait(10)
+            db.dispose()
+    report(args, plan_list, measured, stats)
+
+
+@contextmanager
+def scratch_database(server_url: str | None) -> Iterator[str | None]:
+    """A database of its own on that server (`--database`), dropped at the end; None for
+    the default (a SQLite file in a temporary folder)."""
+    if server_url is None:
+        yield None
+        return
+    scratch = f"parcelwatch_bench_{os.getpid()}"
+    server = load_settings(database_url=server_url, _env_file=None).sqlalchemy_url
+    admin = create_db_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{scratch}"'))
+    try:
+        yield make_url(server_url).set(database=scratch).render_as_string(False)
     finally:
-        if emulator is not None:
-            emulator.terminate()
-            emulator.wait(10)
-    db.dispose()
-    if scratch is not None:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
         admin.dispose()
-    report(args, plan_list, measured, stats)
 
 
 def process_cpu(process: subprocess.Popen[bytes] | None) -> float | None:
