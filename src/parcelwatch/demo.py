@@ -161,7 +161,7 @@ def _age(item: DemoShipment, epoch: datetime) -> timedelta:
         )
         milestone = next(event for event in timeline.events if event.kind is item.milestone)
         late = milestone.at - epoch - item.at
-        if late <= timedelta(0) or milestone.at - epoch <= LEAD and late < timedelta(hours=1):
+        if late <= timedelta(0) or (milestone.at - epoch <= LEAD and late < timedelta(hours=1)):
             return age
         age += late
     return age

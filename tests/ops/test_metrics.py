@@ -15,13 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from parcelwatch.api.app import create_app
-from parcelwatch.carriers.registry import open_registry
 from parcelwatch.config import Settings
 from parcelwatch.domain import ShipmentStatus, utcnow
-from parcelwatch.sync.engine import EngineOptions, SyncEngine
 from tests.conftest import Database
 from tests.ops.conftest import RunFactory, ShipmentFactory
-from tests.sync.conftest import FAST_RETRY, Emulator, running_emulator
+from tests.sync.conftest import Emulator, engine_for, running_emulator
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -54,17 +52,8 @@ async def test_a_sync_against_the_emulator_shows_in_the_scraped_metrics(
         before = scrape(client)
         assert value(before, "parcelwatch_shipments_due") == 3
         assert value(before, "parcelwatch_shipments", status="pending", carrier="ups") == 3
-        async with open_registry(settings) as registry:
-            engine = SyncEngine(
-                settings=settings,
-                db=database.engine,
-                providers=registry,
-                options=EngineOptions(retry=FAST_RETRY),
-            )
-            try:
-                summary = await engine.run_pass()
-            finally:
-                engine.close()
+        async with engine_for(settings, database) as engine:
+            summary = await engine.run_pass()
         after = scrape(client)
 
     assert summary.checked == 3
@@ -203,17 +192,8 @@ async def test_a_carrier_outage_and_a_rate_limit_show_as_retries_429s_and_an_ope
         app = create_app(settings)
         with TestClient(app) as client:
             before = scrape(client)
-            async with open_registry(settings) as registry:
-                engine = SyncEngine(
-                    settings=settings,
-                    db=database.engine,
-                    providers=registry,
-                    options=EngineOptions(retry=FAST_RETRY),
-                )
-                try:
-                    summary = await engine.run_pass()
-                finally:
-                    engine.close()
+            async with engine_for(settings, database) as engine:
+                summary = await engine.run_pass()
             after = scrape(client)
 
     def grew(name: str, **labels: str) -> float:

@@ -3,8 +3,8 @@ engine over scriptable fake carriers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +13,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from parcelwatch.carriers.registry import open_registry
 from parcelwatch.config import Settings, load_settings
 from parcelwatch.emulator.app import create_emulator_app
 from parcelwatch.emulator.config import EmulatorConfig
@@ -26,6 +27,24 @@ from parcelwatch.sync.testing import FakeCarrier, StaticProviders
 from tests.conftest import Database
 
 FAST_RETRY = RetryPolicy(retries=3, base=0.001, cap=0.01, max_retry_after=0.05)
+
+
+@asynccontextmanager
+async def engine_for(
+    settings: Settings, database: Database, **options: object
+) -> AsyncIterator[SyncEngine]:
+    """An engine with the real carrier clients (`open_registry`) and fast retries."""
+    async with open_registry(settings) as registry:
+        engine = SyncEngine(
+            settings=settings,
+            db=database.engine,
+            providers=registry,
+            options=EngineOptions(retry=FAST_RETRY, **options),  # type: ignore[arg-type]
+        )
+        try:
+            yield engine
+        finally:
+            engine.close()
 
 
 @pytest.fixture

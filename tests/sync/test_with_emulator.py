@@ -4,8 +4,6 @@ on SQLite and PostgreSQL; the emulator's per-number request counts are the witne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -13,17 +11,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from parcelwatch.api.app import create_app
-from parcelwatch.carriers.registry import open_registry
-from parcelwatch.config import Settings
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.models import TrackingEvent
-from parcelwatch.sync.engine import EngineOptions, SyncEngine
 from parcelwatch.sync.selection import Selection
 from tests.conftest import Database
 from tests.sync.conftest import (
-    FAST_RETRY,
     Emulator,
     ShipmentFactory,
+    engine_for,
     reload,
     running_emulator,
 )
@@ -31,23 +26,6 @@ from tests.sync.conftest import (
 pytestmark = pytest.mark.anyio
 
 INVALID_AT_UPS = "1Z" + "9" * 36  # 38 characters: UPS answers TV1002 "Invalid inquiry number"
-
-
-@asynccontextmanager
-async def engine_for(
-    settings: Settings, database: Database, **options: object
-) -> AsyncIterator[SyncEngine]:
-    async with open_registry(settings) as registry:
-        engine = SyncEngine(
-            settings=settings,
-            db=database.engine,
-            providers=registry,
-            options=EngineOptions(retry=FAST_RETRY, **options),  # type: ignore[arg-type]
-        )
-        try:
-            yield engine
-        finally:
-            engine.close()
 
 
 def events_of(database: Database, shipment_id: int) -> int:

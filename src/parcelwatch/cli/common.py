@@ -90,7 +90,7 @@ def database_session(settings: Settings) -> Iterator[Session]:
 def describe_database_error(error: DBAPIError) -> str:
     """One line for a database that cannot be used: not migrated, or not reachable. The
     driver's first line only (never the URL, which may hold a password)."""
-    first = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else ""
+    first = next(iter(str(error.orig).strip().splitlines()), "")
     if "no such table" in first or ("relation" in first and "does not exist" in first):
         return f"the database is not set up ({first}): run `parcelwatch db upgrade` first"
     return f"cannot use the database: {type(error.orig).__name__}: {first}"

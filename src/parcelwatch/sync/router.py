@@ -64,13 +64,9 @@ def _shipment(request: Request, shipment_id: int) -> Shipment:
         return shipment
 
 
-def _reserve(request: Request, shipment_id: int, *, force: bool) -> datetime | None:
+def _reserve(request: Request, shipment_id: int, *, force: bool) -> None:
     """Take the manual cool-down for this refresh in one conditional UPDATE, so of two
-    refreshes at once exactly one goes ahead; returns the previous `last_manual_refresh`
-    (to give back if nothing was refreshed). Raises 429 within the cool-down."""
-    last_refresh = select(Shipment.last_manual_refresh).where(Shipment.id == shipment_id)
-    with session_scope(request.app.state.sessions) as session:
-        previous = session.scalar(last_refresh)
+    refreshes at once exactly one goes ahead. Raises 429 within the cool-down."""
     now = utcnow()
     statement = update(Shipment).where(Shipment.id == shipment_id)
     if not force:
@@ -86,9 +82,11 @@ def _reserve(request: Request, shipment_id: int, *, force: bool) -> datetime | N
     with session_scope(request.app.state.sessions) as session:
         taken = session.execute(statement.execution_options(synchronize_session=False))
         if taken.rowcount == 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-            return previous
+            return
     with session_scope(request.app.state.sessions) as session:
-        last = session.scalar(last_refresh)
+        last = session.scalar(
+            select(Shipment.last_manual_refresh).where(Shipment.id == shipment_id)
+        )
     if last is None:
         raise NotFound(f"Shipment {shipment_id} does not exist.")
     wait = math.ceil((last + MANUAL_COOLDOWN - utcnow()).total_seconds())
@@ -132,13 +130,13 @@ async def refresh_shipment(
     if engine.providers.provider_for(shipment.carrier) is None:
         reason = engine.providers.unconfigured_reason(shipment.carrier)
         raise Conflict(f"{shipment.carrier} is not configured: {reason}.")
-    previous = await run_in_threadpool(partial(_reserve, request, shipment_id, force=force))
+    await run_in_threadpool(partial(_reserve, request, shipment_id, force=force))
     summary = await engine.run_pass(
         Selection(manual=True, shipment_ids=[shipment_id]), trigger="manual"
     )
     outcome = summary.outcomes.get(shipment_id)
     if outcome is None:  # another engine holds it (the updater, a cron sync)
-        await run_in_threadpool(_give_back, request, shipment_id, previous)
+        await run_in_threadpool(_give_back, request, shipment_id, shipment.last_manual_refresh)
         raise Conflict(f"Shipment {shipment_id} is being synced right now; try again shortly.")
     after = await run_in_threadpool(_shipment, request, shipment_id)
     refreshed = outcome in ("updated", "unchanged", "not_found", "expired")
