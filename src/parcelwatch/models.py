@@ -33,6 +33,16 @@ StatusColumn = Enum(
 )
 
 
+# What the due test reads beyond `carrier` and `next_check_at` (`parcelwatch.lifecycle`).
+_DUE_TEST_COLUMNS = (
+    "status",
+    "auto_refresh_enabled",
+    "created_at",
+    "auto_refresh_fail_count",
+    "last_manual_refresh",
+)
+
+
 class Shipment(Base):
     """One tracking number at one carrier. `next_check_at` is NULL when nothing is scheduled
     (final, or auto-refresh disabled), which keeps the due index small."""
@@ -40,9 +50,13 @@ class Shipment(Base):
     __tablename__ = "shipments"
     __table_args__ = (
         UniqueConstraint("carrier", "tracking_number", name="uq_shipments_carrier_number"),
+        # The due indexes carry every column of the due test, so the backlog count and a
+        # claim read the index alone (migration 0004).
         Index(
             "ix_shipments_due",
             "next_check_at",
+            "carrier",
+            *_DUE_TEST_COLUMNS,
             sqlite_where=text("next_check_at IS NOT NULL"),
             postgresql_where=text("next_check_at IS NOT NULL"),
         ),
@@ -50,6 +64,7 @@ class Shipment(Base):
             "ix_shipments_carrier_due",
             "carrier",
             "next_check_at",
+            *_DUE_TEST_COLUMNS,
             sqlite_where=text("next_check_at IS NOT NULL"),
             postgresql_where=text("next_check_at IS NOT NULL"),
         ),

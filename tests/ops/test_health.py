@@ -203,13 +203,29 @@ def test_some_stale_shipments_warn_and_check_stale_lists_them(
 
 
 def test_most_active_shipments_stale_is_critical(
-    api: TestClient, add_shipment: ShipmentFactory, add_run: RunFactory
+    dhl_api: TestClient, add_shipment: ShipmentFactory, add_run: RunFactory
 ) -> None:
     add_run(minutes_ago=5)
-    add_shipment("ups", created_at=utcnow() - timedelta(hours=25))
-    response = api.get("/api/health")
+    add_shipment("dhl", tracking_number="1234567890", created_at=utcnow() - timedelta(hours=25))
+    response = dhl_api.get("/api/health")
     assert response.status_code == 503
     assert check(response.json(), "stale_shipments")["status"] == "critical"
+
+
+def test_shipments_past_the_cutoff_or_of_an_unconfigured_carrier_are_not_stale(
+    dhl_api: TestClient, add_shipment: ShipmentFactory, add_run: RunFactory
+) -> None:
+    now = utcnow()
+    add_run(minutes_ago=5)
+    # Registered 31 days ago: past AUTO_UPDATE_CUTOFF_DAYS, the updater no longer checks it.
+    add_shipment("dhl", tracking_number="1234567890", created_at=now - timedelta(days=31))
+    # UPS has no credentials here: the `carriers` check says so, it is not stale.
+    add_shipment("ups", created_at=now - timedelta(hours=30))
+    stale = check(dhl_api.get("/api/health").json(), "stale_shipments")
+    assert stale["status"] == "ok"
+    assert stale["figures"]["stale"] == 0
+    assert stale["figures"]["waiting_for_carrier"] == 1
+    assert "1 wait for their carrier to be configured" in stale["message"]
 
 
 def test_a_tenth_of_checks_failing_in_the_last_hour_is_a_warning(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -90,8 +91,25 @@ async def test_a_sync_against_the_emulator_shows_in_the_scraped_metrics(
     assert value(after, "parcelwatch_sync_shipments_last_hour", result="failed") == 0
 
 
+@pytest.fixture
+def carriers_api(settings: Settings) -> Iterator[TestClient]:
+    """The app with UPS and FedEx configured (scraping calls no carrier)."""
+    configured = settings.model_copy(
+        update={
+            "ups_client_id": "id",
+            "ups_client_secret": SecretStr("secret"),
+            "ups_base_url": "http://127.0.0.1:9",
+            "fedex_api_key": "key",
+            "fedex_secret_key": SecretStr("secret"),
+            "fedex_base_url": "http://127.0.0.1:9",
+        }
+    )
+    with TestClient(create_app(configured)) as client:
+        yield client
+
+
 def test_backlog_counts_due_shipments_and_ages_the_oldest(
-    api: TestClient, add_shipment: ShipmentFactory, add_run: RunFactory
+    carriers_api: TestClient, add_shipment: ShipmentFactory, add_run: RunFactory
 ) -> None:
     now = utcnow()
     add_shipment("ups", next_check_at=now - timedelta(hours=2))
@@ -99,12 +117,34 @@ def test_backlog_counts_due_shipments_and_ages_the_oldest(
     add_shipment("fedex", next_check_at=now + timedelta(hours=1))  # not due yet
     add_shipment("ups", next_check_at=None, status=ShipmentStatus.DELIVERED)
     add_run(minutes_ago=30, checked=8, failed=2)
-    samples = scrape(api)
+    samples = scrape(carriers_api)
     assert value(samples, "parcelwatch_shipments_due") == 2
     assert 7190 < value(samples, "parcelwatch_shipments_oldest_overdue_seconds") < 7300
     assert value(samples, "parcelwatch_shipments", status="pending", carrier="fedex") == 2
     assert value(samples, "parcelwatch_shipments", status="delivered", carrier="ups") == 1
     assert value(samples, "parcelwatch_sync_shipments_last_hour", result="failed") == 2
+
+
+def test_a_shipment_no_provider_tracks_is_waiting_not_overdue(
+    carriers_api: TestClient, add_shipment: ShipmentFactory
+) -> None:
+    # DHL is not configured: no pass can claim it, so it must not age the backlog for ever.
+    add_shipment("dhl", tracking_number="1234567890", next_check_at=utcnow() - timedelta(days=3))
+    add_shipment("ups", next_check_at=utcnow() - timedelta(minutes=10))
+    samples = scrape(carriers_api)
+    assert value(samples, "parcelwatch_shipments_due") == 1
+    assert 590 < value(samples, "parcelwatch_shipments_oldest_overdue_seconds") < 700
+    assert value(samples, "parcelwatch_shipments_waiting_for_carrier") == 1
+
+
+def test_shipments_past_the_cutoff_are_not_due(
+    carriers_api: TestClient, add_shipment: ShipmentFactory
+) -> None:
+    long_ago = utcnow() - timedelta(days=31)  # AUTO_UPDATE_CUTOFF_DAYS is 30
+    add_shipment("ups", created_at=long_ago, next_check_at=utcnow() - timedelta(days=1))
+    samples = scrape(carriers_api)
+    assert value(samples, "parcelwatch_shipments_due") == 0
+    assert value(samples, "parcelwatch_shipments_oldest_overdue_seconds") == 0
 
 
 def test_http_requests_are_labelled_by_route_template_not_raw_path(

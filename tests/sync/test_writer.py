@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo, utcnow
+from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import Shipment, TrackingEvent
 from parcelwatch.shipments.service import update_shipment
 from parcelwatch.sync.claims import claim, release
@@ -18,6 +19,8 @@ from tests.conftest import Database
 from tests.sync.conftest import EngineFactory, ShipmentFactory, reload
 
 pytestmark = pytest.mark.anyio
+
+UPS_ONLY = Lifecycle(tracked_carriers=frozenset({"ups"}), max_failures=3)
 
 
 # One instant for every call: two calls straddling a second would describe different events.
@@ -125,9 +128,7 @@ async def test_a_crashed_engines_leases_expire_and_another_engine_takes_over(
 ) -> None:
     shipment = add_shipment("ups")
     now = utcnow()
-    where = claimable_filter(
-        Selection(), now=now, max_failures=3, cutoff=now - timedelta(days=30), carriers=["ups"]
-    )
+    where = claimable_filter(Selection(), now=now, lifecycle=UPS_ONLY)
     crashed = claim(
         database.engine,
         owner="crashed",
@@ -159,9 +160,7 @@ async def test_a_released_lease_gives_back_the_due_time_the_claim_read(
     shipment = add_shipment("ups")
     due = reload(database, shipment.id).next_check_at
     now = utcnow()
-    where = claimable_filter(
-        Selection(), now=now, max_failures=3, cutoff=now - timedelta(days=30), carriers=["ups"]
-    )
+    where = claimable_filter(Selection(), now=now, lifecycle=UPS_ONLY)
     claimed = claim(
         database.engine, owner="me", where=where, limit=10, lease=timedelta(minutes=10), now=now
     )
@@ -181,14 +180,10 @@ async def test_a_write_for_a_lease_taken_over_by_another_engine_is_dropped(
 
     shipment = add_shipment("ups")
     now = utcnow()
-    where = claimable_filter(
-        Selection(), now=now, max_failures=3, cutoff=now - timedelta(days=30), carriers=["ups"]
-    )
+    where = claimable_filter(Selection(), now=now, lifecycle=UPS_ONLY)
     [mine] = claim(database.engine, owner="slow", where=where, limit=1, lease=timedelta(0), now=now)
     later = now + timedelta(seconds=1)
-    where_later = claimable_filter(
-        Selection(), now=later, max_failures=3, cutoff=now - timedelta(days=30), carriers=["ups"]
-    )
+    where_later = claimable_filter(Selection(), now=later, lifecycle=UPS_ONLY)
     [theirs] = claim(
         database.engine,
         owner="other",

@@ -190,6 +190,10 @@ class Routing:
             )
         return f"{carrier} is tracked through ShipEngine, and SHIPENGINE_API_KEY is not set"
 
+    def tracked(self) -> frozenset[str]:
+        """The carriers some configured provider tracks."""
+        return frozenset(code for code in CARRIERS if self.provider_code_for(code) is not None)
+
     def carriers(self) -> list[CarrierStatus]:
         """Every carrier parcelwatch knows, with its provider or the reason it has none."""
         rows = []

@@ -9,9 +9,11 @@ Checks and their levels:
   2 x UPDATE_INTERVAL (at most the threshold), critical after `--alert-threshold` hours
   (default 6). A new install with no run yet is a warning, not critical, until the first
   run is older than the threshold and none has succeeded.
-- `stale_shipments`: active shipments (not final, auto-refresh enabled) not checked, by the
-  updater or by hand, within HEALTH_STALE_HOURS (never checked: since registration).
-  Warning for any, critical when they are half or more of the active shipments.
+- `stale_shipments`: active shipments of a tracked carrier not checked, by the updater or by
+  hand, within HEALTH_STALE_HOURS (never checked: since registration); `parcelwatch.lifecycle`
+  defines both words. Warning for any, critical when they are half or more of the active
+  shipments. Shipments whose carrier no provider tracks are counted in the figures
+  (`waiting_for_carrier`), not as stale: the `carriers` check names what to configure.
 - `error_rate`: failed / checked shipments over the runs of the last hour. Warning from 10%
   or any failed run, critical from 50% or when every run failed. No run: ok.
 """
@@ -25,12 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, text
+from sqlalchemy import Engine, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from parcelwatch.carriers.base import Carrier
+from parcelwatch.carriers.registry import Routing
 from parcelwatch.config import Settings
-from parcelwatch.domain import FINAL_STATUSES, utcnow
+from parcelwatch.domain import utcnow
+from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.ops.checks import Check, HealthReport, Level
 from parcelwatch.ops.health_carriers import CARRIER_CACHE, CarrierCheckCache, carrier_checks
@@ -100,14 +104,15 @@ def database_checks(
     except Exception as error:
         message = f"database unreachable: {type(error).__name__}"
         return [Check("database", Level.CRITICAL, message, {"dialect": engine.dialect.name})], None
+    lifecycle = Lifecycle.from_settings(settings, tracked=Routing(settings).tracked())
     with Session(engine) as session:
         checks = [
             Check("database", Level.OK, "database reachable", {"dialect": engine.dialect.name}),
             _sync_activity(session, settings, options, now),
-            _stale(session, settings, now),
+            _stale(session, lifecycle, now),
             _error_rate(session, now),
         ]
-        stale = _stale_list(session, settings, now) if options.check_stale else None
+        stale = _stale_list(session, lifecycle, now) if options.check_stale else None
     return checks, stale
 
 
@@ -158,49 +163,35 @@ def _sync_activity(
     return Check("sync_activity", level, message, figures)
 
 
-def _active() -> Any:
-    return and_(Shipment.status.not_in(FINAL_STATUSES), Shipment.auto_refresh_enabled.is_(True))
-
-
-def _stale_condition(cutoff: datetime) -> Any:
-    # "last checked" is the later of the two refresh times, or creation when never checked.
-    return and_(
-        func.coalesce(Shipment.last_auto_refresh, Shipment.created_at) < cutoff,
-        func.coalesce(Shipment.last_manual_refresh, Shipment.created_at) < cutoff,
-    )
-
-
-def _stale(session: Session, settings: Settings, now: datetime) -> Check:
-    cutoff = now - timedelta(hours=settings.health_stale_hours)
-    active = session.scalar(select(func.count()).select_from(Shipment).where(_active())) or 0
+def _stale(session: Session, lifecycle: Lifecycle, now: datetime) -> Check:
+    hours = round(lifecycle.stale_after.total_seconds() / 3600)
+    count = select(func.count()).select_from(Shipment)
+    active = session.scalar(count.where(lifecycle.active(now))) or 0
+    waiting = session.scalar(count.where(lifecycle.waiting_for_carrier(now))) or 0
     rows = session.execute(
         select(Shipment.carrier, func.count())
-        .where(_active(), _stale_condition(cutoff))
+        .where(lifecycle.stale(now))
         .group_by(Shipment.carrier)
     ).all()
     by_carrier: dict[str, int] = {str(carrier): int(count) for carrier, count in rows}
     stale = sum(by_carrier.values())
-    figures = {
-        "stale": stale,
-        "active": active,
-        "stale_hours": settings.health_stale_hours,
-        "by_carrier": by_carrier,
-    }
+    figures = {"stale": stale, "active": active, "stale_hours": hours, "by_carrier": by_carrier}
+    if waiting:
+        figures["waiting_for_carrier"] = waiting
     if stale == 0:
-        message = f"every active shipment checked within {settings.health_stale_hours} h"
+        message = f"every active shipment checked within {hours} h"
+        if waiting:
+            message += f" ({waiting} wait for their carrier to be configured)"
         return Check("stale_shipments", Level.OK, message, figures)
     level = Level.CRITICAL if stale * 2 >= active else Level.WARNING
-    message = (
-        f"{stale} of {active} active shipments not checked within {settings.health_stale_hours} h"
-    )
+    message = f"{stale} of {active} active shipments not checked within {hours} h"
     return Check("stale_shipments", level, message, figures)
 
 
-def _stale_list(session: Session, settings: Settings, now: datetime) -> list[dict[str, Any]]:
-    cutoff = now - timedelta(hours=settings.health_stale_hours)
+def _stale_list(session: Session, lifecycle: Lifecycle, now: datetime) -> list[dict[str, Any]]:
     shipments = session.scalars(
         select(Shipment)
-        .where(_active(), _stale_condition(cutoff))
+        .where(lifecycle.stale(now))
         .order_by(Shipment.created_at, Shipment.id)
         .limit(STALE_LIST_LIMIT)
     ).all()

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select
 
 from parcelwatch import __version__
 from parcelwatch.domain import utcnow
+from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import Shipment, SyncRun
 
 __all__ = [
@@ -105,8 +106,9 @@ class DatabaseCollector(Collector):
     GROUP BY over `ix_shipments_status_carrier`, one range over `ix_shipments_due`, and
     newest-first reads of `ix_sync_runs_started_at`. Never the whole table in memory."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, lifecycle: Lifecycle) -> None:
         self.engine = engine
+        self.lifecycle = lifecycle
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return []  # no collect() at registration time
@@ -119,11 +121,16 @@ class DatabaseCollector(Collector):
                     Shipment.status, Shipment.carrier
                 )
             ).all()
-            due, oldest = connection.execute(
-                select(func.count(), func.min(Shipment.next_check_at)).where(
-                    Shipment.next_check_at.is_not(None), Shipment.next_check_at <= now
-                )
-            ).one()
+            due, oldest = 0, None
+            if self.lifecycle.tracked_carriers:  # else nothing can be due
+                due, oldest = connection.execute(
+                    select(func.count(), func.min(Shipment.next_check_at)).where(
+                        self.lifecycle.due(now)
+                    )
+                ).one()
+            waiting = connection.scalar(
+                select(func.count()).where(self.lifecycle.waiting_for_carrier(now))
+            )
             last_success = connection.execute(
                 select(SyncRun.started_at, SyncRun.finished_at)
                 .where(SyncRun.outcome.in_(SUCCESSFUL_OUTCOMES))
@@ -150,6 +157,11 @@ class DatabaseCollector(Collector):
             "parcelwatch_shipments_oldest_overdue_seconds",
             "How long the longest-waiting due shipment has been overdue (0 when none)",
             value=max(age, 0.0),
+        )
+        yield GaugeMetricFamily(
+            "parcelwatch_shipments_waiting_for_carrier",
+            "Shipments that would be due, but no configured provider tracks their carrier",
+            value=waiting or 0,
         )
         if last_success is not None:
             finished = last_success[1] or last_success[0]

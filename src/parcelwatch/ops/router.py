@@ -21,8 +21,10 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from parcelwatch.carriers.base import Carrier
+from parcelwatch.carriers.registry import Routing
 from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
+from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import EngineHeartbeat
 from parcelwatch.ops.health import DEFAULT_ALERT_THRESHOLD_HOURS, HealthOptions, run_health
 from parcelwatch.ops.http import HttpMetrics
@@ -53,7 +55,9 @@ def metrics(request: Request) -> Response:
     else:
         body = generate_latest(REGISTRY)
     database = CollectorRegistry(auto_describe=False)
-    database.register(DatabaseCollector(request.app.state.engine))
+    settings: Settings = request.app.state.settings
+    lifecycle = Lifecycle.from_settings(settings, tracked=Routing(settings).tracked())
+    database.register(DatabaseCollector(request.app.state.engine, lifecycle))
     try:
         body += generate_latest(database)
     except Exception:

@@ -28,6 +28,7 @@ from parcelwatch.carriers.base import Carrier
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
+from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.logs import get_logger
 from parcelwatch.ops.metrics import (
     LAST_SUCCESSFUL_SYNC,
@@ -86,6 +87,7 @@ class SyncEngine:
         self.kind = kind
         self.options = options or EngineOptions()
         self.policy = SchedulePolicy.from_settings(settings)
+        self.lifecycle = Lifecycle.from_settings(settings, tracked=self.configured_carriers())
         self.engine_id = engine_id or (
             f"{kind}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         )
@@ -358,8 +360,7 @@ class SyncEngine:
         where = claimable_filter(
             selection,
             now=now,
-            max_failures=self.policy.max_failures,
-            cutoff=now - timedelta(days=self.settings.auto_update_cutoff_days),
+            lifecycle=self.lifecycle,
             carriers=[group.carrier],
         )
         return claim(

@@ -5,34 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, true
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from parcelwatch.config import Settings
-from parcelwatch.domain import FINAL_STATUSES, utcnow
+from parcelwatch.domain import utcnow
+from parcelwatch.lifecycle import MANUAL_COOLDOWN, Lifecycle, open_filter, sync_failing_filter
 from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.sync.engine import Providers
 from parcelwatch.sync.runs import run_as_dict
-from parcelwatch.sync.selection import (
-    MANUAL_COOLDOWN,
-    Selection,
-    active_filter,
-    claimable_filter,
-)
+from parcelwatch.sync.selection import Selection, claimable_filter
 
 __all__ = ["PlannedShipment", "count_due", "next_due_at", "plan", "stats"]
 
 PAGE = 500
-
-
-def _active(settings: Settings, now: datetime) -> Any:
-    return active_filter(
-        max_failures=settings.auto_update_max_retries,
-        cutoff=now - timedelta(days=settings.auto_update_cutoff_days),
-    )
 
 
 def count_due(
@@ -40,13 +29,8 @@ def count_due(
 ) -> int:
     """Shipments a plain pass would claim right now."""
     now = now or utcnow()
-    where = claimable_filter(
-        Selection(),
-        now=now,
-        max_failures=settings.auto_update_max_retries,
-        cutoff=now - timedelta(days=settings.auto_update_cutoff_days),
-        carriers=carriers,
-    )
+    lifecycle = Lifecycle.from_settings(settings, tracked=carriers)
+    where = claimable_filter(Selection(), now=now, lifecycle=lifecycle)
     return session.scalar(select(func.count()).select_from(Shipment).where(where)) or 0
 
 
@@ -56,10 +40,11 @@ def next_due_at(session: Session, settings: Settings, carriers: Sequence[str]) -
     if not carriers:
         return None
     now = utcnow()
+    lifecycle = Lifecycle.from_settings(settings, tracked=carriers)
     query = (
         select(func.min(Shipment.next_check_at))
         .where(Shipment.next_check_at.is_not(None))
-        .where(_active(settings, now), Shipment.carrier.in_(list(carriers)))
+        .where(lifecycle.active(now), lifecycle.tracked())
     )
     return session.scalar(query)
 
@@ -85,13 +70,14 @@ def plan(
     """What a pass would do and why, without claiming or calling anything. Returns up to
     `limit` entries and the total count of shipments it looked at."""
     now = utcnow()
+    lifecycle = Lifecycle.from_settings(settings, tracked=())
     clauses: list[Any] = []
     if selection.shipment_ids is not None:
         clauses.append(Shipment.id.in_(list(selection.shipment_ids)))
     else:
-        clauses.append(_active(settings, now))
-        if not selection.force:
-            clauses.append(and_(Shipment.next_check_at.is_not(None), Shipment.next_check_at <= now))
+        clauses.append(lifecycle.active(now))
+        if not selection.force:  # scheduled; `_reason` says why one is not due after all
+            clauses.append(lifecycle.scheduled(now))
     if selection.carriers:
         clauses.append(Shipment.carrier.in_(list(selection.carriers)))
     order = Shipment.id if selection.by_id else Shipment.next_check_at
@@ -144,27 +130,21 @@ def _reason(
 def stats(session: Session, settings: Settings, carriers: Sequence[str]) -> dict[str, Any]:
     """Counts by status and carrier, due now, failing, disabled, and the last runs."""
     now = utcnow()
+    lifecycle = Lifecycle.from_settings(settings, tracked=carriers)
     by_status_carrier = session.execute(
         select(Shipment.status, Shipment.carrier, func.count())
         .group_by(Shipment.status, Shipment.carrier)
         .order_by(Shipment.carrier, Shipment.status)
     ).all()
-    not_final = Shipment.status.not_in(list(FINAL_STATUSES))
     failing = session.scalar(
-        select(func.count()).where(
-            not_final, Shipment.auto_refresh_enabled.is_(True), Shipment.auto_refresh_fail_count > 0
-        )
+        select(func.count()).where(sync_failing_filter(), Shipment.auto_refresh_enabled.is_(True))
     )
     disabled = session.scalar(
-        select(func.count()).where(not_final, Shipment.auto_refresh_enabled.is_(False))
+        select(func.count()).where(open_filter(), Shipment.auto_refresh_enabled.is_(False))
     )
-    active = session.scalar(select(func.count()).where(_active(settings, now)))
+    active = session.scalar(select(func.count()).where(lifecycle.active(now)))
     due_unconfigured = session.scalar(
-        select(func.count()).where(
-            _active(settings, now),
-            Shipment.next_check_at <= now,
-            Shipment.carrier.not_in(list(carriers)) if carriers else true(),
-        )
+        select(func.count()).where(lifecycle.waiting_for_carrier(now))
     )
     runs = session.scalars(select(SyncRun).order_by(SyncRun.started_at.desc()).limit(10)).all()
     by_status: dict[str, int] = {}

@@ -19,12 +19,13 @@ from parcelwatch.api.deps import AdminDep, BearerDep, SettingsDep, is_admin, req
 from parcelwatch.db import session_scope
 from parcelwatch.domain import utcnow
 from parcelwatch.errors import Conflict, NotFound, TooManyRequests
+from parcelwatch.lifecycle import MANUAL_COOLDOWN
 from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.shipments.schemas import ShipmentOut
 from parcelwatch.sync import report
 from parcelwatch.sync.engine import SyncEngine
 from parcelwatch.sync.runs import run_as_dict
-from parcelwatch.sync.selection import MANUAL_COOLDOWN, Selection
+from parcelwatch.sync.selection import Selection
 from parcelwatch.sync.updater import Updater, sync_lifespan
 
 __all__ = ["router"]

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, false, or_
+from sqlalchemy import ColumnElement, and_, or_
 
-from parcelwatch.domain import FINAL_STATUSES
+from parcelwatch.lifecycle import Lifecycle, open_filter
 from parcelwatch.models import Shipment
 
-__all__ = ["MANUAL_COOLDOWN", "Selection", "active_filter", "claimable_filter", "due_filter"]
-
-MANUAL_COOLDOWN = timedelta(minutes=5)
+__all__ = ["Selection", "claimable_filter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,58 +33,28 @@ class Selection:
         return self.force or self.shipment_ids is not None
 
 
-def active_filter(*, max_failures: int, cutoff: datetime) -> ColumnElement[bool]:
-    """Active: not final, auto-refresh on, under the failure threshold, within the cut-off."""
-    return and_(
-        Shipment.status.not_in(list(FINAL_STATUSES)),
-        Shipment.auto_refresh_enabled.is_(True),
-        Shipment.auto_refresh_fail_count < max_failures,
-        Shipment.created_at >= cutoff,
-    )
-
-
-def due_filter(*, now: datetime) -> ColumnElement[bool]:
-    """Due: scheduled and the time has come, and not refreshed by hand in the last 5 min."""
-    return and_(
-        Shipment.next_check_at.is_not(None),
-        Shipment.next_check_at <= now,
-        or_(
-            Shipment.last_manual_refresh.is_(None),
-            Shipment.last_manual_refresh <= now - MANUAL_COOLDOWN,
-        ),
-    )
-
-
 def claimable_filter(
     selection: Selection,
     *,
     now: datetime,
-    max_failures: int,
-    cutoff: datetime,
-    carriers: Sequence[str],
+    lifecycle: Lifecycle,
+    carriers: Sequence[str] | None = None,
 ) -> ColumnElement[bool]:
-    """Everything a claim requires: selected, active, the carrier configured, and no live
-    lease held by another engine (a crashed engine's lease expires)."""
-    if not carriers:
-        return false()
-    of_carrier = (
-        Shipment.carrier == carriers[0] if len(carriers) == 1 else Shipment.carrier.in_(carriers)
-    )
+    """Everything a claim requires: selected, active (due, unless forced or named), of a
+    tracked carrier (narrowed to `carriers`), and no live lease held by another engine (a
+    crashed engine's lease expires). The definitions live in `parcelwatch.lifecycle`."""
+    of_carrier = lifecycle.tracked(carriers)
     lease_free = or_(Shipment.lease_expires_at.is_(None), Shipment.lease_expires_at < now)
     if selection.manual:
         return and_(
             Shipment.id.in_(list(selection.shipment_ids or [])),
-            Shipment.status.not_in(list(FINAL_STATUSES)),
+            open_filter(),
             of_carrier,
             lease_free,
         )
-    clauses: list[ColumnElement[bool]] = [
-        active_filter(max_failures=max_failures, cutoff=cutoff),
-        of_carrier,
-        lease_free,
-    ]
+    if not selection.by_id:
+        return and_(lifecycle.due(now, carriers), lease_free)
+    clauses = [lifecycle.active(now), of_carrier, lease_free]
     if selection.shipment_ids is not None:
         clauses.append(Shipment.id.in_(list(selection.shipment_ids)))
-    elif not selection.force:
-        clauses.append(due_filter(now=now))
     return and_(*clauses)

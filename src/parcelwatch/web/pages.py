@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -13,6 +12,7 @@ from parcelwatch.api.deps import SessionDep, SettingsDep
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.errors import NotFound
+from parcelwatch.lifecycle import MANUAL_COOLDOWN
 from parcelwatch.shipments import service
 from parcelwatch.web import queries, runtime
 from parcelwatch.web.templating import render
@@ -21,12 +21,6 @@ from parcelwatch.web.views import event_place, seconds_until
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-
-# The API's manual refresh cool-down; the sync engine owns the value.
-try:
-    from parcelwatch.sync.selection import MANUAL_COOLDOWN
-except ImportError:  # pragma: no cover - only before the sync engine lands
-    MANUAL_COOLDOWN = timedelta(minutes=5)
 
 
 @router.get("/", response_class=HTMLResponse)

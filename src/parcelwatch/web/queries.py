@@ -12,7 +12,8 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from parcelwatch.carriers.detect import normalize_number
-from parcelwatch.domain import FINAL_STATUSES, ShipmentStatus
+from parcelwatch.domain import ShipmentStatus
+from parcelwatch.lifecycle import open_filter, sync_failing_filter
 from parcelwatch.models import Shipment, SyncRun
 
 __all__ = [
@@ -54,14 +55,6 @@ VIEWS: Final[dict[str, str]] = {
 PAGE_SIZE: Final = 25
 
 
-def _sync_failing() -> ColumnElement[bool]:
-    """Active shipments whose automatic updates are off or failing."""
-    return and_(
-        Shipment.status.not_in(FINAL_STATUSES),
-        or_(Shipment.auto_refresh_enabled.is_(False), Shipment.auto_refresh_fail_count > 0),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Overview:
     out_for_delivery: int
@@ -92,7 +85,7 @@ def overview(session: Session, *, now: datetime) -> Overview:
             ),
         )
     )
-    failing = session.scalar(select(func.count()).where(_sync_failing()))
+    failing = session.scalar(select(func.count()).where(sync_failing_filter()))
     return Overview(
         out_for_delivery=by_status.get(ShipmentStatus.OUT_FOR_DELIVERY, 0),
         in_transit=by_status.get(ShipmentStatus.IN_TRANSIT, 0),
@@ -111,7 +104,7 @@ def recent_activity(session: Session, *, limit: int = 8) -> list[Shipment]:
     urgency = case((Shipment.status == ShipmentStatus.OUT_FOR_DELIVERY, 0), else_=1)
     query = (
         select(Shipment)
-        .where(Shipment.status.not_in(FINAL_STATUSES))
+        .where(open_filter())
         .order_by(
             urgency.asc(),
             Shipment.last_event_at.desc().nulls_last(),
@@ -160,11 +153,11 @@ class Listing:
 
 def _filtered(query: Select[Any], spec: ListQuery) -> Select[Any]:
     if spec.view == "active":
-        query = query.where(Shipment.status.not_in(FINAL_STATUSES))
+        query = query.where(open_filter())
     elif spec.view == "attention":
         query = query.where(Shipment.status.in_(ATTENTION_STATUSES))
     elif spec.view == "failing":
-        query = query.where(_sync_failing())
+        query = query.where(sync_failing_filter())
     elif spec.view == "delivered":
         query = query.where(Shipment.status == ShipmentStatus.DELIVERED)
     if spec.status is not None:
