@@ -97,7 +97,7 @@ def served(path: str) -> int:
     try:
         return TestClient(app).get(path).status_code
     finally:
-        app.state.engine.dispose()  # no lifespan ran to dispose it
+        app.state.database.dispose()  # no lifespan ran to dispose it
 
 
 def yaml_documents(path: Path) -> list[Any]:

@@ -76,7 +76,7 @@ async def _harness(settings: Settings, database: Database) -> AsyncIterator[Harn
         try:
             yield Harness(app, client, emulator, database)
         finally:
-            app.state.engine.dispose()  # no lifespan runs over ASGITransport
+            app.state.database.dispose()  # no lifespan runs over ASGITransport
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
-"""Builds the FastAPI app: database, routers, error handlers, body limit and lifespan hooks."""
+"""Builds the FastAPI app: database, routers, error handlers, body limit, and what runs beside
+the server (the lifespan below lists all of it)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,30 +12,40 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parcelwatch import __version__
+from parcelwatch.carriers.router import router as carriers_router
 from parcelwatch.config import Settings, get_settings
 from parcelwatch.db import create_db_engine, make_session_factory
 from parcelwatch.errors import ServiceError, TooManyRequests
+from parcelwatch.ops.alerts.server import alerts_lifespan
+from parcelwatch.ops.router import install_ops
+from parcelwatch.shipments.router import router as shipments_router
+from parcelwatch.sync.router import router as sync_router
+from parcelwatch.sync.updater import sync_lifespan
+from parcelwatch.web.router import install_dashboard
+from parcelwatch.webhooks.router import jwks_lifespan
+from parcelwatch.webhooks.router import router as webhooks_router
 
-__all__ = ["LIFESPAN_HOOKS", "MAX_BODY_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "create_app"]
 
 MAX_BODY_BYTES = 1_000_000
-
-LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
-# Features that run alongside the server (the updater, in-server alerts) add themselves here.
-LIFESPAN_HOOKS: list[LifespanHook] = []
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = create_db_engine(settings.sqlalchemy_url)
+    database = create_db_engine(settings.sqlalchemy_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """What runs beside the server, started in this order and stopped in reverse."""
         async with AsyncExitStack() as stack:
-            for hook in LIFESPAN_HOOKS:
-                await stack.enter_async_context(hook(app))
+            # The sync engines and, when AUTO_UPDATE_ENABLED, the background updater.
+            await stack.enter_async_context(sync_lifespan(app))
+            # The health check and alerts on a timer, when ALERTS_IN_SERVER.
+            await stack.enter_async_context(alerts_lifespan(app))
+            # ShipEngine's webhook signing keys, fetched and refreshed on demand.
+            await stack.enter_async_context(jwks_lifespan(app))
             yield
-        engine.dispose()
+        database.dispose()
 
     app = FastAPI(
         title="parcelwatch",
@@ -43,33 +54,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessions = make_session_factory(engine)
+    app.state.database = database
+    app.state.sessions = make_session_factory(database)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
-
-    from parcelwatch.shipments.router import router as shipments_router
-
     app.include_router(shipments_router, prefix="/api")
-    from parcelwatch.sync.router import router as sync_router  # also adds the updater hook
-
     app.include_router(sync_router, prefix="/api")
-    from parcelwatch.carriers.router import router as carriers_router
-
     app.include_router(carriers_router, prefix="/api")
-    from parcelwatch.webhooks.router import jwks_lifespan
-    from parcelwatch.webhooks.router import router as webhooks_router
-
     app.include_router(webhooks_router, prefix="/api")
-    if jwks_lifespan not in LIFESPAN_HOOKS:
-        LIFESPAN_HOOKS.append(jwks_lifespan)
-    from parcelwatch.ops.router import install_ops  # metrics, health, alerts hook
-
-    install_ops(app)
-    from parcelwatch.web.router import install_dashboard  # pages at /, assets at /static
-
-    install_dashboard(app)
+    install_ops(app)  # /metrics, /healthz, /readyz, /api/health and the HTTP metrics
+    install_dashboard(app)  # pages at /, assets at /static
     return app
 
 

@@ -1,36 +1,132 @@
-"""FastAPI dependencies as `Annotated` aliases: `SessionDep`, `SettingsDep`, `AdminDep`."""
+"""What routes need from the running app, as typed FastAPI dependencies (`Annotated` aliases):
+the settings, a session, the database, the sync engine and updater, the admin check.
+
+`create_app` puts these on `app.state` (the lifespan adds the sync engine, the updater and the
+ShipEngine key cache once they run); this module is the one place that reads them back, so a
+route names its type instead of reaching into `app.state`. The plain `*_of(app)` readers serve
+code that holds the app rather than a request (the dashboard's status panel, in-server alerts).
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
+from parcelwatch.carriers.base import Carrier
 from parcelwatch.config import Settings
 from parcelwatch.db import session_scope
+from parcelwatch.sync.engine import SyncEngine
+from parcelwatch.sync.updater import Updater
+from parcelwatch.webhooks.signatures import JwksCache
 
-__all__ = ["AdminDep", "SessionDep", "SettingsDep", "is_admin"]
+__all__ = [
+    "AdminDep",
+    "BearerDep",
+    "DatabaseDep",
+    "ManualSyncDep",
+    "SessionDep",
+    "SessionsDep",
+    "SettingsDep",
+    "UpdaterDep",
+    "database_of",
+    "health_providers_of",
+    "is_admin",
+    "jwks_of",
+    "manual_sync_of",
+    "require_admin",
+    "settings_of",
+    "updater_of",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="The ADMIN_API_KEY value")
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+def settings_of(app: FastAPI) -> Settings:
+    settings: Settings = app.state.settings
     return settings
+
+
+def database_of(app: FastAPI) -> Engine:
+    """The app's SQLAlchemy engine (the database, not the sync engine)."""
+    database: Engine = app.state.database
+    return database
+
+
+def sessions_of(app: FastAPI) -> sessionmaker[Session]:
+    sessions: sessionmaker[Session] = app.state.sessions
+    return sessions
+
+
+def updater_of(app: FastAPI) -> Updater | None:
+    """The in-process updater, once the lifespan started it (None in a bare app)."""
+    updater: Updater | None = getattr(app.state, "updater", None)
+    return updater
+
+
+def manual_sync_of(app: FastAPI) -> SyncEngine | None:
+    """The sync engine manual refreshes run on, beside the updater's (None until started)."""
+    engine: SyncEngine | None = getattr(app.state, "sync_manual", None)
+    return engine
+
+
+def jwks_of(app: FastAPI) -> JwksCache | None:
+    """ShipEngine's webhook signing keys, once the lifespan opened their cache."""
+    keys: JwksCache | None = getattr(app.state, "shipengine_jwks", None)
+    return keys
+
+
+def health_providers_of(app: FastAPI) -> Mapping[str, Carrier] | None:
+    """Providers the health checks ask instead of the configured ones (a test seam)."""
+    providers: Mapping[str, Carrier] | None = getattr(app.state, "health_providers", None)
+    return providers
+
+
+def get_settings(request: Request) -> Settings:
+    return settings_of(request.app)
+
+
+def get_database(request: Request) -> Engine:
+    return database_of(request.app)
+
+
+def get_sessions(request: Request) -> sessionmaker[Session]:
+    return sessions_of(request.app)
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the route returns, rolled back on error."""
-    with session_scope(request.app.state.sessions) as session:
+    with session_scope(sessions_of(request.app)) as session:
         yield session
 
 
+def get_updater(request: Request) -> Updater:
+    updater = updater_of(request.app)
+    if updater is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "The updater is not running.")
+    return updater
+
+
+def get_manual_sync(request: Request) -> SyncEngine:
+    engine = manual_sync_of(request.app)
+    if engine is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "The sync engine is not running yet."
+        )
+    return engine
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Engine, Depends(get_database)]
+SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+UpdaterDep = Annotated[Updater, Depends(get_updater)]
+ManualSyncDep = Annotated[SyncEngine, Depends(get_manual_sync)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 

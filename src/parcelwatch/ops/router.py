@@ -4,9 +4,7 @@ adds them and the HTTP metrics middleware to the app."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -20,15 +18,15 @@ from prometheus_client import (
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from parcelwatch.carriers.base import Carrier
+from parcelwatch.api.deps import DatabaseDep, SettingsDep, health_providers_of, updater_of
 from parcelwatch.carriers.registry import Routing
-from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
 from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import EngineHeartbeat
 from parcelwatch.ops.health import DEFAULT_ALERT_THRESHOLD_HOURS, HealthOptions, run_health
 from parcelwatch.ops.http import HttpMetrics
 from parcelwatch.ops.metrics import BuildInfoCollector, DatabaseCollector
+from parcelwatch.sync.updater import Updater
 
 __all__ = ["HEARTBEAT_MAX_AGE", "install_ops", "router"]
 
@@ -44,7 +42,7 @@ def install_ops(app: FastAPI) -> None:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request) -> Response:
+def metrics(settings: SettingsDep, database: DatabaseDep) -> Response:
     """Prometheus exposition: process metrics (or, with PROMETHEUS_MULTIPROC_DIR, every worker's
     merged) plus gauges read from the database at scrape time."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -54,12 +52,11 @@ def metrics(request: Request) -> Response:
         body = generate_latest(merged)
     else:
         body = generate_latest(REGISTRY)
-    database = CollectorRegistry(auto_describe=False)
-    settings: Settings = request.app.state.settings
+    gauges = CollectorRegistry(auto_describe=False)
     lifecycle = Lifecycle.from_settings(settings, tracked=Routing(settings).tracked())
-    database.register(DatabaseCollector(request.app.state.engine, lifecycle))
+    gauges.register(DatabaseCollector(database, lifecycle))
     try:
-        body += generate_latest(database)
+        body += generate_latest(gauges)
     except Exception:
         body += b"# parcelwatch: the database gauges are unavailable (database unreachable)\n"
     return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -72,21 +69,19 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", include_in_schema=False)
-def readyz(request: Request) -> JSONResponse:
+def readyz(request: Request, settings: SettingsDep, database: DatabaseDep) -> JSONResponse:
     """Ready: the database answers and, when this process runs the updater, it is alive and
     has reported a heartbeat within 5 minutes (or is paused, or has just started)."""
-    app = request.app
-    settings: Settings = app.state.settings
     problems = []
     try:
-        with app.state.engine.connect() as connection:
+        with database.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as error:
         problems.append(f"database unreachable: {type(error).__name__}")
     else:
-        updater = getattr(app.state, "updater", None)
+        updater = updater_of(request.app)
         if settings.auto_update_enabled and updater is not None:
-            problem = _updater_problem(app.state.engine, updater)
+            problem = _updater_problem(database, updater)
             if problem:
                 problems.append(problem)
     if problems:
@@ -94,13 +89,13 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-def _updater_problem(engine: Engine, updater: Any) -> str | None:
+def _updater_problem(database: Engine, updater: Updater) -> str | None:
     if not updater.running:
         return "the tracking updater is not running"
     sync_engine = updater.engine
     if sync_engine.paused or utcnow() - sync_engine.started_at < HEARTBEAT_MAX_AGE:
         return None
-    with Session(engine) as session:
+    with Session(database) as session:
         beat = session.scalar(
             select(EngineHeartbeat.heartbeat_at).where(
                 EngineHeartbeat.engine_id == sync_engine.engine_id
@@ -114,6 +109,8 @@ def _updater_problem(engine: Engine, updater: Any) -> str | None:
 @router.get("/api/health")
 async def health(
     request: Request,
+    settings: SettingsDep,
+    database: DatabaseDep,
     check_stale: bool = Query(False, description="Also list the stale shipments."),
     alert_threshold: float = Query(
         DEFAULT_ALERT_THRESHOLD_HOURS,
@@ -122,15 +119,7 @@ async def health(
     ),
 ) -> JSONResponse:
     """Every health check; 200 when healthy or warning, 503 when critical."""
-    app = request.app
-    providers: Mapping[str, Carrier] | None = getattr(app.state, "health_providers", None)
     options = HealthOptions(alert_threshold_hours=alert_threshold, check_stale=check_stale)
-    report = await run_health(app.state.settings, app.state.engine, options, providers=providers)
+    providers = health_providers_of(request.app)
+    report = await run_health(settings, database, options, providers=providers)
     return JSONResponse(report.as_dict(), status_code=report.http_status)
-
-
-from parcelwatch.api.app import LIFESPAN_HOOKS  # noqa: E402  (after the routes: no cycle)
-from parcelwatch.ops.alerts.server import alerts_lifespan  # noqa: E402
-
-if alerts_lifespan not in LIFESPAN_HOOKS:
-    LIFESPAN_HOOKS.append(alerts_lifespan)

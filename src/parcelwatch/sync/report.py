@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from parcelwatch.config import Settings
@@ -19,7 +19,7 @@ from parcelwatch.sync.engine import Providers
 from parcelwatch.sync.runs import run_as_dict
 from parcelwatch.sync.selection import Selection, claimable_filter
 
-__all__ = ["PlannedShipment", "count_due", "next_due_at", "plan", "stats"]
+__all__ = ["PlannedShipment", "backlog", "count_due", "next_due_at", "plan", "stats"]
 
 PAGE = 500
 
@@ -32,6 +32,23 @@ def count_due(
     lifecycle = Lifecycle.from_settings(settings, tracked=carriers)
     where = claimable_filter(Selection(), now=now, lifecycle=lifecycle)
     return session.scalar(select(func.count()).select_from(Shipment).where(where)) or 0
+
+
+def backlog(
+    db: Engine, settings: Settings, carriers: Sequence[str]
+) -> tuple[int, datetime | None, dict[str, Any] | None]:
+    """What the updater's status shows: due now, the next due time, and the last finished run
+    (with up to 10 of its errors)."""
+    with Session(db) as session:
+        due = count_due(session, settings, carriers)
+        next_due = next_due_at(session, settings, carriers)
+        last = session.scalars(
+            select(SyncRun)
+            .where(SyncRun.finished_at.is_not(None))
+            .order_by(SyncRun.started_at.desc())
+            .limit(1)
+        ).first()
+        return due, next_due, run_as_dict(last, max_errors=10) if last else None
 
 
 def next_due_at(session: Session, settings: Settings, carriers: Sequence[str]) -> datetime | None:

@@ -144,7 +144,7 @@ async def sync_lifespan(app: FastAPI) -> AsyncIterator[None]:
             preset = registry
         providers: Providers = preset
         engine = SyncEngine(
-            settings=settings, db=app.state.engine, providers=providers, kind="server"
+            settings=settings, db=app.state.database, providers=providers, kind="server"
         )
         updater = Updater(engine)
         app.state.sync_engine = engine

@@ -12,8 +12,8 @@ from parcelwatch.api.deps import SessionDep, SettingsDep
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.errors import NotFound
-from parcelwatch.lifecycle import MANUAL_COOLDOWN
 from parcelwatch.shipments import service
+from parcelwatch.sync.manual import cooldown_ends
 from parcelwatch.web import queries, runtime
 from parcelwatch.web.templating import render
 from parcelwatch.web.views import event_place, seconds_until
@@ -86,11 +86,7 @@ def shipments_page(
 def _refresh_state(request: Request, shipment: Any) -> dict[str, Any]:
     """Whether the Refresh button works now, and if not, when or why not."""
     now = utcnow()
-    available_at = None
-    if shipment.last_manual_refresh is not None:
-        available_at = shipment.last_manual_refresh + MANUAL_COOLDOWN
-        if available_at <= now:
-            available_at = None
+    available_at = cooldown_ends(shipment)
     reason = runtime.not_polled_reason(request.app, shipment.carrier)
     return {
         "supported": runtime.manual_refresh_supported(request.app),

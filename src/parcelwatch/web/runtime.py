@@ -1,7 +1,7 @@
 """What the dashboard shows about the running server: updater state, carriers, health.
 
-Reads the objects the sync engine and the health service leave on `app.state`, and degrades
-to a clear "not available" when a piece is not running (tests, `AUTO_UPDATE_ENABLED=false`).
+Reads the running sync engine and updater through `api.deps`, and degrades to a clear "not
+available" when a piece is not running (tests, `AUTO_UPDATE_ENABLED=false`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
+from parcelwatch.api.deps import manual_sync_of, settings_of, updater_of
 from parcelwatch.carriers.registry import PROVIDERS
 from parcelwatch.config import Settings
 from parcelwatch.logs import get_logger
@@ -61,39 +62,38 @@ class UpdaterState:
 
 
 def updater_state(app: FastAPI) -> UpdaterState:
-    updater = getattr(app.state, "updater", None)
+    updater = updater_of(app)
     if updater is None:
         return UpdaterState(available=False)
-    engine = getattr(updater, "engine", None)
+    engine = updater.engine
     return UpdaterState(
         available=True,
-        enabled=bool(getattr(updater, "enabled", False)),
-        running=bool(getattr(updater, "running", False)),
-        paused=bool(getattr(engine, "paused", False)),
-        in_flight_batches=int(getattr(engine, "in_flight_batches", 0) or 0),
-        pass_in_progress=getattr(engine, "current", None) is not None,
+        enabled=updater.enabled,
+        running=updater.running,
+        paused=engine.paused,
+        in_flight_batches=engine.in_flight_batches,
+        pass_in_progress=engine.current is not None,
     )
 
 
 async def wake_updater(app: FastAPI) -> None:
     """Let the updater look at new shipments now rather than after its idle sleep (run as a
     background task, so after the request's transaction committed)."""
-    updater = getattr(app.state, "updater", None)
-    wake = getattr(updater, "wake", None)
-    if wake is not None and getattr(updater, "enabled", False):
-        wake()
+    updater = updater_of(app)
+    if updater is not None and updater.enabled:
+        updater.wake()
 
 
 def manual_refresh_supported(app: FastAPI) -> bool:
-    return getattr(app.state, "sync_manual", None) is not None
+    return manual_sync_of(app) is not None
 
 
 def not_polled_reason(app: FastAPI, carrier: str) -> str | None:
     """Why the carrier's shipments are not polled (no credentials...), from the registry."""
-    engine = getattr(app.state, "sync_manual", None) or getattr(app.state, "sync_engine", None)
-    providers = getattr(engine, "providers", None)
-    if providers is None:
+    engine = manual_sync_of(app)
+    if engine is None:
         return None
+    providers = engine.providers
     try:
         if providers.provider_for(carrier) is not None:
             return None
@@ -156,7 +156,7 @@ def health_report(app: FastAPI, session: Session) -> HealthView:
     """The health service's database checks (carrier calls are left to `GET /api/health`,
     so a page polled every few seconds never calls a carrier)."""
     try:
-        report = health.health_report(session, app.state.settings)
+        report = health.health_report(session, settings_of(app))
     except Exception as error:  # the page shows the failure instead of failing itself
         log.exception("health report failed")
         return HealthView(available=False, note=f"Health checks failed: {type(error).__name__}")

@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from parcelwatch import __version__
+from parcelwatch.api.deps import settings_of
 from parcelwatch.web import views
 
 __all__ = ["STATIC_DIR", "SameOriginDep", "render", "templates"]
@@ -47,7 +48,7 @@ NOTICES: Final[dict[str, str]] = {
 def render(
     request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
 ) -> HTMLResponse:
-    settings = request.app.state.settings
+    settings = settings_of(request.app)
     notice = NOTICES.get(request.query_params.get("notice", ""))
     page: dict[str, Any] = {
         "request": request,

@@ -14,16 +14,12 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from parcelwatch.api.deps import SessionDep, SettingsDep
+from parcelwatch.api.deps import SessionDep, SettingsDep, jwks_of, settings_of
 from parcelwatch.carriers.errors import BadResponseError
-from parcelwatch.carriers.shipengine import CODE as SHIPENGINE
 from parcelwatch.carriers.shipengine import WEBHOOK_SECRET_HEADER, parse_track_event
 from parcelwatch.logs import get_logger
-from parcelwatch.models import Shipment
-from parcelwatch.sync.scheduling import SchedulePolicy
-from parcelwatch.sync.writer import apply_track_info
+from parcelwatch.webhooks.service import apply_push
 from parcelwatch.webhooks.signatures import JwksCache, SignatureProblem, verify_signature
 
 __all__ = ["SECRET_HEADER", "jwks_lifespan", "router"]
@@ -46,12 +42,12 @@ class WebhookAck(BaseModel):
 @asynccontextmanager
 async def jwks_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One JWKS cache (and HTTP client) per server process, unless a test set its own."""
-    if getattr(app.state, "shipengine_jwks", None) is not None:
+    if jwks_of(app) is not None:
         yield
         return
     async with httpx.AsyncClient() as client:
         app.state.shipengine_jwks = JwksCache(
-            url=app.state.settings.shipengine_jwks_url, client=client
+            url=settings_of(app).shipengine_jwks_url, client=client
         )
         yield
     app.state.shipengine_jwks = None
@@ -69,7 +65,7 @@ async def shipengine_webhook(
         given = headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, expected):
             raise HTTPException(401, f"Missing or wrong {SECRET_HEADER} header.")
-    keys: JwksCache | None = getattr(request.app.state, "shipengine_jwks", None)
+    keys = jwks_of(request.app)
     if keys is None:
         raise HTTPException(503, "Webhook keys are not available yet; retry shortly.")
     try:
@@ -81,26 +77,12 @@ async def shipengine_webhook(
         push = parse_track_event(json.loads(body))
     except (ValueError, BadResponseError) as error:
         raise HTTPException(422, f"Not a ShipEngine track event: {error}") from None
-    shipment_id = session.scalar(
-        select(Shipment.id).where(
-            Shipment.carrier == push.carrier, Shipment.tracking_number == push.tracking_number
-        )
-    )
-    if shipment_id is None:
-        log.info("shipengine webhook for an untracked number ignored", carrier=push.carrier)
+    applied = apply_push(session, push, settings)
+    if applied is None:
         return WebhookAck(applied=False, detail="No shipment with this carrier and number.")
-    summary = apply_track_info(
-        session, shipment_id, push.info, SHIPENGINE, policy=SchedulePolicy.from_settings(settings)
-    )
-    log.info(
-        "shipengine webhook applied",
-        shipment_id=shipment_id,
-        carrier=push.carrier,
-        events_added=summary.events_added,
-    )
     return WebhookAck(
         applied=True,
-        shipment_id=shipment_id,
-        events_added=summary.events_added,
+        shipment_id=applied.shipment_id,
+        events_added=applied.events_added,
         detail=f"Shipment updated: {push.info.status.value}.",
     )

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from parcelwatch.api.deps import database_of, health_providers_of, settings_of
 from parcelwatch.logs import get_logger
 from parcelwatch.ops.alerts.dispatch import check_and_alert
 
@@ -30,9 +31,7 @@ async def _loop(app: FastAPI, first_delay: float, interval: float, stop: asyncio
     while True:
         try:
             run = await check_and_alert(
-                app.state.settings,
-                app.state.engine,
-                providers=getattr(app.state, "health_providers", None),
+                settings_of(app), database_of(app), providers=health_providers_of(app)
             )
             if run.notices:
                 log.info(
@@ -61,7 +60,7 @@ async def alerts_lifespan(app: FastAPI) -> AsyncIterator[None]:
     On shutdown an evaluation in flight is allowed to finish (up to STOP_GRACE_SECONDS)
     rather than cancelled: cancelling would leave its database work running in a worker
     thread after the app disposed the engine, and its alert state half recorded."""
-    if not app.state.settings.alerts_in_server:
+    if not settings_of(app).alerts_in_server:
         yield
         return
     stop = asyncio.Event()
