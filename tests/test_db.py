@@ -1,8 +1,11 @@
 """UTCDateTime: aware in, aware out, stored as UTC; on SQLite as exactly the text SQLAlchemy's
-own DATETIME writes, so rows written before and after the fast binding compare and sort alike."""
+own DATETIME writes, so rows written before and after the fast binding compare and sort alike;
+and write sessions that queue for SQLite's one writer."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.dialects import sqlite
 
-from parcelwatch.db import UTCDateTime, create_db_engine
+from parcelwatch.db import UTCDateTime, create_db_engine, make_session_factory, session_scope
 
 naive = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30))
 
@@ -63,3 +66,26 @@ def test_sqlite_stores_utc_text_that_sorts_in_time_order(tmp_path: Path) -> None
 def test_a_naive_datetime_is_refused() -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         UTCDateTime().process_bind_param(datetime(2026, 12, 2), sqlite.dialect())
+
+
+def test_a_write_session_waits_for_another_sqlite_writer_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    """A deferred transaction that reads, lets another writer commit, then writes is refused
+    at once ("database is locked"); a write session starts as the writer and waits."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'writers.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    other = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+    other.begin()
+    other.execute(text("INSERT INTO t VALUES (1)"))
+    threading.Timer(0.3, other.commit).start()
+    with session_scope(make_session_factory(engine), write=True) as session:
+        seen = session.scalar(text("SELECT count(*) FROM t"))
+        time.sleep(0.6)  # a deferred reader's snapshot would now be older than the commit
+        session.execute(text("INSERT INTO t VALUES (2)"))
+    other.close()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM t")) == 2
+    assert seen == 1  # it began after the other writer committed
+    engine.dispose()

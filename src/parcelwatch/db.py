@@ -2,6 +2,11 @@
 
 Transactions end at the boundary (a request, a sync batch, a CLI command): services
 only flush; `session_scope` commits or rolls back.
+
+On SQLite a transaction that reads and then writes must start as a writer (`BEGIN IMMEDIATE`,
+`session_scope(..., write=True)`): a deferred one that tries to upgrade while another
+connection writes is refused at once ("database is locked") instead of waiting out the busy
+timeout. Write transactions therefore queue for the one writer's lock, up to 30 seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["Base", "UTCDateTime", "create_db_engine", "make_session_factory", "session_scope"]
+__all__ = [
+    "Base",
+    "UTCDateTime",
+    "begin_write",
+    "create_db_engine",
+    "make_session_factory",
+    "session_scope",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -103,11 +115,20 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
 
 
+def begin_write(session: Session) -> None:
+    """Start the session's transaction as a writer (SQLite: `BEGIN IMMEDIATE`, which waits
+    for the write lock; elsewhere an ordinary BEGIN). Call before the first statement."""
+    session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
 @contextmanager
-def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any exception."""
+def session_scope(factory: sessionmaker[Session], *, write: bool = False) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any exception. `write` when it may
+    write (see the module docstring)."""
     session = factory()
     try:
+        if write:
+            begin_write(session)
         yield session
         session.commit()
     except BaseException:

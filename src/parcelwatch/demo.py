@@ -214,7 +214,7 @@ def seed_demo_shipments(settings: Settings) -> datetime:
     """Register the demo shipments (idempotent); return when the demo was first seeded."""
     engine = create_db_engine(settings.sqlalchemy_url)
     try:
-        with session_scope(make_session_factory(engine)) as session:
+        with session_scope(make_session_factory(engine), write=True) as session:
             for item in DEMO_SHIPMENTS:
                 service.register_shipment(
                     session,
@@ -241,7 +241,7 @@ def remove_demo_shipments(settings: Settings) -> int:
     seeded = {(item.carrier, item.tracking_number, item.description) for item in DEMO_SHIPMENTS}
     engine = create_db_engine(settings.sqlalchemy_url)
     try:
-        with session_scope(make_session_factory(engine)) as session:
+        with session_scope(make_session_factory(engine), write=True) as session:
             candidates = session.scalars(
                 select(Shipment).where(
                     Shipment.tracking_number.in_([number for _, number, _ in seeded])

@@ -9,8 +9,10 @@ code that holds the app rather than a request (the dashboard's status panel, in-
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -99,9 +101,58 @@ def get_sessions(request: Request) -> sessionmaker[Session]:
     return sessions_of(request.app)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back on error."""
-    with session_scope(sessions_of(request.app)) as session:
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class TransactionGate:
+    """Admits request transactions in turn, waiting on the event loop rather than in a thread.
+
+    A request's transaction opens, runs its route and commits on worker threads of one shared
+    pool. Were many requests to wait for a lock (SQLite's one writer; on PostgreSQL the row a
+    concurrent create of the same number holds) inside those threads, the holder could find no
+    thread left to commit on, and every waiter would time out together. So at most `capacity`
+    request transactions are open at once (below both the thread pool and the connection
+    pool), and on SQLite one writing request at a time; the rest wait here, costing nothing.
+    """
+
+    def __init__(self, *, capacity: int, one_writer: bool) -> None:
+        self._open = asyncio.Semaphore(capacity)
+        self._writer = asyncio.Lock() if one_writer else None
+
+    @asynccontextmanager
+    async def turn(self, *, write: bool) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if write and self._writer is not None:
+                await stack.enter_async_context(self._writer)
+            await stack.enter_async_context(self._open)
+            yield
+
+
+# Below anyio's 40 worker threads and SQLAlchemy's default 5 + 10 pooled connections, leaving
+# connections for the sync engines that share the pool.
+REQUEST_TRANSACTIONS = 10
+
+
+def transaction_gate_for(database: Engine) -> TransactionGate:
+    return TransactionGate(
+        capacity=REQUEST_TRANSACTIONS, one_writer=database.dialect.name == "sqlite"
+    )
+
+
+async def _transaction_turn(request: Request) -> AsyncIterator[None]:
+    gate: TransactionGate = request.app.state.transaction_gate
+    async with gate.turn(write=request.method not in READ_METHODS):
+        yield
+
+
+def get_session(
+    request: Request, _turn: Annotated[None, Depends(_transaction_turn, scope="function")]
+) -> Iterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back on error.
+    It waits its turn at the app's `TransactionGate`, and a request that may write starts as
+    a writer (`BEGIN IMMEDIATE` on SQLite), so writers of other processes queue too."""
+    write = request.method not in READ_METHODS
+    with session_scope(sessions_of(request.app), write=write) as session:
         yield session
 
 

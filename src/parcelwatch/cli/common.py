@@ -75,11 +75,12 @@ def print_json(document: object) -> None:
 
 
 @contextmanager
-def database_session(settings: Settings) -> Iterator[Session]:
-    """One transaction on the configured database for a command."""
+def database_session(settings: Settings, *, write: bool = False) -> Iterator[Session]:
+    """One transaction on the configured database for a command; `write` when it may write
+    (it then waits for a busy SQLite database instead of failing)."""
     engine = create_db_engine(settings.sqlalchemy_url)
     try:
-        with session_scope(make_session_factory(engine)) as session:
+        with session_scope(make_session_factory(engine), write=write) as session:
             yield session
     except DBAPIError as error:
         fail(describe_database_error(error), EXIT_CONFIG)

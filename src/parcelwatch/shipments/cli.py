@@ -24,10 +24,10 @@ JsonOption = typer.Option(False, "--json", help="Print one JSON document instead
 
 
 @contextmanager
-def _session() -> Iterator[Session]:
+def _session(*, write: bool = False) -> Iterator[Session]:
     settings = settings_or_exit()
     try:
-        with database_session(settings) as session:
+        with database_session(settings, write=write) as session:
             yield session
     except ServiceError as error:
         fail(error.detail)
@@ -49,7 +49,7 @@ def add(
     as_json: bool = JsonOption,
 ) -> None:
     """Register tracking numbers (the carrier is detected unless given)."""
-    with _session() as session:
+    with _session(write=True) as session:
         results = service.register_many(
             session, [(number, carrier, description) for number in tracking_numbers]
         )
@@ -189,7 +189,7 @@ def update(
         changes["auto_refresh_enabled"] = auto_refresh
     if not changes:
         fail("nothing to change: give --description, --carrier or --enable-auto-refresh")
-    with _session() as session:
+    with _session(write=True) as session:
         item = ShipmentOut.of(
             service.update_shipment(session, _resolve(session, reference), **changes)
         )
@@ -203,7 +203,7 @@ def delete(
     as_json: bool = JsonOption,
 ) -> None:
     """Delete a shipment and its events."""
-    with _session() as session:
+    with _session(write=True) as session:
         shipment = service.find_shipment(session, reference)
         label = f"#{shipment.id} {shipment.tracking_number} ({shipment.carrier})"
         if not yes and as_json:  # a script cannot answer the prompt: it must say --yes

@@ -172,8 +172,11 @@ def register_many(
     return results
 
 
-def get_shipment(session: Session, shipment_id: int) -> Shipment:
-    shipment = session.get(Shipment, shipment_id)
+def get_shipment(session: Session, shipment_id: int, *, for_update: bool = False) -> Shipment:
+    """The shipment, or NotFound. `for_update` locks its row until the transaction ends (on
+    PostgreSQL; SQLite's writer already holds the database), so a change and a concurrent
+    delete take turns and the loser sees 404 rather than a vanished row."""
+    shipment = session.get(Shipment, shipment_id, with_for_update=for_update)
     if shipment is None:
         raise NotFound(f"Shipment {shipment_id} does not exist.")
     return shipment
@@ -268,7 +271,7 @@ def update_shipment(
 ) -> Shipment:
     """Change the description, correct the carrier (which starts tracking afresh), or
     switch auto-refresh; re-enabling clears the failure count and schedules a check now."""
-    shipment = get_shipment(session, shipment_id)
+    shipment = get_shipment(session, shipment_id, for_update=True)
     if not isinstance(description, _Unset):
         shipment.description = _clean_description(description)
     if not isinstance(carrier, _Unset):
@@ -322,7 +325,7 @@ def _set_auto_refresh(shipment: Shipment, enabled: bool) -> None:
 
 
 def delete_shipment(session: Session, shipment_id: int) -> None:
-    shipment = get_shipment(session, shipment_id)
+    shipment = get_shipment(session, shipment_id, for_update=True)
     session.delete(shipment)
     session.flush()
     log.info("shipment deleted", shipment_id=shipment_id, carrier=shipment.carrier)

@@ -99,7 +99,7 @@ def _reserve(sessions: sessionmaker[Session], shipment_id: int, force: bool) -> 
     statement = statement.values(last_manual_refresh=now)
     # The UPDATE comes first in its transaction: on SQLite a read that then writes can be
     # refused at once when another refresh writes in between.
-    with session_scope(sessions) as session:
+    with session_scope(sessions, write=True) as session:
         taken = session.execute(statement.execution_options(synchronize_session=False))
         if taken.rowcount == 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
             return
@@ -121,7 +121,7 @@ def _reserve(sessions: sessionmaker[Session], shipment_id: int, force: bool) -> 
 def _give_back(
     sessions: sessionmaker[Session], shipment_id: int, previous: datetime | None
 ) -> None:
-    with session_scope(sessions) as session:
+    with session_scope(sessions, write=True) as session:
         session.execute(
             update(Shipment)
             .where(Shipment.id == shipment_id)
