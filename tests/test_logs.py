@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
 import structlog
 
-from parcelwatch.logs import configure_logging, get_logger
+from parcelwatch import logs
+from parcelwatch.config import load_settings
+from parcelwatch.logs import (
+    REDACTED,
+    configure_logging,
+    flush_logs,
+    get_logger,
+    register_secrets,
+    register_settings_secrets,
+)
 
 
 @pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
+def _restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(logs, "_secrets", ())
     yield
+    flush_logs()
     logging.getLogger().handlers[:] = []
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
@@ -58,3 +72,91 @@ def test_standard_library_loggers_use_the_same_format(capsys: pytest.CaptureFixt
     logging.getLogger("uvicorn.error").info("Application startup complete.")
     (line,) = _lines(capsys.readouterr().err)
     assert line["event"] == "Application startup complete."
+
+
+def _raise_with(header_value: str) -> None:
+    headers = {"authorization": f"Bearer {header_value}"}  # a local no traceback may show
+    raise RuntimeError(f"the carrier refused {len(headers)} header(s)")
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_tracebacks_show_no_local_variables(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info", fmt)
+    try:
+        _raise_with("-".join(["planted", "header", "token", "0123"]))  # not in the source
+    except RuntimeError:
+        get_logger("test").exception("request failed")
+    err = capsys.readouterr().err
+    assert "the carrier refused 1 header(s)" in err  # the traceback is there...
+    assert "_raise_with" in err
+    assert "planted-header-token-0123" not in err  # ...without the frame's locals
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_registered_secrets_are_redacted_everywhere_in_a_line(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register_secrets(["Adm1n-planted-key", "smtp-planted-pw"])
+    configure_logging("info", fmt)
+    get_logger("test").info("connecting", target="user:smtp-planted-pw@mail.local")
+    logging.getLogger("uvicorn.error").warning("bad token Adm1n-planted-key given")
+    try:
+        raise ValueError("key was Adm1n-planted-key")
+    except ValueError:
+        get_logger("test").exception("failed")
+    err = capsys.readouterr().err
+    assert "Adm1n-planted-key" not in err
+    assert "smtp-planted-pw" not in err
+    assert err.count(REDACTED) >= 3
+
+
+def test_settings_secrets_and_url_passwords_are_registered(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = load_settings(
+        admin_api_key="planted-admin-key-42",
+        database_url="postgresql://app:planted-db-pw@127.0.0.1:5432/test",
+        redis_url="redis://:planted-redis-pw@127.0.0.1:6379/0",
+        _env_file=None,
+    )
+    register_settings_secrets(settings)
+    configure_logging("info", "json")
+    get_logger("test").info(
+        "dump", a="planted-admin-key-42", b="planted-db-pw", c="planted-redis-pw"
+    )
+    err = capsys.readouterr().err
+    for secret in ("planted-admin-key-42", "planted-db-pw", "planted-redis-pw"):
+        assert secret not in err
+
+
+class _StuckStream(io.StringIO):
+    """A terminal that does not take output until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.released.wait(timeout=10)
+        return super().write(text)
+
+
+def test_background_logging_never_waits_for_the_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = _StuckStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    configure_logging("info", "json", background=True)
+    returned = threading.Event()
+
+    def log_many() -> None:
+        for number in range(20):
+            get_logger("test").info("line", number=number)
+        returned.set()
+
+    threading.Thread(target=log_many, daemon=True).start()
+    assert returned.wait(timeout=5), "a log call waited for the terminal"
+    stream.released.set()
+    flush_logs()
+    numbers = [json.loads(line)["number"] for line in stream.getvalue().splitlines()]
+    assert numbers == list(range(20))

@@ -82,7 +82,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """Create the engine; SQLite connections get WAL, a busy timeout and foreign keys."""
+    """Create the engine; SQLite connections get WAL, a busy timeout and foreign keys. Bound
+    values never appear in SQLAlchemy's error messages (`hide_parameters`): they may be a
+    user's text, and an error message may reach a log."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(
             url,

@@ -2,19 +2,39 @@
 
 Bind `shipment_id`, `carrier` and `run_id` with `structlog.contextvars.bound_contextvars`
 so every line about a shipment carries them.
+
+What no line may carry: a traceback is plain text (the frames and source lines, never local
+variables, so never a request's headers), and the whole rendered line, traceback included,
+passes `redact`: credentials by key name and by pattern, and every value `register_secrets`
+was given (the configured keys, tokens and passwords, wherever they appear). With
+`background=True` (the server) a log call only queues the record; a thread renders and
+writes it, so a slow terminal or a long traceback never holds up the event loop.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import re
 import sys
-from collections.abc import MutableMapping
+import threading
+from collections.abc import Iterable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
+from pydantic import SecretStr
 
-__all__ = ["configure_logging", "get_logger", "redact"]
+__all__ = [
+    "configure_logging",
+    "flush_logs",
+    "get_logger",
+    "redact",
+    "register_secrets",
+    "register_settings_secrets",
+]
 
 _SECRET_KEY = re.compile(r"(secret|passw|token|api_key|apikey|authorization|credential)", re.I)
 _SECRET_IN_TEXT = re.compile(
@@ -24,8 +44,40 @@ _SECRET_IN_TEXT = re.compile(
 REDACTED = "[redacted]"
 
 
+_secrets_lock = threading.Lock()
+_secrets: tuple[str, ...] = ()  # longest first, so a secret holding another goes whole
+MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    """Redact these exact values wherever they appear in a log line from now on."""
+    global _secrets
+    with _secrets_lock:
+        known = set(_secrets) | {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
+        _secrets = tuple(sorted(known, key=len, reverse=True))
+
+
+def register_settings_secrets(settings: object) -> None:
+    """Every secret the settings hold: each `SecretStr` field, and the password of each URL
+    field (`DATABASE_URL`, `REDIS_URL`)."""
+    values: list[str | None] = []
+    for name in type(settings).model_fields:  # type: ignore[attr-defined]  # a BaseSettings
+        value = getattr(settings, name, None)
+        if isinstance(value, SecretStr):
+            values.append(value.get_secret_value())
+        elif isinstance(value, str) and name.endswith("_url") and "@" in value:
+            try:
+                values.append(urlsplit(value).password)
+            except ValueError:
+                continue
+    register_secrets(values)
+
+
 def redact(text: str) -> str:
     """Remove credentials that may have slipped into a message (URLs, headers, bodies)."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
     return _SECRET_IN_TEXT.sub(lambda m: m.group(1) + REDACTED, text)
 
 
@@ -40,8 +92,41 @@ def _redact_processor(
     return event_dict
 
 
-def configure_logging(level: str = "info", fmt: str = "console") -> None:
-    """Send structlog and the standard library's loggers to standard error."""
+class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
+    """The last word on a line: whatever the renderer produced, traceback included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class _QueueHandler(logging.handlers.QueueHandler):
+    """Queues the record as it is: the listener's handler renders it (the stock `prepare`
+    would render here, in the caller's thread)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
+def flush_logs() -> None:
+    """Write out every queued line (at exit, and before a test reads the output)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()  # drains the queue, then joins the thread
+        _listener = None
+
+
+atexit.register(flush_logs)
+
+
+def configure_logging(
+    level: str = "info", fmt: str = "console", *, background: bool = False
+) -> None:
+    """Send structlog and the standard library's loggers to standard error; with
+    `background`, rendered and written on a thread of their own."""
+    global _listener
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -52,7 +137,9 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -62,7 +149,7 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
+        _RedactingFormatter(
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -71,8 +158,15 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
             ],
         )
     )
+    flush_logs()
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    if background:
+        lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        _listener = logging.handlers.QueueListener(lines, handler, respect_handler_level=False)
+        _listener.start()
+        root.handlers[:] = [_QueueHandler(lines)]
+    else:
+        root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         # uvicorn may have set its own handlers and levels (an embedded server did); follow ours.

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from parcelwatch.carriers.base import Carrier
 from parcelwatch.config import Settings
 from parcelwatch.db import session_scope
+from parcelwatch.shipments.service import MAX_ID
 from parcelwatch.sync.engine import SyncEngine
 from parcelwatch.sync.updater import Updater
 from parcelwatch.webhooks.signatures import JwksCache
@@ -35,6 +36,7 @@ __all__ = [
     "SessionDep",
     "SessionsDep",
     "SettingsDep",
+    "ShipmentId",
     "UpdaterDep",
     "database_of",
     "health_providers_of",
@@ -172,6 +174,9 @@ def get_manual_sync(request: Request) -> SyncEngine:
     return engine
 
 
+ShipmentId = Annotated[
+    int, Path(ge=1, le=MAX_ID, description=f"The shipment's id (1 to {MAX_ID}).")
+]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Engine, Depends(get_database)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from parcelwatch.config import ConfigError, Settings, load_settings
 from parcelwatch.db import create_db_engine, make_session_factory, session_scope
-from parcelwatch.logs import configure_logging
+from parcelwatch.logs import configure_logging, register_settings_secrets
 
 __all__ = [
     "EXIT_CONFIG",
@@ -38,11 +38,12 @@ EXIT_ERROR = 1
 EXIT_CONFIG = 2
 
 
-def settings_or_exit(*, quiet: bool = True) -> Settings:
+def settings_or_exit(*, quiet: bool = True, background_logs: bool = False) -> Settings:
     """Load the settings; on an invalid value print one line and exit with status 2.
 
     `quiet` commands (everything but the long-running ones) log warnings and errors only,
-    unless LOG_LEVEL=debug asks for everything."""
+    unless LOG_LEVEL=debug asks for everything. The server logs in the `background`. Every
+    secret the settings hold is redacted from the logs from here on."""
     try:
         settings = load_settings()
     except ConfigError as error:
@@ -50,7 +51,8 @@ def settings_or_exit(*, quiet: bool = True) -> Settings:
     level = settings.log_level
     if quiet and level == "info":
         level = "warning"
-    configure_logging(level, settings.log_format)
+    register_settings_secrets(settings)
+    configure_logging(level, settings.log_format, background=background_logs)
     return settings
 
 

@@ -22,7 +22,7 @@ def serve(
     migrate: bool = typer.Option(True, help="Apply pending database migrations first."),
 ) -> None:
     """Run the server: REST API, dashboard, metrics and the background updater."""
-    settings = settings_or_exit(quiet=False)
+    settings = settings_or_exit(quiet=False, background_logs=True)
     if migrate:
         engine = create_db_engine(settings.sqlalchemy_url)
         try:

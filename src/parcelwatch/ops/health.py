@@ -42,6 +42,7 @@ from parcelwatch.ops.metrics import SUCCESSFUL_OUTCOMES
 
 __all__ = [
     "DEFAULT_ALERT_THRESHOLD_HOURS",
+    "MAX_ALERT_THRESHOLD_HOURS",
     "HealthOptions",
     "database_checks",
     "health_report",
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 DEFAULT_ALERT_THRESHOLD_HOURS = 6.0
+MAX_ALERT_THRESHOLD_HOURS = 24.0 * 365 * 10  # ten years; beyond, a date cannot hold it
 ERROR_RATE_WARNING = 0.10
 ERROR_RATE_CRITICAL = 0.50
 FAILED_OUTCOMES = ("failed", "error")

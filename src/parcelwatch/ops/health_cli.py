@@ -11,7 +11,12 @@ from rich.table import Table
 from parcelwatch.cli.common import console, print_json, settings_or_exit
 from parcelwatch.db import create_db_engine
 from parcelwatch.ops.checks import HealthReport, Level
-from parcelwatch.ops.health import DEFAULT_ALERT_THRESHOLD_HOURS, HealthOptions, run_health
+from parcelwatch.ops.health import (
+    DEFAULT_ALERT_THRESHOLD_HOURS,
+    MAX_ALERT_THRESHOLD_HOURS,
+    HealthOptions,
+    run_health,
+)
 
 __all__ = ["health"]
 
@@ -28,6 +33,7 @@ def health(
         DEFAULT_ALERT_THRESHOLD_HOURS,
         "--alert-threshold",
         min=0.01,
+        max=MAX_ALERT_THRESHOLD_HOURS,
         help="Hours without a successful sync run before the status is critical.",
     ),
 ) -> None:

@@ -23,7 +23,12 @@ from parcelwatch.carriers.registry import Routing
 from parcelwatch.domain import utcnow
 from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import EngineHeartbeat
-from parcelwatch.ops.health import DEFAULT_ALERT_THRESHOLD_HOURS, HealthOptions, run_health
+from parcelwatch.ops.health import (
+    DEFAULT_ALERT_THRESHOLD_HOURS,
+    MAX_ALERT_THRESHOLD_HOURS,
+    HealthOptions,
+    run_health,
+)
 from parcelwatch.ops.http import HttpMetrics
 from parcelwatch.ops.metrics import BuildInfoCollector, DatabaseCollector
 from parcelwatch.sync.updater import Updater
@@ -115,6 +120,7 @@ async def health(
     alert_threshold: float = Query(
         DEFAULT_ALERT_THRESHOLD_HOURS,
         gt=0,
+        le=MAX_ALERT_THRESHOLD_HOURS,
         description="Hours without a successful sync run before the status is critical.",
     ),
 ) -> JSONResponse:

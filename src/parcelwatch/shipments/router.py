@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from parcelwatch.api.deps import SessionDep
+from parcelwatch.api.deps import SessionDep, ShipmentId
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.carriers.detect import find_tracking_numbers
 from parcelwatch.domain import ShipmentStatus
@@ -105,12 +105,14 @@ def list_shipments(
 
 
 @router.get("/shipments/{shipment_id}", response_model=ShipmentOut)
-def get_shipment(shipment_id: int, session: SessionDep) -> ShipmentOut:
+def get_shipment(shipment_id: ShipmentId, session: SessionDep) -> ShipmentOut:
     return ShipmentOut.of(service.get_shipment(session, shipment_id))
 
 
 @router.patch("/shipments/{shipment_id}", response_model=ShipmentOut)
-def update_shipment(shipment_id: int, body: ShipmentUpdate, session: SessionDep) -> ShipmentOut:
+def update_shipment(
+    shipment_id: ShipmentId, body: ShipmentUpdate, session: SessionDep
+) -> ShipmentOut:
     """Change the description, correct the carrier, or switch auto-refresh (true re-enables
     it and clears the failure count)."""
     given = body.model_fields_set
@@ -124,14 +126,14 @@ def update_shipment(shipment_id: int, body: ShipmentUpdate, session: SessionDep)
 
 
 @router.delete("/shipments/{shipment_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_shipment(shipment_id: int, session: SessionDep) -> Response:
+def delete_shipment(shipment_id: ShipmentId, session: SessionDep) -> Response:
     service.delete_shipment(session, shipment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/shipments/{shipment_id}/events", response_model=list[EventOut])
 def list_events(
-    shipment_id: int, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 500
+    shipment_id: ShipmentId, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 500
 ) -> list[EventOut]:
     """The shipment's tracking events, newest first."""
     return [EventOut.of(event) for event in service.list_events(session, shipment_id, limit=limit)]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,10 +87,51 @@ def _validated_carrier(carrier: str | None, number: str) -> str:
     return detected
 
 
+# The largest id a shipment can have (a 32-bit integer column on PostgreSQL); a larger one
+# in a path or cursor is refused before it reaches the database.
+MAX_ID: Final = 2**31 - 1
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+def refuse_control_characters(text: str, what: str) -> str:
+    """`text` unchanged, or InvalidInput naming the first control character in it (NUL, ESC,
+    BEL...: stored, they break PostgreSQL or a terminal that prints them)."""
+    for character in text:
+        if unicodedata.category(character) == "Cc" and character not in _ALLOWED_CONTROLS:
+            raise InvalidInput(
+                f"The {what} contains a control character (U+{ord(character):04X}): remove it."
+            )
+    return text
+
+
+def search_filter(search: str | None) -> ColumnElement[bool] | None:
+    """Shipments whose number or description contains `search` (case-insensitive); None when
+    there is nothing to search for. Used by the API, the CLI and the dashboard."""
+    if search is None:
+        return None
+    text = refuse_control_characters(search, "search text").strip().lower()
+    if not text:
+        return None
+    pattern = f"%{_escape_like(text)}%"
+    clauses: list[ColumnElement[bool]] = [
+        func.lower(Shipment.description).like(pattern, escape="\\")
+    ]
+    if number := normalize_number(text):
+        clauses.append(Shipment.tracking_number.contains(number, autoescape=True))
+    return or_(*clauses)
+
+
+def carrier_filter(carrier: str | None) -> ColumnElement[bool] | None:
+    if not carrier or not carrier.strip():
+        return None
+    code = refuse_control_characters(carrier, "carrier filter").strip().lower()
+    return Shipment.carrier == code
+
+
 def _clean_description(description: str | None) -> str | None:
     if description is None:
         return None
-    text = " ".join(description.split())
+    text = " ".join(refuse_control_characters(description, "description").split())
     if len(text) > 500:
         raise InvalidInput("The description is too long: at most 500 characters.")
     return text or None
@@ -213,7 +255,10 @@ def _decode_cursor(cursor: str) -> int:
         prefix, value = raw.split(":", 1)
         if prefix != "id":
             raise ValueError(prefix)
-        return int(value)
+        last_id = int(value)
+        if not 1 <= last_id <= MAX_ID + 1:
+            raise ValueError(value)
+        return last_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(
             "The cursor is not valid: pass next_cursor from a previous page."
@@ -238,21 +283,14 @@ def list_shipments(
     query: Select[Shipment] = select(Shipment).order_by(Shipment.id.desc())
     if status is not None:
         query = query.where(Shipment.status == status)
-    if carrier:
-        query = query.where(Shipment.carrier == carrier.strip().lower())
+    if (by_carrier := carrier_filter(carrier)) is not None:
+        query = query.where(by_carrier)
     if active is True:
         query = query.where(Shipment.status.not_in(FINAL_STATUSES))
     elif active is False:
         query = query.where(Shipment.status.in_(FINAL_STATUSES))
-    if search and search.strip():
-        pattern = f"%{_escape_like(search.strip().lower())}%"
-        number_pattern = f"%{_escape_like(normalize_number(search))}%"
-        query = query.where(
-            or_(
-                Shipment.tracking_number.like(number_pattern, escape="\\"),
-                func.lower(Shipment.description).like(pattern, escape="\\"),
-            )
-        )
+    if (matching := search_filter(search)) is not None:
+        query = query.where(matching)
     if cursor:
         query = query.where(Shipment.id < _decode_cursor(cursor))
     rows = list(session.scalars(query.limit(limit + 1)))

@@ -16,6 +16,7 @@ from parcelwatch.api.deps import (
     ManualSyncDep,
     SessionsDep,
     SettingsDep,
+    ShipmentId,
     UpdaterDep,
     is_admin,
     require_admin,
@@ -50,7 +51,7 @@ class UpdaterStatus(BaseModel):
 
 @router.post("/shipments/{shipment_id}/refresh", response_model=RefreshOut)
 async def refresh_shipment(
-    shipment_id: int,
+    shipment_id: ShipmentId,
     engine: ManualSyncDep,
     sessions: SessionsDep,
     settings: SettingsDep,

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from parcelwatch.api.deps import SessionDep
+from parcelwatch.api.deps import SessionDep, ShipmentId
 from parcelwatch.carriers.detect import find_tracking_numbers
 from parcelwatch.errors import InvalidInput, NotFound
 from parcelwatch.shipments import service
@@ -95,7 +95,7 @@ def add_from_text(
 @router.post("/shipments/{shipment_id}/description")
 def save_description(
     request: Request,
-    shipment_id: int,
+    shipment_id: ShipmentId,
     session: SessionDep,
     _origin: SameOriginDep,
     description: Annotated[str, Form(max_length=500)] = "",
@@ -117,7 +117,7 @@ def save_description(
 @router.post("/shipments/{shipment_id}/auto-refresh")
 def switch_auto_refresh(
     request: Request,
-    shipment_id: int,
+    shipment_id: ShipmentId,
     session: SessionDep,
     _origin: SameOriginDep,
     background: BackgroundTasks,
@@ -134,7 +134,7 @@ def switch_auto_refresh(
 
 @router.post("/shipments/{shipment_id}/delete")
 def delete(
-    request: Request, shipment_id: int, session: SessionDep, _origin: SameOriginDep
+    request: Request, shipment_id: ShipmentId, session: SessionDep, _origin: SameOriginDep
 ) -> Response:
     try:
         shipment = service.get_shipment(session, shipment_id)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
-from parcelwatch.api.deps import SessionDep, SettingsDep
+from parcelwatch.api.deps import SessionDep, SettingsDep, ShipmentId
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.errors import NotFound
@@ -98,7 +98,7 @@ def _refresh_state(request: Request, shipment: Any) -> dict[str, Any]:
 
 
 @router.get("/shipments/{shipment_id}", response_class=HTMLResponse)
-def shipment_page(request: Request, shipment_id: int, session: SessionDep) -> HTMLResponse:
+def shipment_page(request: Request, shipment_id: ShipmentId, session: SessionDep) -> HTMLResponse:
     try:
         shipment = service.get_shipment(session, shipment_id)
     except NotFound as error:
@@ -118,7 +118,9 @@ def shipment_page(request: Request, shipment_id: int, session: SessionDep) -> HT
 
 
 @router.get("/shipments/{shipment_id}/delete", response_class=HTMLResponse)
-def confirm_delete_page(request: Request, shipment_id: int, session: SessionDep) -> HTMLResponse:
+def confirm_delete_page(
+    request: Request, shipment_id: ShipmentId, session: SessionDep
+) -> HTMLResponse:
     try:
         shipment = service.get_shipment(session, shipment_id)
     except NotFound as error:

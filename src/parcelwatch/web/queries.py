@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from parcelwatch.carriers.detect import normalize_number
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.lifecycle import open_filter, sync_failing_filter
 from parcelwatch.models import Shipment, SyncRun
+from parcelwatch.shipments.service import carrier_filter, search_filter
 
 __all__ = [
     "ATTENTION_STATUSES",
@@ -162,18 +162,10 @@ def _filtered(query: Select[Any], spec: ListQuery) -> Select[Any]:
         query = query.where(Shipment.status == ShipmentStatus.DELIVERED)
     if spec.status is not None:
         query = query.where(Shipment.status == spec.status)
-    if spec.carrier:
-        query = query.where(Shipment.carrier == spec.carrier)
-    if spec.search and spec.search.strip():
-        text = spec.search.strip().lower()
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        number = normalize_number(spec.search)
-        clauses: list[ColumnElement[bool]] = [
-            func.lower(Shipment.description).like(pattern, escape="\\")
-        ]
-        if number:
-            clauses.append(Shipment.tracking_number.contains(number, autoescape=True))
-        query = query.where(or_(*clauses))
+    if (by_carrier := carrier_filter(spec.carrier)) is not None:
+        query = query.where(by_carrier)
+    if (matching := search_filter(spec.search)) is not None:
+        query = query.where(matching)
     return query
 
 
