@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck pytest emulator bench clean chromium
+.PHONY: run test lint typecheck pytest fuzz emulator bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ typecheck: $(VENV)/.installed-test
 
 pytest: $(VENV)/.installed-test chromium
 	PARCELWATCH_REQUIRE_BROWSER=1 $(BIN)/pytest
+
+# Before a release: schemathesis with 20x the examples `make test` runs (set the PostgreSQL URL
+# to fuzz that database too).
+fuzz: $(VENV)/.installed-test  ## fuzz every API operation against its OpenAPI document
+	PARCELWATCH_FUZZ_EXAMPLES=$${PARCELWATCH_FUZZ_EXAMPLES:-500} $(BIN)/pytest -p no:randomly tests/test_api_fuzz.py
 
 emulator: $(VENV)/.installed  ## run the carrier emulator on 127.0.0.1:9000
 	$(BIN)/parcelwatch emulator --port 9000

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from parcelwatch.api.deps import DatabaseDep, SettingsDep, health_providers_of, updater_of
+from parcelwatch.api.problems import answers
 from parcelwatch.carriers.registry import Routing
 from parcelwatch.domain import utcnow
 from parcelwatch.lifecycle import Lifecycle
@@ -111,7 +112,14 @@ def _updater_problem(database: Engine, updater: Updater) -> str | None:
     return None
 
 
-@router.get("/api/health")
+@router.get(
+    "/api/health",
+    responses={
+        200: {"description": "Healthy or warning: the report."},
+        503: {"description": "Critical: the report."},
+        **answers(422),
+    },
+)
 async def health(
     request: Request,
     settings: SettingsDep,

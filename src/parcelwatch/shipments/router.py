@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from parcelwatch.api.deps import SessionDep, ShipmentId
+from parcelwatch.api.problems import answers
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.carriers.detect import find_tracking_numbers
 from parcelwatch.domain import ShipmentStatus
@@ -33,7 +34,10 @@ router = APIRouter(tags=["shipments"])
     "/shipments",
     response_model=ShipmentOut,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": ShipmentOut, "description": "Already registered"}},
+    responses={
+        200: {"model": ShipmentOut, "description": "Already registered"},
+        **answers(413, 422),
+    },
 )
 def create_shipment(body: ShipmentCreate, session: SessionDep, response: Response) -> ShipmentOut:
     """Register a tracking number; 201 when new, 200 with the existing shipment otherwise."""
@@ -48,7 +52,7 @@ def create_shipment(body: ShipmentCreate, session: SessionDep, response: Respons
     return ShipmentOut.of(shipment)
 
 
-@router.post("/shipments/bulk", response_model=BulkResponse)
+@router.post("/shipments/bulk", response_model=BulkResponse, responses=answers(413, 422))
 def create_shipments_bulk(body: BulkRequest, session: SessionDep) -> BulkResponse:
     """Register up to 500 numbers; one result per item (created, existing, or the error)."""
     results = service.register_many(
@@ -63,7 +67,7 @@ def create_shipments_bulk(body: BulkRequest, session: SessionDep) -> BulkRespons
     )
 
 
-@router.post("/detect", response_model=DetectResponse)
+@router.post("/detect", response_model=DetectResponse, responses=answers(413, 422))
 def detect_numbers(body: DetectRequest) -> DetectResponse:
     """Every tracking number found in free text, with its carrier."""
     return DetectResponse(
@@ -78,7 +82,7 @@ def detect_numbers(body: DetectRequest) -> DetectResponse:
     )
 
 
-@router.get("/shipments", response_model=ShipmentPage)
+@router.get("/shipments", response_model=ShipmentPage, responses=answers(422))
 def list_shipments(
     session: SessionDep,
     status_filter: Annotated[ShipmentStatus | None, Query(alias="status")] = None,
@@ -104,12 +108,14 @@ def list_shipments(
     return ShipmentPage(items=[ShipmentOut.of(s) for s in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/shipments/{shipment_id}", response_model=ShipmentOut)
+@router.get("/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(404, 422))
 def get_shipment(shipment_id: ShipmentId, session: SessionDep) -> ShipmentOut:
     return ShipmentOut.of(service.get_shipment(session, shipment_id))
 
 
-@router.patch("/shipments/{shipment_id}", response_model=ShipmentOut)
+@router.patch(
+    "/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(404, 409, 413, 422)
+)
 def update_shipment(
     shipment_id: ShipmentId, body: ShipmentUpdate, session: SessionDep
 ) -> ShipmentOut:
@@ -125,13 +131,19 @@ def update_shipment(
     return ShipmentOut.of(shipment)
 
 
-@router.delete("/shipments/{shipment_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/shipments/{shipment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=answers(404, 422),
+)
 def delete_shipment(shipment_id: ShipmentId, session: SessionDep) -> Response:
     service.delete_shipment(session, shipment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/shipments/{shipment_id}/events", response_model=list[EventOut])
+@router.get(
+    "/shipments/{shipment_id}/events", response_model=list[EventOut], responses=answers(404, 422)
+)
 def list_events(
     shipment_id: ShipmentId, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 500
 ) -> list[EventOut]:

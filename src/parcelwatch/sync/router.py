@@ -21,6 +21,7 @@ from parcelwatch.api.deps import (
     is_admin,
     require_admin,
 )
+from parcelwatch.api.problems import answers
 from parcelwatch.shipments.schemas import ShipmentOut
 from parcelwatch.sync import manual, report
 from parcelwatch.sync.updater import Updater
@@ -28,6 +29,8 @@ from parcelwatch.sync.updater import Updater
 __all__ = ["router"]
 
 router = APIRouter(tags=["sync"])
+
+ADMIN_ANSWERS = answers(401, 403, 503, s503="The updater is not running.")
 
 
 class RefreshOut(BaseModel):
@@ -49,7 +52,23 @@ class UpdaterStatus(BaseModel):
     next_due_at: datetime | None
 
 
-@router.post("/shipments/{shipment_id}/refresh", response_model=RefreshOut)
+@router.post(
+    "/shipments/{shipment_id}/refresh",
+    response_model=RefreshOut,
+    responses=answers(
+        401,
+        403,
+        404,
+        409,
+        422,
+        429,
+        503,
+        s401="`force` needs the admin token.",
+        s403="`force` needs ADMIN_API_KEY set.",
+        s409="The carrier is not configured, or another engine is syncing the shipment.",
+        s503="The sync engine has not started yet.",
+    ),
+)
 async def refresh_shipment(
     shipment_id: ShipmentId,
     engine: ManualSyncDep,
@@ -70,20 +89,22 @@ async def refresh_shipment(
     )
 
 
-@router.post("/admin/tracking-updater/pause", response_model=UpdaterStatus)
+@router.post("/admin/tracking-updater/pause", response_model=UpdaterStatus, responses=ADMIN_ANSWERS)
 async def pause_updater(updater: UpdaterDep, _admin: AdminDep) -> UpdaterStatus:
     """Stop starting new batches (batches in flight finish); not persisted across restarts."""
     updater.pause()
     return await _status(updater)
 
 
-@router.post("/admin/tracking-updater/resume", response_model=UpdaterStatus)
+@router.post(
+    "/admin/tracking-updater/resume", response_model=UpdaterStatus, responses=ADMIN_ANSWERS
+)
 async def resume_updater(updater: UpdaterDep, _admin: AdminDep) -> UpdaterStatus:
     updater.resume()
     return await _status(updater)
 
 
-@router.get("/admin/tracking-updater/status", response_model=UpdaterStatus)
+@router.get("/admin/tracking-updater/status", response_model=UpdaterStatus, responses=ADMIN_ANSWERS)
 async def updater_status(updater: UpdaterDep, _admin: AdminDep) -> UpdaterStatus:
     return await _status(updater)
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
 from parcelwatch.api.deps import SessionDep, SettingsDep, jwks_of, settings_of
+from parcelwatch.api.problems import answers
 from parcelwatch.carriers.errors import BadResponseError
 from parcelwatch.carriers.shipengine import WEBHOOK_SECRET_HEADER, parse_track_event
 from parcelwatch.logs import get_logger
@@ -53,7 +54,22 @@ async def jwks_lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.shipengine_jwks = None
 
 
-@router.post("/webhooks/shipengine", response_model=WebhookAck)
+@router.post(
+    "/webhooks/shipengine",
+    response_model=WebhookAck,
+    responses=answers(
+        400,
+        401,
+        404,
+        413,
+        422,
+        503,
+        s400="The signature timestamp is malformed or more than 5 minutes off.",
+        s401="The signature, its key or the shared-secret header is wrong.",
+        s404="Not a signed ShipEngine webhook (its signature headers are missing).",
+        s503="ShipEngine's signing keys are not available yet.",
+    ),
+)
 async def shipengine_webhook(
     request: Request, settings: SettingsDep, session: SessionDep
 ) -> WebhookAck:

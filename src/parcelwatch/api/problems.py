@@ -1,0 +1,57 @@
+"""What an error answer looks like, for the OpenAPI document: every route lists each status it
+can give with `answers(...)`, so a client (and the schemathesis suite) can rely on it.
+
+Every error body is `{"detail": "<one readable line>"}`; a 422 adds `errors`, one entry per
+problem (`api.app._invalid_request`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = ["Problem", "ValidationProblem", "answers"]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class ProblemItem(BaseModel):
+    loc: list[str]
+    msg: str
+
+
+class ValidationProblem(BaseModel):
+    detail: str
+    errors: list[ProblemItem] = []
+
+
+_MEANINGS = {
+    400: "The request is malformed.",
+    401: "Credentials are missing or wrong.",
+    403: "Not allowed (the admin API is disabled without ADMIN_API_KEY).",
+    404: "No such shipment.",
+    409: "Conflicts with the shipment's current state.",
+    413: "The request body is over 1 MB.",
+    422: "A parameter or the body is invalid; `detail` names each problem.",
+    429: "Too soon: wait the `Retry-After` seconds.",
+    503: "A part of the server is not running (yet).",
+}
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
+
+
+def answers(*codes: int, **meanings: str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: each error status it can give, with its body model. A
+    keyword `s404="..."` gives that status a route-specific description."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        entry: dict[str, Any] = {
+            "model": ValidationProblem if code == 422 else Problem,
+            "description": meanings.get(f"s{code}", _MEANINGS[code]),
+        }
+        if code == 429:
+            entry["headers"] = _RETRY_AFTER
+        documented[code] = entry
+    return documented
