@@ -41,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Self-hosted shipment tracking that keeps itself current.",
         lifespan=lifespan,
+        docs_url=None,  # /docs comes from parcelwatch.api.docs, with no CDN; no /redoc
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -70,6 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from parcelwatch.web.router import install_dashboard  # pages at /, assets at /static
 
     install_dashboard(app)
+    from parcelwatch.api.docs import install_api_docs  # /docs, its assets at /docs/assets
+
+    install_api_docs(app)
     return app
 
 
