@@ -34,3 +34,18 @@ def test_the_build_backend_is_pinned_to_a_setuptools_that_reads_spdx_licenses() 
     (pin,) = [item for item in requires if item.startswith("setuptools")]
     major = int(pin.split("==")[1].split(".")[0])
     assert major >= 77
+
+
+def test_the_container_build_copies_every_file_the_package_metadata_names() -> None:
+    # A license file missing from the build context makes setuptools print its banner again.
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    copied = {
+        name
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for name in line.split()[1:-1]
+    }
+    project = _project()
+    license_files = project["license-files"]
+    assert isinstance(license_files, list)
+    assert {"pyproject.toml", str(project["readme"]), *license_files} <= copied
