@@ -11,18 +11,26 @@ survives restarts: emulated time starts `LEAD` behind the moment the demo was fi
 and runs `SPEED` times faster until it catches up with real time, then runs at real speed, so
 no event is ever stamped in the future. Demo shipments are pinned to storylines and ages that
 put their next steps inside those first minutes.
+
+That mapping is also why a command run beside the server (`parcelwatch sync`, `health`,
+`carriers check`, `alert`) can start an emulator of its own on the demo's database and get the
+server's answers: `demo_beside_the_server`.
 """
 
 from __future__ import annotations
 
 import atexit
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import make_url, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from parcelwatch.carriers.registry import PROVIDERS
 from parcelwatch.config import Settings
@@ -38,11 +46,13 @@ from parcelwatch.shipments import service
 __all__ = [
     "DEMO_SHIPMENTS",
     "DemoShipment",
+    "demo_beside_the_server",
     "demo_emulator_config",
     "demo_requested",
     "demo_settings",
     "prepare_demo",
     "remove_demo_shipments",
+    "running_demo_anchor",
     "seed_demo_shipments",
 ]
 
@@ -222,34 +232,40 @@ def seed_demo_shipments(settings: Settings) -> datetime:
                     carrier=item.carrier,
                     description=item.description,
                 )
-            numbers = [item.tracking_number for item in DEMO_SHIPMENTS]
-            first = session.scalars(
-                select(Shipment.created_at)
-                .where(Shipment.tracking_number.in_(numbers))
-                .order_by(Shipment.created_at)
-                .limit(1)
-            ).first()
+            first = _first_seeded_at(session)
     finally:
         engine.dispose()
     return first or datetime.now(UTC)
+
+
+def _first_seeded_at(session: Session) -> datetime | None:
+    """The demo's anchor: when the first of its tracking numbers was registered."""
+    numbers = [item.tracking_number for item in DEMO_SHIPMENTS]
+    return session.scalars(
+        select(Shipment.created_at)
+        .where(Shipment.tracking_number.in_(numbers))
+        .order_by(Shipment.created_at)
+        .limit(1)
+    ).first()
+
+
+def _seeded(session: Session) -> list[Shipment]:
+    """The shipments the demo seeded and nobody changed (same carrier, number, description)."""
+    seeded = {(item.carrier, item.tracking_number, item.description) for item in DEMO_SHIPMENTS}
+    candidates = session.scalars(
+        select(Shipment).where(Shipment.tracking_number.in_([number for _, number, _ in seeded]))
+    ).all()
+    return [s for s in candidates if (s.carrier, s.tracking_number, s.description) in seeded]
 
 
 def remove_demo_shipments(settings: Settings) -> int:
     """Delete the shipments the demo seeded (same carrier, number and description), so that
     once real carriers are configured their fake numbers are neither shown nor sent to the
     real APIs. A shipment the user registered or renamed is kept. Returns how many went."""
-    seeded = {(item.carrier, item.tracking_number, item.description) for item in DEMO_SHIPMENTS}
     engine = create_db_engine(settings.sqlalchemy_url)
     try:
         with session_scope(make_session_factory(engine), write=True) as session:
-            candidates = session.scalars(
-                select(Shipment).where(
-                    Shipment.tracking_number.in_([number for _, number, _ in seeded])
-                )
-            ).all()
-            demo = [
-                s for s in candidates if (s.carrier, s.tracking_number, s.description) in seeded
-            ]
+            demo = _seeded(session)
             for shipment in demo:
                 service.delete_shipment(session, shipment.id)
             return len(demo)
@@ -283,3 +299,38 @@ def prepare_demo(settings: Settings, *, stack: ExitStack | None = None) -> Setti
         ),
     )
     return demo_settings(settings, url)
+
+
+def running_demo_anchor(settings: Settings) -> datetime | None:
+    """The anchor of the demo `serve` runs on this database, or None when it runs none: demo
+    mode is off, or no seeded demo shipment is there (the server never ran the demo here, or
+    they were removed). Reads only: a database that is missing (a SQLite file is not created),
+    unreachable or not migrated has no demo."""
+    if not demo_requested(settings):
+        return None
+    url = make_url(settings.sqlalchemy_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return None
+    engine = create_db_engine(settings.sqlalchemy_url)
+    try:
+        with make_session_factory(engine)() as session:
+            return _first_seeded_at(session) if _seeded(session) else None
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def demo_beside_the_server(settings: Settings) -> Iterator[Settings]:
+    """For a command that asks carriers (`sync`, `health`, `carriers check`, `alert`) on the
+    database of a demo server: the server's emulator is in its own process, out of reach, so
+    run the same one here. Same pins and seed, and a clock mapped onto real time from the same
+    anchor, so it answers as the server's does. The settings unchanged when there is no demo."""
+    anchor = running_demo_anchor(settings)
+    if anchor is None:
+        yield settings
+        return
+    config, clock = demo_emulator_config(anchor)
+    with run_in_thread(app=create_emulator_app(config, clock=clock)) as url:
+        yield demo_settings(settings, url)

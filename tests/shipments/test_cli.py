@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,11 @@ from typer.testing import CliRunner
 
 from parcelwatch.cli.main import app
 from parcelwatch.config import Settings
+from parcelwatch.db import create_db_engine, make_session_factory, session_scope
+from parcelwatch.domain import ShipmentStatus, TrackEvent, TrackInfo, utcnow
+from parcelwatch.shipments.schemas import ShipmentOut
+from parcelwatch.shipments.service import register_shipment
+from parcelwatch.sync.writer import apply_track_info
 
 Invoke = Callable[..., Result]
 
@@ -134,3 +141,79 @@ def test_an_unreachable_database_is_one_line_without_the_password(
     assert result.output.startswith("parcelwatch: cannot use the database: OperationalError")
     assert "hunter2secret" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _track(settings: Settings, number: str, status: ShipmentStatus, description: str) -> None:
+    """Register a shipment and record a carrier answer, as a sync would."""
+    engine = create_db_engine(settings.sqlalchemy_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            shipment, _ = register_shipment(
+                session, tracking_number=number, carrier=None, description=description
+            )
+            when = utcnow() - timedelta(hours=3)
+            info = TrackInfo(
+                status=status,
+                status_detail=status.value.upper(),
+                events=(TrackEvent(occurred_at=when, status=status, description="Scan"),),
+                estimated_delivery=utcnow() + timedelta(days=2),
+                delivered_at=when if status is ShipmentStatus.DELIVERED else None,
+                signed_by="J SMITH" if status is ShipmentStatus.DELIVERED else None,
+            )
+            apply_track_info(session, shipment.id, info, shipment.carrier)
+    finally:
+        engine.dispose()
+
+
+LONG_STATUSES = {
+    UPS_NUMBER: (ShipmentStatus.RETURNING_TO_SENDER, "Returning to sender"),
+    USPS_NUMBER: (ShipmentStatus.AVAILABLE_FOR_PICKUP, "Ready for pickup"),
+    "771000000002": (ShipmentStatus.DELIVERY_ATTEMPTED, "Delivery attempted"),
+    "1Z999AA10123456784": (ShipmentStatus.DELIVERED, "Delivered"),
+}
+
+
+def test_list_at_80_columns_shows_whole_statuses_and_numbers(
+    run: Invoke, settings: Settings
+) -> None:
+    for number, (status, _) in LONG_STATUSES.items():
+        _track(settings, number, status, "A rather long description of what is in the box")
+    result = CliRunner().invoke(app, ["shipments", "list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout
+    for number, (_, label) in LONG_STATUSES.items():
+        (row,) = [line for line in lines if number in line]
+        assert label in row
+    assert "returning_to_sender" not in result.stdout
+
+
+def test_list_in_a_wide_terminal_also_shows_when_each_was_checked(
+    run: Invoke, settings: Settings
+) -> None:
+    _track(settings, UPS_NUMBER, ShipmentStatus.IN_TRANSIT, "Boots")
+    narrow = CliRunner().invoke(app, ["shipments", "list"], env={"COLUMNS": "80"})
+    wide = CliRunner().invoke(app, ["shipments", "list"], env={"COLUMNS": "120"})
+    assert "Checked" not in narrow.stdout
+    assert "Checked" in wide.stdout
+    assert "In transit" in wide.stdout
+
+
+def test_show_names_each_field_as_a_person_would(run: Invoke, settings: Settings) -> None:
+    _track(settings, "1Z999AA10123456784", ShipmentStatus.DELIVERED, "Trail running shoes")
+    result = CliRunner().invoke(app, ["shipments", "show", "1"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+
+    rows = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in lines)
+    assert rows["Tracking number"] == "1Z999AA10123456784"
+    assert rows["Carrier"] == "UPS"
+    assert rows["Status"] == "Delivered (final: no more updates)"
+    assert rows["Signed by"] == "J SMITH"
+    assert rows["Automatic updates"] == "on"
+    assert rows["Next check"] == "-"
+    for field in ShipmentOut.model_fields:
+        if "_" in field:
+            assert field not in result.stdout, field

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
@@ -228,4 +229,40 @@ def test_every_page_fits_a_phone_screen(live: Live, browser_context: object, sch
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
         _shot(page, f"phone-{scheme}-{name}")
+    page.close()
+
+
+def _offline(page: object) -> list[str]:
+    """Refuse every request that would leave this host, as an air-gapped network would, and
+    return the list of those that were tried."""
+    tried: list[str] = []
+
+    def guard(route: object) -> None:
+        url = route.request.url  # type: ignore[attr-defined]
+        if urlsplit(url).scheme in ("http", "https") and urlsplit(url).hostname != "127.0.0.1":
+            tried.append(url)
+            route.abort()  # type: ignore[attr-defined]
+        else:
+            route.continue_()  # type: ignore[attr-defined]
+
+    page.route("**/*", guard)  # type: ignore[attr-defined]
+    return tried
+
+
+def test_the_footer_api_link_shows_the_operations_with_no_request_off_this_host(
+    live: Live, browser_context: object
+) -> None:
+    expect = playwright_api.expect
+    page = browser_context.new_page()  # type: ignore[attr-defined]
+    tried = _offline(page)
+    page.goto(live.url)
+    page.get_by_role("contentinfo").get_by_role("link", name="API").click()
+    expect(page).to_have_url(f"{live.url}/docs")
+    operations = page.locator(".opblock-summary-path")
+    expect(operations.filter(has_text="/api/shipments/{shipment_id}/refresh")).to_have_count(1)
+    expect(page.locator(".opblock-tag").first).to_be_visible()
+    page.locator(".opblock-summary", has_text="/api/health").first.click()
+    expect(page.get_by_role("button", name="Try it out")).to_be_visible()
+    _shot(page, "api-docs")
+    assert tried == []
     page.close()

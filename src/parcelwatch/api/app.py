@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parcelwatch import __version__
 from parcelwatch.api.deps import transaction_gate_for
+from parcelwatch.api.docs import install_api_docs
 from parcelwatch.carriers.router import router as carriers_router
 from parcelwatch.config import Settings, get_settings
 from parcelwatch.db import create_db_engine, make_session_factory
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Self-hosted shipment tracking that keeps itself current.",
         lifespan=lifespan,
+        docs_url=None,  # /docs comes from parcelwatch.api.docs, with no CDN; no /redoc
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -67,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router, prefix="/api")
     install_ops(app)  # /metrics, /healthz, /readyz, /api/health and the HTTP metrics
     install_dashboard(app)  # pages at /, assets at /static
+    install_api_docs(app)  # /docs, its assets at /docs/assets (no CDN)
     return app
 
 

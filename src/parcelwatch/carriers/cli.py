@@ -18,7 +18,13 @@ from parcelwatch.carriers.errors import (
 )
 from parcelwatch.carriers.registry import PROVIDERS, open_registry
 from parcelwatch.carriers.shipengine import ShipEngineCarrier, WebhookRegistration
-from parcelwatch.cli.common import console, err_console, print_json, settings_or_exit
+from parcelwatch.cli.common import (
+    carrier_settings,
+    console,
+    err_console,
+    print_json,
+    settings_or_exit,
+)
 from parcelwatch.config import Settings
 
 __all__ = ["CheckResult", "app", "check_providers", "register_webhook"]
@@ -85,8 +91,8 @@ def check(
 
     Exit status: 0 every configured provider is ok; 1 at least one failed; 2 no provider
     is configured (nothing could be checked)."""
-    settings = settings_or_exit()
-    results = asyncio.run(check_providers(settings))
+    with carrier_settings(settings_or_exit()) as settings:
+        results = asyncio.run(check_providers(settings))
     status = exit_status(results)
     if as_json:
         print_json({"providers": [asdict(r) for r in results], "exit_status": status})

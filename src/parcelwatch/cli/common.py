@@ -20,8 +20,10 @@ from parcelwatch.db import create_db_engine, make_session_factory, session_scope
 from parcelwatch.logs import configure_logging, register_settings_secrets
 
 __all__ = [
+    "DEMO_NOTE",
     "EXIT_CONFIG",
     "EXIT_ERROR",
+    "carrier_settings",
     "console",
     "database_session",
     "describe_database_error",
@@ -54,6 +56,26 @@ def settings_or_exit(*, quiet: bool = True, background_logs: bool = False) -> Se
     register_settings_secrets(settings)
     configure_logging(level, settings.log_format, background=background_logs)
     return settings
+
+
+DEMO_NOTE = (
+    "parcelwatch: demo mode: carriers are answered by the built-in emulator, as in the server; "
+    "set carrier credentials (e.g. USPS_CLIENT_ID and USPS_CLIENT_SECRET) or "
+    "PARCELWATCH_DEMO=false to go live"
+)
+
+
+@contextmanager
+def carrier_settings(settings: Settings) -> Iterator[Settings]:
+    """The settings a command asks carriers with, as the server does: on the database of a
+    demo server, pointed at an emulator of the command's own that answers as the server's
+    (saying so on standard error); otherwise `settings`."""
+    from parcelwatch.demo import demo_beside_the_server
+
+    with demo_beside_the_server(settings) as effective:
+        if effective is not settings:
+            typer.secho(DEMO_NOTE, err=True, fg="yellow")
+        yield effective
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:

@@ -8,7 +8,7 @@ import asyncio
 import typer
 from rich.table import Table
 
-from parcelwatch.cli.common import console, print_json, settings_or_exit
+from parcelwatch.cli.common import carrier_settings, console, print_json, settings_or_exit
 from parcelwatch.db import create_db_engine
 from parcelwatch.ops.checks import HealthReport, Level
 from parcelwatch.ops.health import (
@@ -44,7 +44,8 @@ def health(
     engine = create_db_engine(settings.sqlalchemy_url)
     options = HealthOptions(alert_threshold_hours=alert_threshold, check_stale=check_stale)
     try:
-        report = asyncio.run(run_health(settings, engine, options))
+        with carrier_settings(settings) as asked_with:
+            report = asyncio.run(run_health(asked_with, engine, options))
     finally:
         engine.dispose()
     if json_output:

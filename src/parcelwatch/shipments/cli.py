@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import typer
+from rich import box
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -17,9 +18,11 @@ from parcelwatch.errors import ServiceError
 from parcelwatch.shipments import service
 from parcelwatch.shipments.schemas import EventOut, ShipmentOut
 from parcelwatch.shipments.service import BulkOutcome
+from parcelwatch.web.views import status_view
 
 app = typer.Typer(help="Register and inspect shipments.", no_args_is_help=True)
 
+WIDE: Final = 100  # columns from which `shipments list` also shows the last check
 JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of a table.")
 
 
@@ -35,6 +38,22 @@ def _session(*, write: bool = False) -> Iterator[Session]:
 
 def _when(value: datetime | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _short(value: datetime | None, *, day_only: bool = False) -> str:
+    """A time for a narrow column, in local time: `14:05` today, else `04 Dec` (`04 Dec 2025`
+    when it is not this year)."""
+    if value is None:
+        return "-"
+    local, now = value.astimezone(), datetime.now().astimezone()
+    if local.date() == now.date() and not day_only:
+        return local.strftime("%H:%M")
+    return local.strftime("%d %b" if local.year == now.year else "%d %b %Y")
+
+
+def _status(item: ShipmentOut) -> str:
+    """The dashboard's label for the status: "Out for delivery", not `out_for_delivery`."""
+    return status_view(item.status).label
 
 
 def _dump(model: Any) -> Any:
@@ -107,20 +126,30 @@ def list_(
     if as_json:
         print_json({"items": [_dump(item) for item in items], "next_cursor": page.next_cursor})
         return
-    table = Table("ID", "Carrier")
-    table.add_column("Tracking number", no_wrap=True)
-    for heading in ("Status", "Description", "ETA", "Updated"):
-        table.add_column(heading)
+    # Fits 80 columns: the tracking number and status are never cut, the description wraps;
+    # when the last check fits too (100 columns), it is shown.
+    table = Table(
+        box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True
+    )
+    for heading in ("ID", "Carrier", "Tracking number", "Status"):
+        table.add_column(heading, no_wrap=True, justify="right" if heading == "ID" else "left")
+    table.add_column("Description", ratio=1, min_width=10)
+    table.add_column("ETA", no_wrap=True)
+    checked = console.width >= WIDE
+    if checked:
+        table.add_column("Checked", no_wrap=True)
     for item in items:
-        table.add_row(
+        row = [
             str(item.id),
-            item.carrier,
+            item.carrier_name,
             item.tracking_number,
-            item.status.value,
+            _status(item),
             item.description or "",
-            _when(item.estimated_delivery),
-            _when(item.last_auto_refresh or item.last_manual_refresh),
-        )
+            _short(item.estimated_delivery, day_only=True),
+        ]
+        if checked:
+            row.append(_short(item.last_auto_refresh or item.last_manual_refresh))
+        table.add_row(*row)
     console.print(table)
     if page.next_cursor:
         console.print(f"More: --cursor {page.next_cursor}", style="dim")
@@ -141,11 +170,54 @@ def show(
     if as_json:
         print_json(_dump(item))
         return
-    table = Table(show_header=False, box=None)
-    for name, value in item.model_dump().items():
-        shown = _when(value) if isinstance(value, datetime) else value
-        table.add_row(f"[bold]{name}[/bold]", "-" if shown is None else str(shown))
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in _described(item):
+        table.add_row(label, value)
     console.print(table)
+
+
+# `shipments show`: each field under the name a person would give it, in reading order.
+SHOWN_FIELDS: Final = (
+    ("ID", "id"),
+    ("Carrier", "carrier_name"),
+    ("Tracking number", "tracking_number"),
+    ("Description", "description"),
+    ("Status", "status"),
+    ("Carrier says", "status_detail"),
+    ("Expected", "estimated_delivery"),
+    ("Delivered", "delivered_at"),
+    ("Signed by", "signed_by"),
+    ("Last event", "last_event_at"),
+    ("Carrier page", "tracking_url"),
+    ("Tracked through", "provider"),
+    ("Automatic updates", "auto_refresh_enabled"),
+    ("Automatic checks", "auto_refresh_count"),
+    ("Failed in a row", "auto_refresh_fail_count"),
+    ("Last checked", "last_auto_refresh"),
+    ("Last error", "last_auto_refresh_error"),
+    ("Refreshed by hand", "last_manual_refresh"),
+    ("Next check", "next_check_at"),
+    ("Added", "created_at"),
+    ("Changed", "updated_at"),
+)
+
+
+def _described(item: ShipmentOut) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for label, name in SHOWN_FIELDS:
+        value = getattr(item, name)
+        if name == "status":
+            shown = _status(item) + (" (final: no more updates)" if item.final else "")
+        elif name == "auto_refresh_enabled":
+            shown = "on" if value else "off"
+        elif isinstance(value, datetime):
+            shown = _when(value)
+        else:
+            shown = "-" if value is None or value == "" else str(value)
+        rows.append((label, shown))
+    return rows
 
 
 @app.command("events")

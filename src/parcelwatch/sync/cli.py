@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.carriers.registry import open_registry
-from parcelwatch.cli.common import console, err_console, fail, print_json, settings_or_exit
+from parcelwatch.cli.common import (
+    carrier_settings,
+    console,
+    err_console,
+    fail,
+    print_json,
+    settings_or_exit,
+)
 from parcelwatch.config import Settings
 from parcelwatch.db import create_db_engine
 from parcelwatch.errors import ServiceError
@@ -61,20 +68,21 @@ def sync(
     db = create_db_engine(settings.sqlalchemy_url)
     try:
         _check_database(db)
-        code = asyncio.run(
-            _main(
-                settings,
-                db,
-                dry_run=dry_run,
-                force=force,
-                references=shipments,
-                carrier=carrier,
-                show_stats=show_stats,
-                concurrency=concurrency,
-                verbose=verbose,
-                json_output=json_output,
+        with carrier_settings(settings) as asked_with:
+            code = asyncio.run(
+                _main(
+                    asked_with,
+                    db,
+                    dry_run=dry_run,
+                    force=force,
+                    references=shipments,
+                    carrier=carrier,
+                    show_stats=show_stats,
+                    concurrency=concurrency,
+                    verbose=verbose,
+                    json_output=json_output,
+                )
             )
-        )
     finally:
         db.dispose()
     raise typer.Exit(code)

@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from parcelwatch.cli.common import console, fail, print_json, settings_or_exit
+from parcelwatch.cli.common import carrier_settings, console, fail, print_json, settings_or_exit
 from parcelwatch.db import create_db_engine
 from parcelwatch.ops.alerts.dispatch import Delivery, check_and_alert, send_test_alert
 from parcelwatch.ops.health import DEFAULT_ALERT_THRESHOLD_HOURS, HealthOptions
@@ -45,7 +45,8 @@ def alert(
     engine = create_db_engine(settings.sqlalchemy_url)
     try:
         options = HealthOptions(alert_threshold_hours=alert_threshold)
-        run = asyncio.run(check_and_alert(settings, engine, options=options))
+        with carrier_settings(settings) as asked_with:
+            run = asyncio.run(check_and_alert(asked_with, engine, options=options))
     finally:
         engine.dispose()
     if json_output:
