@@ -15,6 +15,7 @@ from parcelwatch.carriers.dhl import DhlCarrier
 from parcelwatch.carriers.errors import (
     AuthError,
     BadResponseError,
+    BatchRefusedError,
     RateLimitedError,
     UnavailableError,
 )
@@ -274,23 +275,21 @@ async def test_fedex_batch_mixes_found_and_not_found_in_one_request(
     assert numbers == ["123456789012", "39936862321"]
 
 
-async def test_fedex_400_for_a_batch_is_retried_number_by_number(
+async def test_fedex_400_for_a_batch_is_refused_whole_and_not_split_by_the_client(
     http: httpx.AsyncClient, recorder: Recorder
 ) -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        numbers = json.loads(request.content)["trackingInfo"]
-        if len(numbers) > 1 or not numbers[0]["trackingNumberInfo"]["trackingNumber"]:
-            return httpx.Response(400, json=sample("fedex", "error-400-tracking-number-empty"))
-        return httpx.Response(200, json=sample("fedex", "track-delivered"))
-
+    # The engine splits a refused batch within the budget (tests/sync/test_with_emulator.py
+    # test_a_fedex_batch_refused_for_one_empty_number_is_split_within_the_budget).
     recorder.on("/fedex/oauth/token", reply(200, FEDEX_TOKEN))
-    recorder.on("/fedex/track/v1/trackingnumbers", answer)
+    recorder.on(
+        "/fedex/track/v1/trackingnumbers",
+        reply(400, sample("fedex", "error-400-tracking-number-empty")),
+    )
 
-    good, empty = await fedex(http).track(["738488882438", ""], carrier="fedex")
+    with pytest.raises(BatchRefusedError, match="TRACKING.TRACKINGNUMBER.EMPTY"):
+        await fedex(http).track(["738488882438", ""], carrier="fedex")
 
-    assert good.outcome is TrackOutcome.FOUND
-    assert empty.outcome is TrackOutcome.ERROR
-    assert len(recorder.calls("/fedex/track/v1/trackingnumbers")) == 3
+    assert len(recorder.calls("/fedex/track/v1/trackingnumbers")) == 1
 
 
 async def test_fedex_refuses_more_than_thirty_numbers(http: httpx.AsyncClient) -> None:

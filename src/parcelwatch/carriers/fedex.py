@@ -11,8 +11,9 @@ Quirks:
 - scan times carry their offset (`2024-08-20T12:41:57-04:00`); a rare naive one falls under
   the shared time policy (read as UTC, offset unknown);
 - the status is `latestStatusDetail.code` (detailed) with `derivedCode` as fallback;
-- a 400 for a whole multi-number request (e.g. one empty number) is retried number by
-  number, so one bad number cannot fail the other 29;
+- a 400 for a whole multi-number request (e.g. one empty number) raises
+  `BatchRefusedError`: the sync engine then tracks the numbers one by one, each request
+  within the provider's budget, so one bad number cannot fail the other 29;
 - tokens last 60 minutes and token requests are throttled per IP: the cache matters.
 """
 
@@ -29,6 +30,7 @@ from parcelwatch.carriers.catalog import public_tracking_url
 from parcelwatch.carriers.errors import (
     AuthError,
     BadResponseError,
+    BatchRefusedError,
     InvalidNumberError,
 )
 from parcelwatch.carriers.http import decode_json, error_detail, raise_for_carrier_wide
@@ -233,6 +235,12 @@ def results_from_response(numbers: Sequence[str], response: httpx.Response) -> l
             carrier=CODE,
             status_code=status,
         )
+    if status == 400 and len(numbers) > 1:
+        raise BatchRefusedError(
+            f"request for {len(numbers)} numbers refused (HTTP 400: {detail or 'bad request'})",
+            carrier=CODE,
+            status_code=status,
+        )
     if status == 400:
         error = InvalidNumberError(detail or "invalid tracking number", carrier=CODE)
         return [TrackResult.failed(numbers[0], error)]
@@ -268,9 +276,4 @@ class FedexCarrier(OAuthCarrier):
             "trackingInfo": [{"trackingNumberInfo": {"trackingNumber": n}} for n in numbers],
         }
         response = await self.authorized("POST", "/track/v1/trackingnumbers", json=body)
-        if response.status_code == 400 and len(numbers) > 1:
-            results = []
-            for number in numbers:
-                results.extend(await self.track([number], carrier=carrier))
-            return results
         return results_from_response(numbers, response)
