@@ -25,7 +25,7 @@ ALL_TABLES = {
 
 
 def _unknown_count(carrier: str) -> float:
-    return UNKNOWN_STATUS_CODES.labels(carrier=carrier)._value.get()
+    return UNKNOWN_STATUS_CODES.labels(provider=carrier)._value.get()
 
 
 def test_unmapped_code_is_unknown_logged_and_counted() -> None:

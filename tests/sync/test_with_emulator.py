@@ -181,7 +181,7 @@ def api_calls(provider: str) -> float:
         for metric in REGISTRY.collect()
         if metric.name == "parcelwatch_carrier_api_calls"
         for sample in metric.samples
-        if sample.name.endswith("_total") and sample.labels.get("carrier") == provider
+        if sample.name.endswith("_total") and sample.labels.get("provider") == provider
     )
 
 

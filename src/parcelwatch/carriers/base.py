@@ -1,7 +1,7 @@
-"""The carrier interface: a code, the most numbers one request may carry, and `track`.
+"""The provider interface: a tracking API that is asked (USPS, UPS, FedEx, DHL, ShipEngine).
 
-Every carrier module subclasses `Carrier` and is listed in `registry.py`; the sync engine
-never branches on a carrier's name.
+A provider has a code, the most numbers one request may carry, and `track`. Every provider
+module subclasses `Provider`; the sync engine never branches on a provider's name.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import httpx
 from parcelwatch.carriers.errors import CarrierError
 from parcelwatch.domain import TrackInfo
 
-__all__ = ["Carrier", "TrackOutcome", "TrackResult"]
+__all__ = ["Provider", "TrackOutcome", "TrackResult"]
 
 
 class TrackOutcome(StrEnum):
@@ -49,7 +49,7 @@ class TrackResult:
         return cls(tracking_number, TrackOutcome.ERROR, error=error, message=str(error))
 
 
-class Carrier(ABC):
+class Provider(ABC):
     """One provider API. `code` names the provider (`usps`, `ups`, `fedex`, `dhl`,
     `shipengine`); `track` receives numbers that all belong to the parcel carrier `carrier`
     (which equals `code` for the direct carriers, and is any ShipEngine carrier code for

@@ -17,7 +17,7 @@ from parcelwatch.carriers.errors import (
     UnavailableError,
 )
 from parcelwatch.carriers.registry import PROVIDERS, open_registry
-from parcelwatch.carriers.shipengine import ShipEngineCarrier, WebhookRegistration
+from parcelwatch.carriers.shipengine import ShipEngineProvider, WebhookRegistration
 from parcelwatch.cli.common import console, err_console, print_json, settings_or_exit
 from parcelwatch.config import Settings
 
@@ -158,5 +158,5 @@ def register_webhook(
 async def _register(settings: Settings, url: str, secret: str | None) -> WebhookRegistration:
     async with open_registry(settings) as registry:
         provider = registry.providers.get("shipengine")
-        assert isinstance(provider, ShipEngineCarrier)  # configured: checked by the caller
+        assert isinstance(provider, ShipEngineProvider)  # configured: checked by the caller
         return await provider.register_webhook(url, secret)

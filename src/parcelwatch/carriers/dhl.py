@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from parcelwatch.carriers.base import Carrier, TrackResult
+from parcelwatch.carriers.base import Provider, TrackResult
 from parcelwatch.carriers.catalog import public_tracking_url
 from parcelwatch.carriers.errors import AuthError, BadResponseError, InvalidNumberError
 from parcelwatch.carriers.http import (
@@ -43,7 +43,7 @@ from parcelwatch.carriers.parsing import (
 from parcelwatch.carriers.statuses import DHL_STATUS_CODES, normalize_status
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
 
-__all__ = ["DhlCarrier", "parse_event", "parse_shipment", "parse_shipments_response"]
+__all__ = ["DhlProvider", "parse_event", "parse_shipment", "parse_shipments_response"]
 
 CODE = "dhl"
 CHECK_NUMBER = "0000000000"  # any number: a 404 proves the key was accepted
@@ -146,7 +146,7 @@ def result_from_response(tracking_number: str, response: httpx.Response) -> Trac
     raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
 
 
-class DhlCarrier(Carrier):
+class DhlProvider(Provider):
     code = CODE
     name = "DHL"
     max_batch = 1

@@ -34,7 +34,7 @@ from parcelwatch.carriers.errors import (
     InvalidNumberError,
 )
 from parcelwatch.carriers.http import decode_json, error_detail, raise_for_carrier_wide
-from parcelwatch.carriers.oauth import OAuthCarrier
+from parcelwatch.carriers.oauth import OAuthProvider
 from parcelwatch.carriers.parsing import (
     as_dict,
     as_list,
@@ -55,7 +55,7 @@ from parcelwatch.carriers.statuses import (
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
 
 __all__ = [
-    "FedexCarrier",
+    "FedexProvider",
     "choose_track_result",
     "parse_scan_event",
     "parse_track_result",
@@ -247,7 +247,7 @@ def results_from_response(numbers: Sequence[str], response: httpx.Response) -> l
     raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
 
 
-class FedexCarrier(OAuthCarrier):
+class FedexProvider(OAuthProvider):
     code = CODE
     name = "FedEx"
     max_batch = MAX_BATCH

@@ -72,14 +72,14 @@ async def send(
             response = await client.request(method, url, timeout=time_limit, **kwargs)
     except (httpx.TransportError, TimeoutError) as error:
         if _timed_out(error):
-            CARRIER_API_CALLS.labels(carrier=carrier, outcome="timeout").inc()
+            CARRIER_API_CALLS.labels(provider=carrier, outcome="timeout").inc()
             raise UnavailableError(f"no answer within {time_limit:g}s", carrier=carrier) from None
-        CARRIER_API_CALLS.labels(carrier=carrier, outcome="unavailable").inc()
+        CARRIER_API_CALLS.labels(provider=carrier, outcome="unavailable").inc()
         cause = error.__cause__ or error  # the transport's own error names what broke
         raise UnavailableError(
             f"connection failed ({type(cause).__name__})", carrier=carrier
         ) from None
-    CARRIER_API_CALLS.labels(carrier=carrier, outcome=_outcome(response.status_code)).inc()
+    CARRIER_API_CALLS.labels(provider=carrier, outcome=_outcome(response.status_code)).inc()
     return response
 
 

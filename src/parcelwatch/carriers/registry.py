@@ -23,18 +23,18 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from pydantic import SecretStr
 
-from parcelwatch.carriers.base import Carrier
+from parcelwatch.carriers.base import Provider
 from parcelwatch.carriers.catalog import CARRIERS, DIRECT_CARRIERS
-from parcelwatch.carriers.dhl import DhlCarrier
-from parcelwatch.carriers.fedex import FedexCarrier
-from parcelwatch.carriers.shipengine import ShipEngineCarrier
-from parcelwatch.carriers.ups import UpsCarrier
-from parcelwatch.carriers.usps import UspsCarrier
+from parcelwatch.carriers.dhl import DhlProvider
+from parcelwatch.carriers.fedex import FedexProvider
+from parcelwatch.carriers.shipengine import ShipEngineProvider
+from parcelwatch.carriers.ups import UpsProvider
+from parcelwatch.carriers.usps import UspsProvider
 from parcelwatch.config import Settings
 
 __all__ = [
     "PROVIDERS",
-    "CarrierRegistry",
+    "ProviderRegistry",
     "CarrierStatus",
     "ProviderSpec",
     "Routing",
@@ -55,8 +55,8 @@ def _timeout(settings: Settings) -> float:
     return settings.auto_update_individual_timeout.total_seconds()
 
 
-def _usps(settings: Settings, client: httpx.AsyncClient) -> Carrier:
-    return UspsCarrier(
+def _usps(settings: Settings, client: httpx.AsyncClient) -> Provider:
+    return UspsProvider(
         client=client,
         base_url=settings.usps_base_url,
         client_id=_secret(settings, "usps_client_id"),
@@ -65,8 +65,8 @@ def _usps(settings: Settings, client: httpx.AsyncClient) -> Carrier:
     )
 
 
-def _ups(settings: Settings, client: httpx.AsyncClient) -> Carrier:
-    return UpsCarrier(
+def _ups(settings: Settings, client: httpx.AsyncClient) -> Provider:
+    return UpsProvider(
         client=client,
         base_url=settings.ups_base_url,
         client_id=_secret(settings, "ups_client_id"),
@@ -75,8 +75,8 @@ def _ups(settings: Settings, client: httpx.AsyncClient) -> Carrier:
     )
 
 
-def _fedex(settings: Settings, client: httpx.AsyncClient) -> Carrier:
-    return FedexCarrier(
+def _fedex(settings: Settings, client: httpx.AsyncClient) -> Provider:
+    return FedexProvider(
         client=client,
         base_url=settings.fedex_base_url,
         client_id=_secret(settings, "fedex_api_key"),
@@ -85,8 +85,8 @@ def _fedex(settings: Settings, client: httpx.AsyncClient) -> Carrier:
     )
 
 
-def _dhl(settings: Settings, client: httpx.AsyncClient) -> Carrier:
-    return DhlCarrier(
+def _dhl(settings: Settings, client: httpx.AsyncClient) -> Provider:
+    return DhlProvider(
         client=client,
         base_url=settings.dhl_base_url,
         api_key=_secret(settings, "dhl_api_key"),
@@ -94,8 +94,8 @@ def _dhl(settings: Settings, client: httpx.AsyncClient) -> Carrier:
     )
 
 
-def _shipengine(settings: Settings, client: httpx.AsyncClient) -> Carrier:
-    return ShipEngineCarrier(
+def _shipengine(settings: Settings, client: httpx.AsyncClient) -> Provider:
+    return ShipEngineProvider(
         client=client,
         base_url=settings.shipengine_base_url,
         api_key=_secret(settings, "shipengine_api_key"),
@@ -105,9 +105,9 @@ def _shipengine(settings: Settings, client: httpx.AsyncClient) -> Carrier:
 
 @dataclass(frozen=True, slots=True)
 class ProviderSpec:
-    carrier_class: type[Carrier]
+    carrier_class: type[Provider]
     credential_fields: tuple[str, ...]  # Settings fields that must all be set
-    build: Callable[[Settings, httpx.AsyncClient], Carrier]
+    build: Callable[[Settings, httpx.AsyncClient], Provider]
 
     @property
     def code(self) -> str:
@@ -129,11 +129,11 @@ class ProviderSpec:
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.code: spec
     for spec in (
-        ProviderSpec(UspsCarrier, ("usps_client_id", "usps_client_secret"), _usps),
-        ProviderSpec(UpsCarrier, ("ups_client_id", "ups_client_secret"), _ups),
-        ProviderSpec(FedexCarrier, ("fedex_api_key", "fedex_secret_key"), _fedex),
-        ProviderSpec(DhlCarrier, ("dhl_api_key",), _dhl),
-        ProviderSpec(ShipEngineCarrier, ("shipengine_api_key",), _shipengine),
+        ProviderSpec(UspsProvider, ("usps_client_id", "usps_client_secret"), _usps),
+        ProviderSpec(UpsProvider, ("ups_client_id", "ups_client_secret"), _ups),
+        ProviderSpec(FedexProvider, ("fedex_api_key", "fedex_secret_key"), _fedex),
+        ProviderSpec(DhlProvider, ("dhl_api_key",), _dhl),
+        ProviderSpec(ShipEngineProvider, ("shipengine_api_key",), _shipengine),
     )
 }
 
@@ -218,7 +218,7 @@ class Routing:
         return concurrency, rate
 
 
-class CarrierRegistry(Routing):
+class ProviderRegistry(Routing):
     """The configured providers, each built over an `httpx.AsyncClient`.
 
     `client` is shared by every provider; `clients` (by provider code) overrides it for the
@@ -236,12 +236,12 @@ class CarrierRegistry(Routing):
         super().__init__(settings)
         self.client = client
         own = clients or {}
-        self.providers: dict[str, Carrier] = {
+        self.providers: dict[str, Provider] = {
             code: PROVIDERS[code].build(settings, own.get(code, client))
             for code in sorted(self.configured)
         }
 
-    def provider_for(self, carrier_code: str) -> Carrier | None:
+    def provider_for(self, carrier_code: str) -> Provider | None:
         """The provider that tracks the carrier's shipments, or None (see
         `unconfigured_reason`)."""
         code = self.provider_code_for(carrier_code)
@@ -272,10 +272,10 @@ def _client(tls: ssl.SSLContext, max_connections: int | None = None) -> httpx.As
 @asynccontextmanager
 async def open_registry(
     settings: Settings, client: httpx.AsyncClient | None = None
-) -> AsyncIterator[CarrierRegistry]:
+) -> AsyncIterator[ProviderRegistry]:
     """A registry over `client`, or over new clients closed on exit (commands, the engine)."""
     if client is not None:
-        yield CarrierRegistry(settings, client)
+        yield ProviderRegistry(settings, client)
         return
     routing = Routing(settings)
     tls = httpx.create_ssl_context()  # one for all: each reads the whole CA bundle
@@ -287,4 +287,4 @@ async def open_registry(
             )  # +1: a token fetch
             for code in sorted(routing.configured)
         }
-        yield CarrierRegistry(settings, shared, own)
+        yield ProviderRegistry(settings, shared, own)

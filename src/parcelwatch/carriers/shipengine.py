@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from parcelwatch.carriers.base import Carrier, TrackResult
+from parcelwatch.carriers.base import Provider, TrackResult
 from parcelwatch.carriers.catalog import CARRIERS, carrier_info, public_tracking_url
 from parcelwatch.carriers.errors import AuthError, BadResponseError, InvalidNumberError
 from parcelwatch.carriers.http import (
@@ -56,7 +56,7 @@ __all__ = [
     "WEBHOOK_SECRET_HEADER",
     "WebhookRegistration",
     "webhook_request",
-    "ShipEngineCarrier",
+    "ShipEngineProvider",
     "TrackEventPush",
     "carrier_from_shipengine_code",
     "parse_event",
@@ -246,7 +246,7 @@ class WebhookRegistration:
     created: bool  # False: this exact webhook was already registered
 
 
-class ShipEngineCarrier(Carrier):
+class ShipEngineProvider(Provider):
     code = CODE
     name = "ShipEngine"
     max_batch = 1

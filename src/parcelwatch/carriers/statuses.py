@@ -278,6 +278,6 @@ def normalize_status(
         if status is not None:
             return status
     codes = [code for _table_, code in candidates if code]
-    UNKNOWN_STATUS_CODES.labels(carrier=carrier).inc()
+    UNKNOWN_STATUS_CODES.labels(provider=carrier).inc()
     log.warning("unmapped carrier status", carrier=carrier, codes=codes, text=text)
     return S.UNKNOWN

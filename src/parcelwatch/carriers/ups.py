@@ -26,7 +26,7 @@ from parcelwatch.carriers.base import TrackResult
 from parcelwatch.carriers.catalog import public_tracking_url
 from parcelwatch.carriers.errors import AuthError, BadResponseError, InvalidNumberError
 from parcelwatch.carriers.http import decode_json, error_detail, raise_for_carrier_wide
-from parcelwatch.carriers.oauth import OAuthCarrier
+from parcelwatch.carriers.oauth import OAuthProvider
 from parcelwatch.carriers.parsing import (
     as_dict,
     as_list,
@@ -42,7 +42,7 @@ from parcelwatch.carriers.parsing import (
 from parcelwatch.carriers.statuses import UPS_STATUS_CODES, UPS_STATUS_TYPES, normalize_status
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
 
-__all__ = ["UpsCarrier", "parse_activity", "parse_package", "parse_track_response"]
+__all__ = ["UpsProvider", "parse_activity", "parse_package", "parse_track_response"]
 
 CODE = "ups"
 NOT_FOUND_WARNINGS = frozenset({"TW0001"})
@@ -183,7 +183,7 @@ def result_from_response(tracking_number: str, response: httpx.Response) -> Trac
     raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
 
 
-class UpsCarrier(OAuthCarrier):
+class UpsProvider(OAuthProvider):
     code = CODE
     name = "UPS"
     max_batch = 1

@@ -24,7 +24,7 @@ from parcelwatch.carriers.base import TrackResult
 from parcelwatch.carriers.catalog import public_tracking_url
 from parcelwatch.carriers.errors import AuthError, BadResponseError, InvalidNumberError
 from parcelwatch.carriers.http import decode_json, error_detail, raise_for_carrier_wide
-from parcelwatch.carriers.oauth import OAuthCarrier
+from parcelwatch.carriers.oauth import OAuthProvider
 from parcelwatch.carriers.parsing import (
     as_dict,
     as_list,
@@ -46,7 +46,7 @@ from parcelwatch.carriers.statuses import (
 )
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
 
-__all__ = ["UspsCarrier", "parse_event", "parse_tracking"]
+__all__ = ["UspsProvider", "parse_event", "parse_tracking"]
 
 CODE = "usps"
 SCOPE_HINT = (
@@ -151,7 +151,7 @@ def result_from_response(tracking_number: str, response: httpx.Response) -> Trac
     raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
 
 
-class UspsCarrier(OAuthCarrier):
+class UspsProvider(OAuthProvider):
     code = CODE
     name = "USPS"
     max_batch = 1

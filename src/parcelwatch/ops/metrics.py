@@ -1,5 +1,11 @@
 """Every Prometheus metric parcelwatch exports, in one place (`parcelwatch_` prefix, bounded
-labels: carrier, outcome, method, route, status; never a tracking number)."""
+labels: carrier, provider, outcome, method, route, status; never a tracking number).
+
+`carrier` is the parcel's carrier (`usps`, `canada_post`, ...): the update metrics and the
+shipment gauges. `provider` is the API that was asked (`usps`, `ups`, `fedex`, `dhl`,
+`shipengine`): the API-call, retry, circuit-breaker and unknown-status metrics. A
+`canada_post` parcel tracked through ShipEngine counts under `carrier="canada_post"` in
+`parcelwatch_update_*` and under `provider="shipengine"` in `parcelwatch_carrier_api_*`."""
 
 from __future__ import annotations
 
@@ -59,21 +65,21 @@ UPDATE_DURATION = Histogram(
 )
 CARRIER_API_CALLS = Counter(
     "parcelwatch_carrier_api_calls_total",
-    "HTTP calls to carrier APIs",
-    ["carrier", "outcome"],  # outcome: ok | not_found | auth | rate_limited | unavailable | ...
+    "HTTP calls to provider APIs (token requests included)",
+    ["provider", "outcome"],  # outcome: ok | not_found | auth | rate_limited | unavailable | ...
 )
 CARRIER_API_RETRIES = Counter(
-    "parcelwatch_carrier_api_retries_total", "Carrier calls retried", ["carrier"]
+    "parcelwatch_carrier_api_retries_total", "Provider calls retried", ["provider"]
 )
 UNKNOWN_STATUS_CODES = Counter(
     "parcelwatch_unknown_status_codes_total",
-    "Carrier status codes no table maps (kept raw, shown as unknown)",
-    ["carrier"],
+    "Provider status codes no table maps (kept raw, shown as unknown)",
+    ["provider"],
 )
 CIRCUIT_STATE = Gauge(
     "parcelwatch_carrier_circuit_open",
-    "1 while the carrier's circuit breaker is open (calls suspended)",
-    ["carrier"],
+    "1 while the provider's circuit breaker is open (calls suspended)",
+    ["provider"],
     multiprocess_mode="livemax",
 )
 LAST_SUCCESSFUL_SYNC = Gauge(

@@ -20,7 +20,7 @@ from prometheus_client import (
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from parcelwatch.carriers.base import Carrier
+from parcelwatch.carriers.base import Provider
 from parcelwatch.carriers.registry import Routing
 from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
@@ -123,7 +123,7 @@ async def health(
 ) -> JSONResponse:
     """Every health check; 200 when healthy or warning, 503 when critical."""
     app = request.app
-    providers: Mapping[str, Carrier] | None = getattr(app.state, "health_providers", None)
+    providers: Mapping[str, Provider] | None = getattr(app.state, "health_providers", None)
     options = HealthOptions(alert_threshold_hours=alert_threshold, check_stale=check_stale)
     report = await run_health(app.state.settings, app.state.engine, options, providers=providers)
     return JSONResponse(report.as_dict(), status_code=report.http_status)
