@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
@@ -19,8 +20,10 @@ from sqlalchemy import Engine, func, select
 
 from parcelwatch import __version__
 from parcelwatch.domain import utcnow
-from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import Shipment, SyncRun
+
+if TYPE_CHECKING:  # the provider modules count calls here; the settings import them
+    from parcelwatch.lifecycle import Lifecycle
 
 __all__ = [
     "BUILD_INFO",
