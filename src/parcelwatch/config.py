@@ -3,13 +3,19 @@
 Names follow the contract in DESIGN.md. An invalid value raises `ConfigError`
 whose message names the variable and the accepted form; the CLI turns it into
 one line on standard error and exit status 2.
+
+A provider's settings are declared by its module (`carriers/<code>.py`, its `PROVIDER`
+spec): its credentials, `<CODE>_BASE_URL`, `<CODE>_MAX_CONCURRENCY` and `<CODE>_RATE_LIMIT`
+with their defaults. `Settings` is `CommonSettings` plus those fields, one set for every
+provider in `carriers/providers.py`; code reads them through the spec
+(`carriers.registry.credential`, `connection`, `budget`), never by a provider's name.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -17,14 +23,23 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
+    create_model,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pytimeparse.timeparse import timeparse as parse_timespan
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["ConfigError", "Settings", "get_settings", "load_settings", "parse_duration"]
+from parcelwatch.carriers.providers import PROVIDERS
+
+__all__ = [
+    "CommonSettings",
+    "ConfigError",
+    "Settings",
+    "get_settings",
+    "load_settings",
+    "parse_duration",
+]
 
 DURATION_FORM = "a duration such as 90s, 5m, 1h or 1h30m (or plain seconds)"
 
@@ -84,14 +99,22 @@ def _lower(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return value.rstrip("/")
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 Rate = Annotated[float, Field(gt=0)]
 Concurrency = Annotated[int, Field(ge=1, le=1000)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
-class Settings(BaseSettings):
-    """Every setting parcelwatch reads; see the README's configuration table."""
+class CommonSettings(BaseSettings):
+    """Every setting parcelwatch reads but the providers' own; see the README's
+    configuration table."""
 
     # `VAR=` (empty) means unset: `ADMIN_API_KEY=` disables the admin API instead of making
     # the empty string its token, and `USPS_CLIENT_ID=` leaves USPS unconfigured.
@@ -128,32 +151,9 @@ class Settings(BaseSettings):
         Literal["auto", "direct", "shipengine"], BeforeValidator(_lower)
     ] = "auto"
 
-    # carriers: credentials, base URLs, and the engine's budget per carrier
-    usps_client_id: str | None = None
-    usps_client_secret: SecretStr | None = None
-    usps_base_url: str = "https://apis.usps.com"
-    usps_max_concurrency: Concurrency = 2
-    usps_rate_limit: Rate = 1.0 / 60  # about 60 calls an hour by default
-    ups_client_id: str | None = None
-    ups_client_secret: SecretStr | None = None
-    ups_base_url: str = "https://onlinetools.ups.com"
-    ups_max_concurrency: Concurrency = 4
-    ups_rate_limit: Rate = 5.0
-    fedex_api_key: str | None = None
-    fedex_secret_key: SecretStr | None = None
-    fedex_base_url: str = "https://apis.fedex.com"
-    fedex_max_concurrency: Concurrency = 4
-    fedex_rate_limit: Rate = 20.0
-    dhl_api_key: SecretStr | None = None
-    dhl_base_url: str = "https://api-eu.dhl.com"
-    dhl_max_concurrency: Concurrency = 1
-    dhl_rate_limit: Rate = 1.0
-    shipengine_api_key: SecretStr | None = None
-    shipengine_base_url: str = "https://api.shipengine.com"
+    # ShipEngine push webhooks (the provider's own settings come from its module)
     shipengine_webhook_secret: SecretStr | None = None
-    shipengine_jwks_url: str = "https://api.shipengine.com/jwks"
-    shipengine_max_concurrency: Concurrency = 3
-    shipengine_rate_limit: Rate = 3.0  # 200 requests a minute
+    shipengine_jwks_url: HttpUrl = "https://api.shipengine.com/jwks"
 
     # health and alerts
     health_stale_hours: int = Field(default=24, ge=1)
@@ -174,20 +174,6 @@ class Settings(BaseSettings):
     alert_cooldown: Duration = timedelta(hours=1)
     alerts_in_server: bool = False
 
-    @field_validator(
-        "usps_base_url",
-        "ups_base_url",
-        "fedex_base_url",
-        "dhl_base_url",
-        "shipengine_base_url",
-        "shipengine_jwks_url",
-    )
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL")
-        return value.rstrip("/")
-
     @property
     def sqlalchemy_url(self) -> str:
         """The URL with the driver parcelwatch uses (psycopg 3 for PostgreSQL)."""
@@ -195,6 +181,31 @@ class Settings(BaseSettings):
         if url.get_backend_name() == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
+
+
+def _provider_fields() -> dict[str, Any]:
+    """The settings every provider declares, as pydantic field definitions."""
+    fields: dict[str, Any] = {}
+    for spec in PROVIDERS:
+        for credential in spec.credentials:
+            kind = SecretStr | None if credential.secret else str | None
+            fields[credential.setting] = (kind, None)
+        fields[spec.base_url_setting] = (HttpUrl, spec.base_url)
+        fields[spec.concurrency_setting] = (Concurrency, spec.max_concurrency)
+        fields[spec.rate_setting] = (Rate, spec.rate_limit)
+    return fields
+
+
+if TYPE_CHECKING:  # the provider fields exist at run time only: read them through the spec
+    Settings = CommonSettings
+else:
+    Settings = create_model(
+        "Settings",
+        __base__=CommonSettings,
+        __module__=__name__,
+        __doc__="The common settings plus every provider's own (see the module docstring).",
+        **_provider_fields(),
+    )
 
 
 def load_settings(**overrides: Any) -> Settings:

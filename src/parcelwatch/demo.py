@@ -32,7 +32,8 @@ from sqlalchemy import make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from parcelwatch.carriers.registry import PROVIDERS
+from parcelwatch.carriers.providers import PROVIDERS
+from parcelwatch.carriers.registry import budget, missing_credentials
 from parcelwatch.config import Settings
 from parcelwatch.db import create_db_engine, make_session_factory, session_scope
 from parcelwatch.emulator import EmulatorClock, EmulatorConfig, create_emulator_app
@@ -149,7 +150,7 @@ def demo_requested(settings: Settings) -> bool:
     """PARCELWATCH_DEMO when set; otherwise on when no carrier API is configured."""
     if settings.parcelwatch_demo is not None:
         return settings.parcelwatch_demo
-    return all(spec.missing(settings) for spec in PROVIDERS.values())
+    return all(missing_credentials(spec, settings) for spec in PROVIDERS)
 
 
 def _region(carrier: str) -> Region:
@@ -199,24 +200,17 @@ def demo_emulator_config(anchor: datetime) -> tuple[EmulatorConfig, DemoClock]:
 
 def demo_settings(settings: Settings, emulator_url: str) -> Settings:
     """`settings` with every provider pointed at the emulator and given dummy credentials."""
-    secret = SecretStr(DEMO_SECRET)
     update: dict[str, Any] = {
         "parcelwatch_demo": True,
         "tracking_api_provider": "auto",
         "update_interval": min(settings.update_interval, DEMO_UPDATE_INTERVAL),
-        "usps_client_id": DEMO_SECRET,
-        "usps_client_secret": secret,
-        "ups_client_id": DEMO_SECRET,
-        "ups_client_secret": secret,
-        "fedex_api_key": DEMO_SECRET,
-        "fedex_secret_key": secret,
-        "dhl_api_key": secret,
-        "shipengine_api_key": secret,
     }
-    for code in PROVIDERS:
-        update[f"{code}_base_url"] = f"{emulator_url}/{code}"
+    for spec in PROVIDERS:
+        for item in spec.credentials:
+            update[item.setting] = SecretStr(DEMO_SECRET) if item.secret else DEMO_SECRET
+        update[spec.base_url_setting] = f"{emulator_url}/{spec.code}"
         # The real APIs' budgets (USPS: 60 calls an hour) would make the demo crawl.
-        update[f"{code}_rate_limit"] = max(getattr(settings, f"{code}_rate_limit"), DEMO_RATE)
+        update[spec.rate_setting] = max(budget(spec, settings)[1], DEMO_RATE)
     return settings.model_copy(update=update)
 
 

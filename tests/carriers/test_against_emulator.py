@@ -15,15 +15,15 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from parcelwatch.carriers.base import Carrier, TrackOutcome
+from parcelwatch.carriers.base import Provider, TrackOutcome
 from parcelwatch.carriers.errors import (
     AuthError,
     BadResponseError,
     RateLimitedError,
     UnavailableError,
 )
-from parcelwatch.carriers.oauth import OAuthCarrier
-from parcelwatch.carriers.registry import CarrierRegistry, open_registry
+from parcelwatch.carriers.oauth import OAuthProvider
+from parcelwatch.carriers.registry import ProviderRegistry, open_registry
 from parcelwatch.config import load_settings
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.emulator import EmulatorConfig, create_emulator_app
@@ -94,7 +94,7 @@ def emulator(request: pytest.FixtureRequest) -> Emulator:
     @asynccontextmanager
     async def open_emulator(
         age: str = "30d", **fields: Any
-    ) -> AsyncIterator[tuple[CarrierRegistry, Starlette]]:
+    ) -> AsyncIterator[tuple[ProviderRegistry, Starlette]]:
         config = EmulatorConfig(**{"speed": 0, "start": START, "pins": pins(age), **fields})
         app = create_emulator_app(config)
         if over_socket:
@@ -104,12 +104,12 @@ def emulator(request: pytest.FixtureRequest) -> Emulator:
             return
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport) as client:
-            yield CarrierRegistry(settings_for("http://emulator"), client), app
+            yield ProviderRegistry(settings_for("http://emulator"), client), app
 
     return open_emulator
 
 
-async def track(registry: CarrierRegistry, provider: str, *numbers: str) -> list[Any]:
+async def track(registry: ProviderRegistry, provider: str, *numbers: str) -> list[Any]:
     carrier = registry.providers[provider]
     return await carrier.track(list(numbers), carrier=PARCEL_CARRIER[provider])
 
@@ -194,7 +194,7 @@ async def test_token_expired_mid_run_is_renewed_once(emulator: Emulator, provide
 
     assert expired.json()["expired"] >= 1
     assert first[0].outcome is second[0].outcome is TrackOutcome.FOUND
-    assert isinstance(carrier, OAuthCarrier)
+    assert isinstance(carrier, OAuthProvider)
     assert carrier.tokens.fetches == 2
 
 
@@ -240,7 +240,7 @@ async def test_injected_faults_end_in_the_right_error(
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_check_passes_against_the_emulator(emulator: Emulator, provider: str) -> None:
     async with emulator() as (registry, _app):
-        carrier: Carrier = registry.providers[provider]
+        carrier: Provider = registry.providers[provider]
         await carrier.check()
 
 
@@ -294,6 +294,6 @@ async def test_a_held_answer_in_process_is_unavailable_after_the_deadline(
     transport = httpx.ASGITransport(app=create_emulator_app(config))
     async with httpx.AsyncClient(transport=transport) as client:
         settings = settings_for("http://emulator", auto_update_individual_timeout="0.1")
-        registry = CarrierRegistry(settings, client)
+        registry = ProviderRegistry(settings, client)
         with pytest.raises(UnavailableError, match="no answer within 0.1s"):
             await track(registry, provider, number(provider, "normal"))

@@ -10,18 +10,19 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from parcelwatch.carriers.base import Carrier, TrackOutcome
-from parcelwatch.carriers.dhl import DhlCarrier
+from parcelwatch.carriers.base import Provider, TrackOutcome
+from parcelwatch.carriers.dhl import DhlProvider
 from parcelwatch.carriers.errors import (
     AuthError,
     BadResponseError,
+    BatchRefusedError,
     RateLimitedError,
     UnavailableError,
 )
-from parcelwatch.carriers.fedex import FedexCarrier
-from parcelwatch.carriers.shipengine import ShipEngineCarrier
-from parcelwatch.carriers.ups import UpsCarrier
-from parcelwatch.carriers.usps import UspsCarrier
+from parcelwatch.carriers.fedex import FedexProvider
+from parcelwatch.carriers.shipengine import ShipEngineProvider
+from parcelwatch.carriers.ups import UpsProvider
+from parcelwatch.carriers.usps import UspsProvider
 from parcelwatch.domain import ShipmentStatus
 from tests.carriers.conftest import Recorder, reply, sample
 
@@ -35,8 +36,8 @@ USPS_NUMBER = "9400109104250532908587"
 UPS_NUMBER = "1Z1442YY7229014688"
 
 
-def usps(http: httpx.AsyncClient) -> UspsCarrier:
-    return UspsCarrier(
+def usps(http: httpx.AsyncClient) -> UspsProvider:
+    return UspsProvider(
         client=http,
         base_url="http://emu.test/usps",
         client_id="id",
@@ -45,14 +46,14 @@ def usps(http: httpx.AsyncClient) -> UspsCarrier:
     )
 
 
-def ups(http: httpx.AsyncClient) -> UpsCarrier:
-    return UpsCarrier(
+def ups(http: httpx.AsyncClient) -> UpsProvider:
+    return UpsProvider(
         client=http, base_url="http://emu.test/ups", client_id="id", client_secret=SECRET
     )
 
 
-def fedex(http: httpx.AsyncClient) -> FedexCarrier:
-    return FedexCarrier(
+def fedex(http: httpx.AsyncClient) -> FedexProvider:
+    return FedexProvider(
         client=http, base_url="http://emu.test/fedex", client_id="key", client_secret=SECRET
     )
 
@@ -197,7 +198,7 @@ async def test_timeouts_and_broken_connections_are_unavailable(failure: httpx.HT
         raise failure
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        carrier = DhlCarrier(client=client, base_url="http://emu.test/dhl", api_key="k")
+        carrier = DhlProvider(client=client, base_url="http://emu.test/dhl", api_key="k")
         with pytest.raises(UnavailableError) as caught:
             await carrier.track(["7777777770"], carrier="dhl")
 
@@ -274,23 +275,21 @@ async def test_fedex_batch_mixes_found_and_not_found_in_one_request(
     assert numbers == ["123456789012", "39936862321"]
 
 
-async def test_fedex_400_for_a_batch_is_retried_number_by_number(
+async def test_fedex_400_for_a_batch_is_refused_whole_and_not_split_by_the_client(
     http: httpx.AsyncClient, recorder: Recorder
 ) -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        numbers = json.loads(request.content)["trackingInfo"]
-        if len(numbers) > 1 or not numbers[0]["trackingNumberInfo"]["trackingNumber"]:
-            return httpx.Response(400, json=sample("fedex", "error-400-tracking-number-empty"))
-        return httpx.Response(200, json=sample("fedex", "track-delivered"))
-
+    # The engine splits a refused batch within the budget (tests/sync/test_with_emulator.py
+    # test_a_fedex_batch_refused_for_one_empty_number_is_split_within_the_budget).
     recorder.on("/fedex/oauth/token", reply(200, FEDEX_TOKEN))
-    recorder.on("/fedex/track/v1/trackingnumbers", answer)
+    recorder.on(
+        "/fedex/track/v1/trackingnumbers",
+        reply(400, sample("fedex", "error-400-tracking-number-empty")),
+    )
 
-    good, empty = await fedex(http).track(["738488882438", ""], carrier="fedex")
+    with pytest.raises(BatchRefusedError, match="TRACKING.TRACKINGNUMBER.EMPTY"):
+        await fedex(http).track(["738488882438", ""], carrier="fedex")
 
-    assert good.outcome is TrackOutcome.FOUND
-    assert empty.outcome is TrackOutcome.ERROR
-    assert len(recorder.calls("/fedex/track/v1/trackingnumbers")) == 3
+    assert len(recorder.calls("/fedex/track/v1/trackingnumbers")) == 1
 
 
 async def test_fedex_refuses_more_than_thirty_numbers(http: httpx.AsyncClient) -> None:
@@ -302,7 +301,7 @@ async def test_dhl_sends_its_api_key_header_and_maps_404_to_not_found(
     http: httpx.AsyncClient, recorder: Recorder
 ) -> None:
     recorder.on("/dhl/track/shipments", reply(404, sample("dhl", "error-404-not-found")))
-    carrier = DhlCarrier(client=http, base_url="http://emu.test/dhl", api_key="dhl-key")
+    carrier = DhlProvider(client=http, base_url="http://emu.test/dhl", api_key="dhl-key")
 
     [result] = await carrier.track(["8264715546"], carrier="dhl")
 
@@ -318,7 +317,7 @@ async def test_shipengine_asks_with_its_own_carrier_code(
     recorder.on(
         "/shipengine/v1/tracking", reply(200, sample("shipengine", "tracking-get-delivered"))
     )
-    carrier = ShipEngineCarrier(client=http, base_url="http://emu.test/shipengine", api_key="se")
+    carrier = ShipEngineProvider(client=http, base_url="http://emu.test/shipengine", api_key="se")
 
     [result] = await carrier.track(["1Z932R800390810600"], carrier="dhl")
 
@@ -337,7 +336,7 @@ async def test_check_of_an_oauth_carrier_is_a_token_fetch(
 ) -> None:
     for path in ("/usps/oauth2/v3/token", "/ups/security/v1/oauth/token", "/fedex/oauth/token"):
         recorder.on(path, reply(200, USPS_TOKEN))
-    carrier: Carrier = make(http)  # type: ignore[operator]
+    carrier: Provider = make(http)  # type: ignore[operator]
 
     await carrier.check()
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from parcelwatch.carriers.registry import CarrierRegistry
+from parcelwatch.carriers.registry import ProviderRegistry
 from parcelwatch.cli.main import app
 from parcelwatch.config import load_settings
 from tests.carriers.conftest import sample
@@ -25,8 +25,8 @@ DIRECT = {
 }
 
 
-def registry(**settings: Any) -> CarrierRegistry:
-    return CarrierRegistry(load_settings(**settings), httpx.AsyncClient())
+def registry(**settings: Any) -> ProviderRegistry:
+    return ProviderRegistry(load_settings(**settings), httpx.AsyncClient())
 
 
 def test_auto_uses_the_carriers_own_api_when_its_credentials_are_set() -> None:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from parcelwatch.carriers.errors import AuthError, BadResponseError
 from parcelwatch.carriers.shipengine import (
     WEBHOOK_SECRET_HEADER,
-    ShipEngineCarrier,
+    ShipEngineProvider,
     webhook_request,
 )
 from parcelwatch.cli.main import app as cli
@@ -27,14 +27,14 @@ pytestmark = pytest.mark.anyio
 DOCUMENTED_URL = "https://example.com/webhooks/shipengine/track"  # the sample's URL
 
 
-def shipengine(app: Any, sent: list[httpx.Request], api_key: str = "key") -> ShipEngineCarrier:
+def shipengine(app: Any, sent: list[httpx.Request], api_key: str = "key") -> ShipEngineProvider:
     async def keep(request: httpx.Request) -> None:
         sent.append(request)
 
     client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), event_hooks={"request": [keep]}
     )
-    return ShipEngineCarrier(client=client, base_url="http://emulator/shipengine", api_key=api_key)
+    return ShipEngineProvider(client=client, base_url="http://emulator/shipengine", api_key=api_key)
 
 
 def test_the_request_body_is_shipengines_documented_one() -> None:

@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from parcelwatch.config import load_settings
-from parcelwatch.ops.alerts.dispatch import RetryPolicy, send_test_alert
+from parcelwatch.ops.alerts.dispatch import AlertRetryPolicy, send_test_alert
 from tests.ops.conftest import Mailbox, serve_mailbox
 
 pytestmark = pytest.mark.anyio
-ONCE = RetryPolicy(attempts=1, backoff=0)
+ONCE = AlertRetryPolicy(attempts=1, backoff=0)
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:

@@ -21,13 +21,13 @@ from parcelwatch.cli.main import app as cli
 from parcelwatch.config import Settings, load_settings
 from parcelwatch.domain import utcnow
 from parcelwatch.models import AlertState
-from parcelwatch.ops.alerts.dispatch import RetryPolicy, check_and_alert, send_test_alert
+from parcelwatch.ops.alerts.dispatch import AlertRetryPolicy, check_and_alert, send_test_alert
 from parcelwatch.ops.health import HealthOptions
 from parcelwatch.sync.testing import FakeCarrier
 from tests.conftest import Database
 from tests.ops.conftest import Mailbox, Receiver, RunFactory
 
-FAST = RetryPolicy(attempts=3, backoff=0.01)
+FAST = AlertRetryPolicy(attempts=3, backoff=0.01)
 SLACK_PATH = "/slack/T000/B000/slack-token-secret"
 WEBHOOK_SECRET = "whsec-0123456789"
 NO_CARRIER_CHECKS = HealthOptions(check_carriers=False)
@@ -324,7 +324,7 @@ async def test_an_enabled_channel_without_its_address_is_reported_not_skipped(
         alert_slack_enabled=True,
         _env_file=None,
     )
-    deliveries = await send_test_alert(settings, retry=RetryPolicy(attempts=1, backoff=0))
+    deliveries = await send_test_alert(settings, retry=AlertRetryPolicy(attempts=1, backoff=0))
     assert [(d.channel, d.delivered, d.error) for d in deliveries] == [
         ("console", True, None),
         ("slack", False, "ALERT_SLACK_WEBHOOK_URL is not set"),

@@ -14,10 +14,12 @@ import pytest
 import typer
 import yaml
 from fastapi.testclient import TestClient
+from prometheus_client import Counter, Gauge, Histogram
 
 from parcelwatch.api.app import create_app
 from parcelwatch.cli.main import app as cli_app
 from parcelwatch.config import load_settings
+from parcelwatch.ops import metrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRICS_SOURCE = Path(__file__).resolve().parents[2] / "src/parcelwatch/ops/metrics.py"
@@ -327,6 +329,49 @@ def test_every_referenced_metric_is_defined(source: str) -> None:
     referenced = {name for expr in expressions for name in METRIC.findall(expr)}
     assert referenced
     assert referenced <= defined_metrics(), referenced - defined_metrics()
+
+
+def exported_labels() -> dict[str, set[str]]:
+    """The label names of each metric `parcelwatch.ops.metrics` registers at import."""
+    labels: dict[str, set[str]] = {}
+    for collector in vars(metrics).values():
+        if isinstance(collector, Counter | Gauge | Histogram):
+            name = collector._name  # noqa: SLF001 - prometheus_client has no public getter
+            names = set(collector._labelnames)  # noqa: SLF001
+            for suffix in SUFFIXES:
+                labels[name + suffix] = names | ({"le"} if suffix == "_bucket" else set())
+    return labels
+
+
+@pytest.mark.parametrize("source", ["rules", "dashboard"])
+def test_rules_and_dashboard_group_by_labels_the_metric_has(source: str) -> None:
+    """`provider` on the API-call metrics, `carrier` on the update metrics: a `by (...)` or
+    `{{label}}` naming a label its metric does not export shows nothing."""
+    expressions = rule_expressions() if source == "rules" else dashboard_expressions()
+    known = exported_labels()
+    checked = 0
+    for expr in expressions:
+        grouped = {
+            label.strip()
+            for group in re.findall(r"\bby \(([^)]*)\)", expr)
+            for label in group.split(",")
+        }
+        for name in METRIC.findall(expr):
+            if name in known and grouped:
+                assert grouped <= known[name], (expr, grouped - known[name])
+                checked += 1
+    assert checked
+
+
+def test_api_call_alerts_name_the_provider_and_update_metrics_the_carrier() -> None:
+    assert exported_labels()["parcelwatch_carrier_api_calls_total"] == {"provider", "outcome"}
+    assert exported_labels()["parcelwatch_carrier_api_retries_total"] == {"provider"}
+    assert exported_labels()["parcelwatch_carrier_circuit_open"] == {"provider"}
+    assert exported_labels()["parcelwatch_update_attempts_total"] == {"carrier"}
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "parcelwatch-rules.yml").read_text())
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    for name in ("ParcelwatchCarrierErrors", "ParcelwatchCircuitBreakerOpen"):
+        assert "$labels.provider" in alerts[name]["annotations"]["summary"]
 
 
 def test_the_dashboard_is_importable_grafana_json() -> None:

@@ -43,6 +43,30 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 @pytest.mark.anyio
+async def test_api_call_metrics_label_the_provider_and_update_metrics_the_carrier(
+    database: Database, emulator: Emulator, add_shipment: ShipmentFactory
+) -> None:
+    settings: Settings = emulator.settings_for(database)
+    add_shipment("canada_post", tracking_number="7023210039414604")  # ShipEngine tracks it
+    app = create_app(settings)
+    with TestClient(app) as client:
+        before = scrape(client)
+        async with engine_for(settings, database) as engine:
+            await engine.run_pass()
+        after = scrape(client)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("parcelwatch_update_attempts_total", carrier="canada_post") == 1
+    assert grew("parcelwatch_carrier_api_calls_total", provider="shipengine", outcome="ok") == 1
+    assert not any(
+        name == "parcelwatch_carrier_api_calls_total" and ("carrier", "canada_post") in labels
+        for name, labels in after
+    )
+
+
+@pytest.mark.anyio
 async def test_a_sync_against_the_emulator_shows_in_the_scraped_metrics(
     database: Database, emulator: Emulator, add_shipment: ShipmentFactory
 ) -> None:
@@ -62,7 +86,7 @@ async def test_a_sync_against_the_emulator_shows_in_the_scraped_metrics(
         name: value(after, name, **labels) - value(before, name, **labels)
         for name, labels in [
             ("parcelwatch_update_attempts_total", {"carrier": "ups"}),
-            ("parcelwatch_carrier_api_calls_total", {"carrier": "ups", "outcome": "ok"}),
+            ("parcelwatch_carrier_api_calls_total", {"provider": "ups", "outcome": "ok"}),
             ("parcelwatch_update_duration_seconds_count", {"carrier": "ups"}),
         ]
     }
@@ -240,10 +264,10 @@ async def test_a_carrier_outage_and_a_rate_limit_show_as_retries_429s_and_an_ope
         return value(after, name, **labels) - value(before, name, **labels)
 
     assert (summary.deferred, summary.synced) == (7, 1)
-    assert grew("parcelwatch_carrier_api_calls_total", carrier="ups", outcome="unavailable") >= 3
-    assert grew("parcelwatch_carrier_api_retries_total", carrier="ups") >= 3
-    assert value(after, "parcelwatch_carrier_circuit_open", carrier="ups") == 1
-    assert grew("parcelwatch_carrier_api_calls_total", carrier="dhl", outcome="rate_limited") >= 1
+    assert grew("parcelwatch_carrier_api_calls_total", provider="ups", outcome="unavailable") >= 3
+    assert grew("parcelwatch_carrier_api_retries_total", provider="ups") >= 3
+    assert value(after, "parcelwatch_carrier_circuit_open", provider="ups") == 1
+    assert grew("parcelwatch_carrier_api_calls_total", provider="dhl", outcome="rate_limited") >= 1
     assert grew("parcelwatch_update_failures_total", carrier="ups", outcome="deferred") == 4
     assert grew("parcelwatch_update_failures_total", carrier="dhl", outcome="deferred") == 3
     assert grew("parcelwatch_update_failures_total", carrier="ups", outcome="shipment_error") == 0

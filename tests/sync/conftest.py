@@ -22,11 +22,11 @@ from parcelwatch.models import Shipment
 from parcelwatch.shipments.service import register_shipment
 from parcelwatch.sync.circuit import BreakerPolicy
 from parcelwatch.sync.engine import EngineOptions, SyncEngine
-from parcelwatch.sync.retry import RetryPolicy
+from parcelwatch.sync.retry import ProviderRetryPolicy
 from parcelwatch.sync.testing import FakeCarrier, StaticProviders
 from tests.conftest import Database
 
-FAST_RETRY = RetryPolicy(retries=3, base=0.001, cap=0.01, max_retry_after=0.05)
+FAST_RETRY = ProviderRetryPolicy(retries=3, base=0.001, cap=0.01, max_retry_after=0.05)
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ from parcelwatch.carriers.errors import AuthError, RateLimitedError, Unavailable
 from parcelwatch.config import Settings
 from parcelwatch.models import EngineHeartbeat
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker, CircuitState
-from parcelwatch.sync.retry import RetryPolicy
+from parcelwatch.sync.retry import ProviderRetryPolicy
 from parcelwatch.sync.testing import FakeCarrier, StaticProviders
 from tests.conftest import Database
 from tests.sync.conftest import EngineFactory, ShipmentFactory, reload
@@ -157,7 +157,7 @@ async def test_a_short_retry_after_is_waited_for_before_the_retry(
     ups = RateLimitedOnce(code="ups")
     ups.sent_at = []
     shipment = add_shipment("ups")
-    retry = RetryPolicy(retries=3, base=0.001, cap=0.01, max_retry_after=5)
+    retry = ProviderRetryPolicy(retries=3, base=0.001, cap=0.01, max_retry_after=5)
 
     summary = await make_engine(providers=StaticProviders({"ups": ups}), retry=retry).run_pass()
 

@@ -4,15 +4,19 @@ on SQLite and PostgreSQL; the emulator's per-number request counts are the witne
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select, update
 
 from parcelwatch.api.app import create_app
 from parcelwatch.domain import ShipmentStatus, utcnow
-from parcelwatch.models import TrackingEvent
+from parcelwatch.models import Shipment, TrackingEvent
+from parcelwatch.sync.limits import Budget
 from parcelwatch.sync.selection import Selection
 from tests.conftest import Database
 from tests.sync.conftest import (
@@ -129,6 +133,56 @@ async def test_a_shipment_failing_on_its_own_is_disabled_and_patch_re_enables_it
     again = reload(database, bad.id)
     assert again.auto_refresh_enabled
     assert again.auto_refresh_fail_count == 1
+
+
+async def test_a_fedex_batch_refused_for_one_empty_number_is_split_within_the_budget(
+    database: Database, emulator: Emulator, add_shipment: ShipmentFactory, monkeypatch: Any
+) -> None:
+    """FedEx answers a batch holding one empty number with a 400 for the whole request. The
+    engine, not the client, tracks the numbers one by one: every request the emulator
+    receives took a budget slot and is counted as an API call."""
+    settings = emulator.settings_for(database)
+    good = [add_shipment("fedex") for _ in range(2)]
+    empty = add_shipment("fedex")
+    with database.sessions.begin() as session:  # data from before numbers were validated
+        session.execute(update(Shipment).where(Shipment.id == empty.id).values(tracking_number=""))
+    slots = 0
+    real_slot = Budget.slot
+
+    def counted_slot(budget: Budget) -> AbstractAsyncContextManager[None]:
+        nonlocal slots
+        if budget.provider == "fedex":
+            slots += 1
+        return real_slot(budget)
+
+    monkeypatch.setattr(Budget, "slot", counted_slot)
+    calls_before = api_calls("fedex")
+    async with engine_for(settings, database) as engine:
+        summary = await engine.run_pass()
+    stats = emulator.stats()
+    tracking_requests = stats["requests"]["fedex"] - stats["tokens_issued"]["fedex"]
+    assert tracking_requests == 4  # the refused batch, then each number on its own
+    assert slots == tracking_requests
+    assert summary.api_calls == tracking_requests
+    assert api_calls("fedex") - calls_before == stats["requests"]["fedex"]
+    assert summary.updated == 2
+    assert summary.failed == 1
+    assert summary.carriers_down == {}
+    for shipment in good:
+        assert reload(database, shipment.id).auto_refresh_count == 1
+    refused = reload(database, empty.id).last_auto_refresh_error or ""
+    assert "TRACKING.TRACKINGNUMBER.EMPTY" in refused
+
+
+def api_calls(provider: str) -> float:
+    """Every HTTP call to the provider, tokens included (`parcelwatch_carrier_api_calls_total`)."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "parcelwatch_carrier_api_calls"
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels.get("provider") == provider
+    )
 
 
 async def test_two_engines_never_poll_one_number_at_once(

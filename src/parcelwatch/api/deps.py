@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from parcelwatch.carriers.base import Carrier
+from parcelwatch.carriers.base import Provider
 from parcelwatch.config import Settings
 from parcelwatch.db import session_scope
 from parcelwatch.shipments.service import MAX_ID
@@ -85,9 +85,9 @@ def jwks_of(app: FastAPI) -> JwksCache | None:
     return keys
 
 
-def health_providers_of(app: FastAPI) -> Mapping[str, Carrier] | None:
+def health_providers_of(app: FastAPI) -> Mapping[str, Provider] | None:
     """Providers the health checks ask instead of the configured ones (a test seam)."""
-    providers: Mapping[str, Carrier] | None = getattr(app.state, "health_providers", None)
+    providers: Mapping[str, Provider] | None = getattr(app.state, "health_providers", None)
     return providers
 
 

@@ -1,1 +1,1 @@
-"""Carrier API clients: one module per provider behind the `Carrier` interface."""
+"""Carrier API clients: one module per provider behind the `Provider` interface."""

@@ -1,13 +1,19 @@
-"""The carrier interface: a code, the most numbers one request may carry, and `track`.
+"""The provider interface: a tracking API that is asked (USPS, UPS, FedEx, DHL, ShipEngine).
 
-Every carrier module subclasses `Carrier` and is listed in `registry.py`; the sync engine
-never branches on a carrier's name.
+A provider has a code, the most numbers one request may carry, and `track`. Every provider
+module subclasses `Provider` and describes itself in one `ProviderSpec` named `PROVIDER`:
+its status tables, its credentials, the defaults of its settings and how it is built. The
+registry, the settings, demo mode and health read those specs (`carriers/providers.py` lists
+them); the sync engine never branches on a provider's name.
+
+A provider's settings are its credentials plus `<CODE>_BASE_URL`, `<CODE>_MAX_CONCURRENCY`
+and `<CODE>_RATE_LIMIT` (`config.Settings` declares them from the specs).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
@@ -15,9 +21,17 @@ from typing import ClassVar
 import httpx
 
 from parcelwatch.carriers.errors import CarrierError
+from parcelwatch.carriers.statuses import StatusTable
 from parcelwatch.domain import TrackInfo
 
-__all__ = ["Carrier", "TrackOutcome", "TrackResult"]
+__all__ = [
+    "Connection",
+    "Credential",
+    "Provider",
+    "ProviderSpec",
+    "TrackOutcome",
+    "TrackResult",
+]
 
 
 class TrackOutcome(StrEnum):
@@ -49,7 +63,7 @@ class TrackResult:
         return cls(tracking_number, TrackOutcome.ERROR, error=error, message=str(error))
 
 
-class Carrier(ABC):
+class Provider(ABC):
     """One provider API. `code` names the provider (`usps`, `ups`, `fedex`, `dhl`,
     `shipengine`); `track` receives numbers that all belong to the parcel carrier `carrier`
     (which equals `code` for the direct carriers, and is any ShipEngine carrier code for
@@ -71,3 +85,64 @@ class Carrier(ABC):
     @abstractmethod
     async def check(self) -> None:
         """Make the cheapest authenticated call; raise a `CarrierError` when it fails."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """One credential setting, e.g. `usps_client_secret` (env `USPS_CLIENT_SECRET`); a
+    `secret` one is a `SecretStr`, never shown in logs, errors or `repr`."""
+
+    setting: str
+    secret: bool = True
+
+    @property
+    def variable(self) -> str:
+        return self.setting.upper()
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """What a provider is built from: its base URL, its credentials (by setting name, all
+    set) and the request timeout in seconds."""
+
+    base_url: str
+    credentials: Mapping[str, str]
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """Everything parcelwatch knows of one provider, declared in its module as `PROVIDER`."""
+
+    provider_class: type[Provider]
+    credentials: tuple[Credential, ...]  # all must be set for the provider to be configured
+    base_url: str  # the default of <CODE>_BASE_URL: the real API
+    max_concurrency: int  # the default of <CODE>_MAX_CONCURRENCY
+    rate_limit: float  # the default of <CODE>_RATE_LIMIT, requests a second
+    status_tables: Mapping[str, StatusTable]  # every table its parsers read, by name
+    build: Callable[[Connection, httpx.AsyncClient], Provider]
+    direct: bool = True  # tracks the parcel carrier of its own code; False: an aggregator
+
+    @property
+    def code(self) -> str:
+        return self.provider_class.code
+
+    @property
+    def name(self) -> str:
+        return self.provider_class.name
+
+    @property
+    def max_batch(self) -> int:
+        return self.provider_class.max_batch
+
+    @property
+    def base_url_setting(self) -> str:
+        return f"{self.code}_base_url"
+
+    @property
+    def concurrency_setting(self) -> str:
+        return f"{self.code}_max_concurrency"
+
+    @property
+    def rate_setting(self) -> str:
+        return f"{self.code}_rate_limit"

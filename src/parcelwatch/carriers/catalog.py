@@ -1,12 +1,15 @@
 """The parcel carriers parcelwatch knows: their codes, names, ShipEngine codes and public
-tracking pages. A shipment's `carrier` is one of these codes."""
+tracking pages. A shipment's `carrier` is one of these codes.
+
+A carrier is who moves the parcel; the providers (`carriers/providers.py`) are the APIs
+asked. A direct provider's code is also a carrier code listed here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import quote
 
-__all__ = ["CARRIERS", "DIRECT_CARRIERS", "CarrierInfo", "carrier_info", "public_tracking_url"]
+__all__ = ["CARRIERS", "CarrierInfo", "carrier_info", "public_tracking_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +79,6 @@ _ALL = (
 )
 
 CARRIERS: dict[str, CarrierInfo] = {info.code: info for info in _ALL}
-# The carriers that have their own API client; the rest go through ShipEngine.
-DIRECT_CARRIERS = ("usps", "ups", "fedex", "dhl")
 
 
 def carrier_info(code: str) -> CarrierInfo | None:

@@ -10,14 +10,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from parcelwatch.carriers import shipengine
+from parcelwatch.carriers.base import ProviderSpec
 from parcelwatch.carriers.errors import (
     AuthError,
     CarrierError,
     RateLimitedError,
     UnavailableError,
 )
-from parcelwatch.carriers.registry import PROVIDERS, open_registry
-from parcelwatch.carriers.shipengine import ShipEngineCarrier, WebhookRegistration
+from parcelwatch.carriers.providers import PROVIDERS
+from parcelwatch.carriers.registry import missing_credentials, open_registry
+from parcelwatch.carriers.shipengine import ShipEngineProvider, WebhookRegistration
 from parcelwatch.cli.common import (
     carrier_settings,
     console,
@@ -57,11 +60,11 @@ async def check_providers(settings: Settings) -> list[CheckResult]:
     """Run every configured provider's `check()` at once; unconfigured ones are listed too."""
     async with open_registry(settings) as registry:
 
-        async def one(code: str) -> CheckResult:
-            spec = PROVIDERS[code]
+        async def one(spec: ProviderSpec) -> CheckResult:
+            code = spec.code
             provider = registry.providers.get(code)
             if provider is None:
-                missing = ", ".join(spec.missing(settings))
+                missing = ", ".join(missing_credentials(spec, settings))
                 return CheckResult(code, spec.name, False, "not_configured", f"{missing} not set")
             try:
                 await provider.check()
@@ -69,7 +72,7 @@ async def check_providers(settings: Settings) -> list[CheckResult]:
                 return CheckResult(code, spec.name, True, _outcome(error), str(error))
             return CheckResult(code, spec.name, True, "ok", None)
 
-        return list(await asyncio.gather(*(one(code) for code in PROVIDERS)))
+        return list(await asyncio.gather(*(one(spec) for spec in PROVIDERS)))
 
 
 def exit_status(results: list[CheckResult]) -> int:
@@ -140,8 +143,9 @@ def register_webhook(
         err_console.print(
             f"[yellow]note:[/yellow] parcelwatch receives ShipEngine pushes at {WEBHOOK_PATH}"
         )
-    if settings.shipengine_api_key is None:
-        err_console.print("SHIPENGINE_API_KEY is not set")
+    unset = missing_credentials(shipengine.PROVIDER, settings)
+    if unset:
+        err_console.print(f"{' and '.join(unset)} is not set")
         raise typer.Exit(2)
     secret = settings.shipengine_webhook_secret
     try:
@@ -164,5 +168,5 @@ def register_webhook(
 async def _register(settings: Settings, url: str, secret: str | None) -> WebhookRegistration:
     async with open_registry(settings) as registry:
         provider = registry.providers.get("shipengine")
-        assert isinstance(provider, ShipEngineCarrier)  # configured: checked by the caller
+        assert isinstance(provider, ShipEngineProvider)  # configured: checked by the caller
         return await provider.register_webhook(url, secret)

@@ -19,16 +19,10 @@ from typing import Any
 
 import httpx
 
-from parcelwatch.carriers.base import Carrier, TrackResult
+from parcelwatch.carriers.base import Connection, Credential, Provider, ProviderSpec, TrackResult
 from parcelwatch.carriers.catalog import public_tracking_url
-from parcelwatch.carriers.errors import AuthError, BadResponseError, InvalidNumberError
-from parcelwatch.carriers.http import (
-    api_url,
-    decode_json,
-    error_detail,
-    raise_for_carrier_wide,
-    send,
-)
+from parcelwatch.carriers.errors import BadResponseError
+from parcelwatch.carriers.http import ResponseHints, api_url, send, track_results
 from parcelwatch.carriers.parsing import (
     as_dict,
     as_list,
@@ -40,13 +34,33 @@ from parcelwatch.carriers.parsing import (
     text,
     to_utc,
 )
-from parcelwatch.carriers.statuses import DHL_STATUS_CODES, normalize_status
+from parcelwatch.carriers.statuses import normalize_status, status_table
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
+from parcelwatch.domain import ShipmentStatus as S
 
-__all__ = ["DhlCarrier", "parse_event", "parse_shipment", "parse_shipments_response"]
+__all__ = [
+    "DHL_STATUS_CODES",
+    "PROVIDER",
+    "DhlProvider",
+    "parse_event",
+    "parse_shipment",
+    "parse_shipments_response",
+]
 
 CODE = "dhl"
 CHECK_NUMBER = "0000000000"  # any number: a 404 proves the key was accepted
+HINTS = ResponseHints(refused="API key refused", auth_hint="check DHL_API_KEY")
+
+# DHL Shipment Tracking – Unified `statusCode`.
+DHL_STATUS_CODES = status_table(
+    {
+        "pre-transit": S.INFO_RECEIVED,
+        "transit": S.IN_TRANSIT,
+        "delivered": S.DELIVERED,
+        "failure": S.EXCEPTION,
+        "unknown": S.UNKNOWN,  # DHL itself says it does not know
+    }
+)
 
 
 def _location(raw: Mapping[str, Any]) -> Location:
@@ -127,26 +141,14 @@ def parse_shipments_response(tracking_number: str, payload: object) -> TrackResu
 
 
 def result_from_response(tracking_number: str, response: httpx.Response) -> TrackResult:
-    status = response.status_code
-    if status == 200:
-        return parse_shipments_response(tracking_number, decode_json(response, CODE))
-    detail = error_detail(response)
-    raise_for_carrier_wide(response, CODE, detail)
-    if status in (401, 403):
-        raise AuthError(
-            f"API key refused (HTTP {status}: {detail or 'unauthorized'}); check DHL_API_KEY",
-            carrier=CODE,
-            status_code=status,
-        )
-    if status == 404:
-        return TrackResult.not_found(tracking_number, detail or None)
-    if status == 400:
-        error = InvalidNumberError(detail or "invalid tracking number", carrier=CODE)
-        return TrackResult.failed(tracking_number, error)
-    raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
+    def parse(payload: object) -> list[TrackResult]:
+        return [parse_shipments_response(tracking_number, payload)]
+
+    [result] = track_results(response, [tracking_number], provider=CODE, parse=parse, hints=HINTS)
+    return result
 
 
-class DhlCarrier(Carrier):
+class DhlProvider(Provider):
     code = CODE
     name = "DHL"
     max_batch = 1
@@ -176,3 +178,23 @@ class DhlCarrier(Carrier):
         """The cheapest authenticated call DHL has: a lookup (any answer but 401/403, 429
         or 5xx proves the key). It spends one call of the daily quota."""
         result_from_response(CHECK_NUMBER, await self._get(CHECK_NUMBER))
+
+
+def _build(connection: Connection, client: httpx.AsyncClient) -> Provider:
+    return DhlProvider(
+        client=client,
+        base_url=connection.base_url,
+        api_key=connection.credentials["dhl_api_key"],
+        timeout=connection.timeout,
+    )
+
+
+PROVIDER = ProviderSpec(
+    provider_class=DhlProvider,
+    credentials=(Credential("dhl_api_key"),),
+    base_url="https://api-eu.dhl.com",
+    max_concurrency=1,
+    rate_limit=1.0,
+    status_tables={"status codes": DHL_STATUS_CODES},
+    build=_build,
+)

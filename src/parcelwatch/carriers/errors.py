@@ -6,8 +6,12 @@
     │   ├── RateLimitedError        429; `retry_after` seconds when the carrier said
     │   └── UnavailableError        5xx, timeout, connection refused or reset
     ├── BadResponseError            a body we cannot understand (malformed JSON, wrong shape)
+    ├── BatchRefusedError           a request for several numbers refused for one of them
     └── NumberError                 about one tracking number only
         └── InvalidNumberError      the carrier rejects the number's format
+
+A `BatchRefusedError` is never retried as it is: the sync engine tracks the batch's numbers
+one by one, each within the budget, so the bad number fails alone.
 
 A number the carrier does not know is not an error: it is a `TrackResult` with outcome
 `NOT_FOUND`.
@@ -18,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "BadResponseError",
+    "BatchRefusedError",
     "CarrierError",
     "CarrierWideError",
     "InvalidNumberError",
@@ -72,6 +77,11 @@ class UnavailableError(CarrierWideError):
 
 class BadResponseError(CarrierError):
     retryable = True
+
+
+class BatchRefusedError(CarrierError):
+    """The carrier refused a multi-number request because of its content (FedEx answers one
+    empty number with a 400 for the whole request): no number was answered."""
 
 
 class NumberError(CarrierError):

@@ -11,8 +11,9 @@ Quirks:
 - scan times carry their offset (`2024-08-20T12:41:57-04:00`); a rare naive one falls under
   the shared time policy (read as UTC, offset unknown);
 - the status is `latestStatusDetail.code` (detailed) with `derivedCode` as fallback;
-- a 400 for a whole multi-number request (e.g. one empty number) is retried number by
-  number, so one bad number cannot fail the other 29;
+- a 400 for a whole multi-number request (e.g. one empty number) raises
+  `BatchRefusedError`: the sync engine then tracks the numbers one by one, each request
+  within the provider's budget, so one bad number cannot fail the other 29;
 - tokens last 60 minutes and token requests are throttled per IP: the cache matters.
 """
 
@@ -24,15 +25,11 @@ from typing import Any
 
 import httpx
 
-from parcelwatch.carriers.base import TrackResult
+from parcelwatch.carriers.base import Connection, Credential, Provider, ProviderSpec, TrackResult
 from parcelwatch.carriers.catalog import public_tracking_url
-from parcelwatch.carriers.errors import (
-    AuthError,
-    BadResponseError,
-    InvalidNumberError,
-)
-from parcelwatch.carriers.http import decode_json, error_detail, raise_for_carrier_wide
-from parcelwatch.carriers.oauth import OAuthCarrier
+from parcelwatch.carriers.errors import BadResponseError, InvalidNumberError
+from parcelwatch.carriers.http import ResponseHints, track_results
+from parcelwatch.carriers.oauth import OAuthProvider
 from parcelwatch.carriers.parsing import (
     as_dict,
     as_list,
@@ -45,15 +42,15 @@ from parcelwatch.carriers.parsing import (
     text,
     to_utc,
 )
-from parcelwatch.carriers.statuses import (
-    FEDEX_DERIVED_CODES,
-    FEDEX_STATUS_CODES,
-    normalize_status,
-)
+from parcelwatch.carriers.statuses import normalize_status, status_table
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
+from parcelwatch.domain import ShipmentStatus as S
 
 __all__ = [
-    "FedexCarrier",
+    "FEDEX_DERIVED_CODES",
+    "FEDEX_STATUS_CODES",
+    "PROVIDER",
+    "FedexProvider",
     "choose_track_result",
     "parse_scan_event",
     "parse_track_result",
@@ -67,6 +64,79 @@ NOT_FOUND_CODES = frozenset({"TRACKING.TRACKINGNUMBER.NOTFOUND"})
 INVALID_CODES = frozenset({"TRACKING.TRACKINGNUMBER.INVALID", "TRACKING.TRACKINGNUMBER.EMPTY"})
 SHIP_TYPES = ("SHIP", "ACTUAL_PICKUP", "ACTUAL_TENDER")
 _OLDEST = datetime.min.replace(tzinfo=UTC)
+HINTS = ResponseHints(not_found_on_404=False)  # unknown numbers come inside a 200
+
+# FedEx Track v1 `latestStatusDetail.code` and `scanEvents[].eventType`.
+FEDEX_STATUS_CODES = status_table(
+    {
+        "AA": S.IN_TRANSIT,  # At airport
+        "AC": S.IN_TRANSIT,  # At Canada Post facility
+        "AD": S.IN_TRANSIT,  # At delivery
+        "AE": S.IN_TRANSIT,  # Shipment arriving early
+        "AF": S.IN_TRANSIT,  # At local FedEx facility
+        "AO": S.IN_TRANSIT,  # Shipment arriving on time
+        "AP": S.IN_TRANSIT,  # At pickup
+        "AR": S.IN_TRANSIT,  # Arrived at FedEx location
+        "AX": S.IN_TRANSIT,  # At USPS facility
+        "CA": S.CANCELLED,  # Shipment cancelled
+        "CC": S.IN_TRANSIT,  # Cleared customs
+        "CD": S.EXCEPTION,  # Clearance delay
+        "CH": S.IN_TRANSIT,  # Location changed
+        "CP": S.IN_TRANSIT,  # Clearance in progress
+        "DD": S.EXCEPTION,  # Delivery delay
+        "DE": S.EXCEPTION,  # Delivery exception
+        "DL": S.DELIVERED,  # Delivered
+        "DP": S.IN_TRANSIT,  # Departed FedEx location
+        "DR": S.IN_TRANSIT,  # Vehicle furnished but not used
+        "DS": S.IN_TRANSIT,  # Vehicle dispatched
+        "DY": S.EXCEPTION,  # Delay
+        "EA": S.IN_TRANSIT,  # Enroute to airport
+        "ED": S.IN_TRANSIT,  # Enroute to delivery
+        "EO": S.IN_TRANSIT,  # Enroute to origin airport
+        "EP": S.IN_TRANSIT,  # Enroute to pickup
+        "FD": S.IN_TRANSIT,  # At FedEx destination
+        "HL": S.AVAILABLE_FOR_PICKUP,  # Hold at location
+        "HP": S.AVAILABLE_FOR_PICKUP,  # Ready for recipient pickup
+        "IN": S.INFO_RECEIVED,  # Initiated
+        "IT": S.IN_TRANSIT,  # In transit
+        "IX": S.IN_TRANSIT,  # In transit (see details)
+        "LO": S.IN_TRANSIT,  # Left origin
+        "OC": S.INFO_RECEIVED,  # Shipment information sent to FedEx
+        "OD": S.OUT_FOR_DELIVERY,  # On FedEx vehicle for delivery
+        "OF": S.IN_TRANSIT,  # At FedEx origin facility
+        "PD": S.EXCEPTION,  # Pickup delay
+        "PF": S.IN_TRANSIT,  # Plane in flight
+        "PL": S.IN_TRANSIT,  # Plane landed
+        "PM": S.IN_TRANSIT,  # In progress
+        "PU": S.IN_TRANSIT,  # Picked up
+        "PX": S.IN_TRANSIT,  # Picked up (see details)
+        "RS": S.RETURNING_TO_SENDER,  # Return to shipper
+        "SE": S.EXCEPTION,  # Shipment exception
+        "SF": S.IN_TRANSIT,  # At sort facility
+        "SP": S.IN_TRANSIT,  # Split status
+        "TR": S.IN_TRANSIT,  # Transfer
+    }
+)
+
+
+# FedEx `derivedCode` / `derivedStatusCode`: the simplified status, used when the detailed
+# code is not in the table above.
+FEDEX_DERIVED_CODES = status_table(
+    {
+        "IN": S.INFO_RECEIVED,  # Initiated (label created)
+        "PU": S.IN_TRANSIT,  # Picked up
+        "IT": S.IN_TRANSIT,  # In transit
+        "RL": S.IN_TRANSIT,  # Running late (still moving; the detail says so)
+        "OD": S.OUT_FOR_DELIVERY,  # Out for delivery
+        "HP": S.AVAILABLE_FOR_PICKUP,  # Ready for pickup
+        "DE": S.EXCEPTION,  # Delivery exception
+        "DY": S.EXCEPTION,  # Delay
+        "SE": S.EXCEPTION,  # Shipment exception
+        "DL": S.DELIVERED,  # Delivered
+        "RS": S.RETURNING_TO_SENDER,  # Return to shipper
+        "CA": S.CANCELLED,  # Cancelled
+    }
+)
 
 
 def parse_scan_event(raw: Mapping[str, Any]) -> TrackEvent | None:
@@ -222,24 +292,14 @@ def parse_track_response(numbers: Sequence[str], payload: object) -> list[TrackR
 
 def results_from_response(numbers: Sequence[str], response: httpx.Response) -> list[TrackResult]:
     """Decide one tracking call's outcome per number from its status code and body."""
-    status = response.status_code
-    if status == 200:
-        return parse_track_response(numbers, decode_json(response, CODE))
-    detail = error_detail(response)
-    raise_for_carrier_wide(response, CODE, detail)
-    if status in (401, 403):
-        raise AuthError(
-            f"tracking call refused (HTTP {status}: {detail or 'unauthorized'})",
-            carrier=CODE,
-            status_code=status,
-        )
-    if status == 400:
-        error = InvalidNumberError(detail or "invalid tracking number", carrier=CODE)
-        return [TrackResult.failed(numbers[0], error)]
-    raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
+
+    def parse(payload: object) -> list[TrackResult]:
+        return parse_track_response(numbers, payload)
+
+    return track_results(response, numbers, provider=CODE, parse=parse, hints=HINTS)
 
 
-class FedexCarrier(OAuthCarrier):
+class FedexProvider(OAuthProvider):
     code = CODE
     name = "FedEx"
     max_batch = MAX_BATCH
@@ -268,9 +328,25 @@ class FedexCarrier(OAuthCarrier):
             "trackingInfo": [{"trackingNumberInfo": {"trackingNumber": n}} for n in numbers],
         }
         response = await self.authorized("POST", "/track/v1/trackingnumbers", json=body)
-        if response.status_code == 400 and len(numbers) > 1:
-            results = []
-            for number in numbers:
-                results.extend(await self.track([number], carrier=carrier))
-            return results
         return results_from_response(numbers, response)
+
+
+def _build(connection: Connection, client: httpx.AsyncClient) -> Provider:
+    return FedexProvider(
+        client=client,
+        base_url=connection.base_url,
+        client_id=connection.credentials["fedex_api_key"],
+        client_secret=connection.credentials["fedex_secret_key"],
+        timeout=connection.timeout,
+    )
+
+
+PROVIDER = ProviderSpec(
+    provider_class=FedexProvider,
+    credentials=(Credential("fedex_api_key", secret=False), Credential("fedex_secret_key")),
+    base_url="https://apis.fedex.com",
+    max_concurrency=4,
+    rate_limit=20.0,
+    status_tables={"status codes": FEDEX_STATUS_CODES, "derived codes": FEDEX_DERIVED_CODES},
+    build=_build,
+)

@@ -1,4 +1,5 @@
-"""HTTP plumbing every carrier shares: URLs, one timed request, Retry-After, JSON bodies.
+"""HTTP plumbing every provider shares: URLs, one timed request, Retry-After, JSON bodies,
+and `track_results`, the one place an HTTP status and body become results or errors.
 
 Only the network shell of a carrier module uses this; `parse_*` functions never do.
 Error messages name the HTTP status and the carrier's own error code or text, never a
@@ -8,14 +9,20 @@ credential (credentials travel in headers and form bodies, which are never echoe
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
+from parcelwatch.carriers.base import TrackResult
 from parcelwatch.carriers.errors import (
+    AuthError,
     BadResponseError,
+    BatchRefusedError,
+    InvalidNumberError,
     RateLimitedError,
     UnavailableError,
 )
@@ -24,6 +31,7 @@ from parcelwatch.logs import redact
 from parcelwatch.ops.metrics import CARRIER_API_CALLS
 
 __all__ = [
+    "ResponseHints",
     "api_url",
     "decode_json",
     "describe_error",
@@ -31,6 +39,7 @@ __all__ = [
     "parse_retry_after",
     "raise_for_carrier_wide",
     "send",
+    "track_results",
 ]
 
 
@@ -72,14 +81,14 @@ async def send(
             response = await client.request(method, url, timeout=time_limit, **kwargs)
     except (httpx.TransportError, TimeoutError) as error:
         if _timed_out(error):
-            CARRIER_API_CALLS.labels(carrier=carrier, outcome="timeout").inc()
+            CARRIER_API_CALLS.labels(provider=carrier, outcome="timeout").inc()
             raise UnavailableError(f"no answer within {time_limit:g}s", carrier=carrier) from None
-        CARRIER_API_CALLS.labels(carrier=carrier, outcome="unavailable").inc()
+        CARRIER_API_CALLS.labels(provider=carrier, outcome="unavailable").inc()
         cause = error.__cause__ or error  # the transport's own error names what broke
         raise UnavailableError(
             f"connection failed ({type(cause).__name__})", carrier=carrier
         ) from None
-    CARRIER_API_CALLS.labels(carrier=carrier, outcome=_outcome(response.status_code)).inc()
+    CARRIER_API_CALLS.labels(provider=carrier, outcome=_outcome(response.status_code)).inc()
     return response
 
 
@@ -165,3 +174,51 @@ def error_detail(response: httpx.Response) -> str:
     except ValueError:
         return ""
     return redact(describe_error(payload))[:200]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHints:
+    """How one provider words and reads its error answers, for `track_results`."""
+
+    refused: str = "tracking call refused"  # what a 401/403 refused
+    auth_hint: str | None = None  # what to check then, e.g. "check DHL_API_KEY"
+    invalid: str = "invalid tracking number"  # a 400 without detail
+    not_found_on_404: bool = True  # False: a 404 is unexpected (FedEx reports in a 200)
+
+
+def track_results(
+    response: httpx.Response,
+    numbers: Sequence[str],
+    *,
+    provider: str,
+    parse: Callable[[object], list[TrackResult]],
+    hints: ResponseHints,
+) -> list[TrackResult]:
+    """One tracking call's outcome for `numbers`, from its status and body: a 200 body goes
+    to the provider's `parse`; 429 and 5xx raise carrier-wide errors; 401/403 `AuthError`;
+    404 is not found; 400 an invalid number (`BatchRefusedError` when it refused several);
+    anything else `BadResponseError`."""
+    status = response.status_code
+    if status == 200:
+        return parse(decode_json(response, provider))
+    detail = error_detail(response)
+    raise_for_carrier_wide(response, provider, detail)
+    if status in (401, 403):
+        hint = f"; {hints.auth_hint}" if hints.auth_hint else ""
+        raise AuthError(
+            f"{hints.refused} (HTTP {status}: {detail or 'unauthorized'}){hint}",
+            carrier=provider,
+            status_code=status,
+        )
+    if status == 400 and len(numbers) > 1:
+        raise BatchRefusedError(
+            f"request for {len(numbers)} numbers refused (HTTP 400: {detail or 'bad request'})",
+            carrier=provider,
+            status_code=status,
+        )
+    if len(numbers) == 1 and status == 404 and hints.not_found_on_404:
+        return [TrackResult.not_found(numbers[0], detail or None)]
+    if len(numbers) == 1 and status == 400:
+        error = InvalidNumberError(detail or hints.invalid, carrier=provider)
+        return [TrackResult.failed(numbers[0], error)]
+    raise BadResponseError(f"unexpected HTTP {status}", carrier=provider, status_code=status)

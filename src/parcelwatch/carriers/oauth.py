@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from parcelwatch.carriers.base import Carrier
+from parcelwatch.carriers.base import Provider
 from parcelwatch.carriers.errors import AuthError, BadResponseError
 from parcelwatch.carriers.http import (
     api_url,
@@ -28,7 +28,7 @@ from parcelwatch.carriers.http import (
 )
 from parcelwatch.carriers.parsing import as_dict, text
 
-__all__ = ["OAuthCarrier", "Token", "TokenCache", "parse_token"]
+__all__ = ["OAuthProvider", "Token", "TokenCache", "parse_token"]
 
 DEFAULT_LIFETIME = 600.0  # seconds, when a token response has no usable `expires_in`
 MAX_EARLY_REFRESH = 60.0  # refresh at most this many seconds before expiry
@@ -118,7 +118,7 @@ def parse_token(payload: object, carrier: str) -> Token:
     return Token(value=value, expires_in=lifetime, scope=text(body.get("scope")))
 
 
-class OAuthCarrier(Carrier):
+class OAuthProvider(Provider):
     """A carrier whose API takes an OAuth2 bearer token (USPS, UPS, FedEx)."""
 
     token_path: ClassVar[str]

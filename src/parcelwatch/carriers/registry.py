@@ -1,21 +1,20 @@
-"""The one place providers are listed: which are configured, and which tracks a carrier.
+"""Which providers are configured, which tracks a carrier, and building them from settings.
 
 A shipment's *carrier* moves the parcel (`usps`, `canada_post`, ...); its *provider* is the
 API asked. `TRACKING_API_PROVIDER` decides:
 - `auto` (default): the carrier's own API when its credentials are set, else ShipEngine
   when `SHIPENGINE_API_KEY` is set;
-- `direct`: only the carriers' own APIs (USPS, UPS, FedEx, DHL);
+- `direct`: only the carriers' own APIs (the providers whose spec is `direct`);
 - `shipengine`: everything through ShipEngine.
 A provider is configured when its credentials are set. The sync engine asks
-`provider_for(carrier)` and never branches on a carrier's name.
-
-Adding a provider: one module and one `ProviderSpec` line below.
+`provider_for(carrier)` and never branches on a carrier's name. The providers themselves
+are listed once, in `carriers/providers.py`.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -23,119 +22,55 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from pydantic import SecretStr
 
-from parcelwatch.carriers.base import Carrier
-from parcelwatch.carriers.catalog import CARRIERS, DIRECT_CARRIERS
-from parcelwatch.carriers.dhl import DhlCarrier
-from parcelwatch.carriers.fedex import FedexCarrier
-from parcelwatch.carriers.shipengine import ShipEngineCarrier
-from parcelwatch.carriers.ups import UpsCarrier
-from parcelwatch.carriers.usps import UspsCarrier
+from parcelwatch.carriers.base import Connection, Credential, Provider, ProviderSpec
+from parcelwatch.carriers.catalog import CARRIERS
+from parcelwatch.carriers.providers import PROVIDERS, provider_spec
 from parcelwatch.config import Settings
 
 __all__ = [
-    "PROVIDERS",
-    "CarrierRegistry",
+    "DIRECT_CARRIERS",
     "CarrierStatus",
-    "ProviderSpec",
+    "ProviderRegistry",
     "Routing",
+    "budget",
+    "connection",
+    "credential",
+    "missing_credentials",
     "open_registry",
 ]
 
 SHIPENGINE = "shipengine"
+# The carriers that have their own API client; the rest go through ShipEngine.
+DIRECT_CARRIERS = tuple(spec.code for spec in PROVIDERS if spec.direct)
 
 
-def _secret(settings: Settings, field: str) -> str:
-    value = getattr(settings, field)
+def credential(settings: Settings, item: Credential) -> str:
+    """The credential's value, stripped; "" when unset."""
+    value = getattr(settings, item.setting)
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     return value.strip() if isinstance(value, str) else ""
 
 
-def _timeout(settings: Settings) -> float:
-    return settings.auto_update_individual_timeout.total_seconds()
+def missing_credentials(spec: ProviderSpec, settings: Settings) -> list[str]:
+    """The provider's environment variables still unset, e.g. `["USPS_CLIENT_SECRET"]`."""
+    return [item.variable for item in spec.credentials if not credential(settings, item)]
 
 
-def _usps(settings: Settings, client: httpx.AsyncClient) -> Carrier:
-    return UspsCarrier(
-        client=client,
-        base_url=settings.usps_base_url,
-        client_id=_secret(settings, "usps_client_id"),
-        client_secret=_secret(settings, "usps_client_secret"),
-        timeout=_timeout(settings),
+def connection(spec: ProviderSpec, settings: Settings) -> Connection:
+    """What `spec.build` needs from the settings."""
+    return Connection(
+        base_url=str(getattr(settings, spec.base_url_setting)),
+        credentials={item.setting: credential(settings, item) for item in spec.credentials},
+        timeout=settings.auto_update_individual_timeout.total_seconds(),
     )
 
 
-def _ups(settings: Settings, client: httpx.AsyncClient) -> Carrier:
-    return UpsCarrier(
-        client=client,
-        base_url=settings.ups_base_url,
-        client_id=_secret(settings, "ups_client_id"),
-        client_secret=_secret(settings, "ups_client_secret"),
-        timeout=_timeout(settings),
-    )
-
-
-def _fedex(settings: Settings, client: httpx.AsyncClient) -> Carrier:
-    return FedexCarrier(
-        client=client,
-        base_url=settings.fedex_base_url,
-        client_id=_secret(settings, "fedex_api_key"),
-        client_secret=_secret(settings, "fedex_secret_key"),
-        timeout=_timeout(settings),
-    )
-
-
-def _dhl(settings: Settings, client: httpx.AsyncClient) -> Carrier:
-    return DhlCarrier(
-        client=client,
-        base_url=settings.dhl_base_url,
-        api_key=_secret(settings, "dhl_api_key"),
-        timeout=_timeout(settings),
-    )
-
-
-def _shipengine(settings: Settings, client: httpx.AsyncClient) -> Carrier:
-    return ShipEngineCarrier(
-        client=client,
-        base_url=settings.shipengine_base_url,
-        api_key=_secret(settings, "shipengine_api_key"),
-        timeout=_timeout(settings),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderSpec:
-    carrier_class: type[Carrier]
-    credential_fields: tuple[str, ...]  # Settings fields that must all be set
-    build: Callable[[Settings, httpx.AsyncClient], Carrier]
-
-    @property
-    def code(self) -> str:
-        return self.carrier_class.code
-
-    @property
-    def name(self) -> str:
-        return self.carrier_class.name
-
-    @property
-    def max_batch(self) -> int:
-        return self.carrier_class.max_batch
-
-    def missing(self, settings: Settings) -> list[str]:
-        """The environment variables still unset, e.g. `["USPS_CLIENT_SECRET"]`."""
-        return [f.upper() for f in self.credential_fields if not _secret(settings, f)]
-
-
-PROVIDERS: dict[str, ProviderSpec] = {
-    spec.code: spec
-    for spec in (
-        ProviderSpec(UspsCarrier, ("usps_client_id", "usps_client_secret"), _usps),
-        ProviderSpec(UpsCarrier, ("ups_client_id", "ups_client_secret"), _ups),
-        ProviderSpec(FedexCarrier, ("fedex_api_key", "fedex_secret_key"), _fedex),
-        ProviderSpec(DhlCarrier, ("dhl_api_key",), _dhl),
-        ProviderSpec(ShipEngineCarrier, ("shipengine_api_key",), _shipengine),
-    )
-}
+def budget(spec: ProviderSpec, settings: Settings) -> tuple[int, float]:
+    """The engine's budget for a provider: (max concurrency, requests per second)."""
+    concurrency = int(getattr(settings, spec.concurrency_setting))
+    rate = float(getattr(settings, spec.rate_setting))
+    return concurrency, rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +92,7 @@ class Routing:
         self.settings = settings
         self.mode = settings.tracking_api_provider
         self.configured = frozenset(
-            code for code, spec in PROVIDERS.items() if not spec.missing(settings)
+            spec.code for spec in PROVIDERS if not missing_credentials(spec, settings)
         )
 
     def provider_code_for(self, carrier_code: str) -> str | None:
@@ -179,7 +114,7 @@ class Routing:
         if self.mode == SHIPENGINE:
             return "TRACKING_API_PROVIDER=shipengine but SHIPENGINE_API_KEY is not set"
         if carrier in DIRECT_CARRIERS:
-            unset = " and ".join(PROVIDERS[carrier].missing(self.settings))
+            unset = " and ".join(missing_credentials(provider_spec(carrier), self.settings))
             if self.mode == "direct":
                 return f"{unset} not set (TRACKING_API_PROVIDER=direct)"
             return f"{unset} not set, and no SHIPENGINE_API_KEY to fall back on"
@@ -205,7 +140,7 @@ class Routing:
                     name=info.name,
                     configured=provider is not None,
                     provider=provider,
-                    max_batch=PROVIDERS[provider].max_batch if provider else None,
+                    max_batch=provider_spec(provider).max_batch if provider else None,
                     reason=self.unconfigured_reason(code),
                 )
             )
@@ -213,12 +148,10 @@ class Routing:
 
     def limits(self, provider: str) -> tuple[int, float]:
         """The engine's budget for a provider: (max concurrency, requests per second)."""
-        concurrency = int(getattr(self.settings, f"{provider}_max_concurrency"))
-        rate = float(getattr(self.settings, f"{provider}_rate_limit"))
-        return concurrency, rate
+        return budget(provider_spec(provider), self.settings)
 
 
-class CarrierRegistry(Routing):
+class ProviderRegistry(Routing):
     """The configured providers, each built over an `httpx.AsyncClient`.
 
     `client` is shared by every provider; `clients` (by provider code) overrides it for the
@@ -236,12 +169,14 @@ class CarrierRegistry(Routing):
         super().__init__(settings)
         self.client = client
         own = clients or {}
-        self.providers: dict[str, Carrier] = {
-            code: PROVIDERS[code].build(settings, own.get(code, client))
+        self.providers: dict[str, Provider] = {
+            code: provider_spec(code).build(
+                connection(provider_spec(code), settings), own.get(code, client)
+            )
             for code in sorted(self.configured)
         }
 
-    def provider_for(self, carrier_code: str) -> Carrier | None:
+    def provider_for(self, carrier_code: str) -> Provider | None:
         """The provider that tracks the carrier's shipments, or None (see
         `unconfigured_reason`)."""
         code = self.provider_code_for(carrier_code)
@@ -272,10 +207,10 @@ def _client(tls: ssl.SSLContext, max_connections: int | None = None) -> httpx.As
 @asynccontextmanager
 async def open_registry(
     settings: Settings, client: httpx.AsyncClient | None = None
-) -> AsyncIterator[CarrierRegistry]:
+) -> AsyncIterator[ProviderRegistry]:
     """A registry over `client`, or over new clients closed on exit (commands, the engine)."""
     if client is not None:
-        yield CarrierRegistry(settings, client)
+        yield ProviderRegistry(settings, client)
         return
     routing = Routing(settings)
     tls = httpx.create_ssl_context()  # one for all: each reads the whole CA bundle
@@ -287,4 +222,4 @@ async def open_registry(
             )  # +1: a token fetch
             for code in sorted(routing.configured)
         }
-        yield CarrierRegistry(settings, shared, own)
+        yield ProviderRegistry(settings, shared, own)

@@ -24,15 +24,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from parcelwatch.carriers.base import Carrier, TrackResult
+from parcelwatch.carriers.base import Connection, Credential, Provider, ProviderSpec, TrackResult
 from parcelwatch.carriers.catalog import CARRIERS, carrier_info, public_tracking_url
-from parcelwatch.carriers.errors import AuthError, BadResponseError, InvalidNumberError
+from parcelwatch.carriers.errors import BadResponseError
 from parcelwatch.carriers.http import (
+    ResponseHints,
     api_url,
     decode_json,
     error_detail,
-    raise_for_carrier_wide,
     send,
+    track_results,
 )
 from parcelwatch.carriers.parsing import (
     as_dict,
@@ -44,19 +45,18 @@ from parcelwatch.carriers.parsing import (
     text,
     to_utc,
 )
-from parcelwatch.carriers.statuses import (
-    SHIPENGINE_DETAIL_CODES,
-    SHIPENGINE_STATUS_CODES,
-    lookup,
-    normalize_status,
-)
+from parcelwatch.carriers.statuses import lookup, normalize_status, status_table
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
+from parcelwatch.domain import ShipmentStatus as S
 
 __all__ = [
+    "PROVIDER",
+    "SHIPENGINE_DETAIL_CODES",
+    "SHIPENGINE_STATUS_CODES",
     "WEBHOOK_SECRET_HEADER",
     "WebhookRegistration",
     "webhook_request",
-    "ShipEngineCarrier",
+    "ShipEngineProvider",
     "TrackEventPush",
     "carrier_from_shipengine_code",
     "parse_event",
@@ -71,6 +71,36 @@ WEBHOOK_SECRET_HEADER = "x-parcelwatch-webhook-secret"
 CHECK_CARRIER, CHECK_NUMBER = "usps", "0000000000"
 # v1 webhooks say API_TRACK; the v2 ShipStation API says TRACK_EVENT_V2 (same data shape).
 TRACK_RESOURCE_TYPES = frozenset({"API_TRACK", "TRACK_EVENT_V2"})
+HINTS = ResponseHints(refused="API key refused", auth_hint="check SHIPENGINE_API_KEY")
+
+# ShipEngine `status_code`.
+SHIPENGINE_STATUS_CODES = status_table(
+    {
+        "UN": S.UNKNOWN,  # Unknown (ShipEngine itself says so)
+        "NY": S.PENDING,  # Not yet in system
+        "AC": S.IN_TRANSIT,  # Accepted
+        "IT": S.IN_TRANSIT,  # In transit
+        "AT": S.DELIVERY_ATTEMPTED,  # Delivery attempt
+        "EX": S.EXCEPTION,  # Exception
+        "SP": S.AVAILABLE_FOR_PICKUP,  # Delivered to a collection location (service point)
+        "DE": S.DELIVERED,  # Delivered
+    }
+)
+
+
+# ShipEngine `status_detail_code`: refines a non-final `status_code` where it says more.
+SHIPENGINE_DETAIL_CODES = status_table(
+    {
+        "SHIPMENT_CREATED": S.INFO_RECEIVED,
+        "AWAITING_PICKUP_DROP_OFF": S.INFO_RECEIVED,
+        "ELEC_ADVICE_RECD_BY_CARRIER": S.INFO_RECEIVED,
+        "OUT_FOR_DELIVERY": S.OUT_FOR_DELIVERY,
+        "ATTEMPTED_DELIVERY": S.DELIVERY_ATTEMPTED,
+        "ATTEMPTED_DELIVERY_FINAL": S.DELIVERY_ATTEMPTED,
+        "CUSTOMER_CARDED": S.DELIVERY_ATTEMPTED,
+        "AWAITING_COLLECTION_FROM_PICKUP_POINT": S.AVAILABLE_FOR_PICKUP,
+    }
+)
 
 
 def shipengine_carrier_code(carrier: str) -> str:
@@ -209,25 +239,11 @@ def result_from_payload(tracking_number: str, payload: object, *, carrier: str) 
 def result_from_response(
     tracking_number: str, response: httpx.Response, *, carrier: str
 ) -> TrackResult:
-    status = response.status_code
-    if status == 200:
-        payload = decode_json(response, CODE)
-        return result_from_payload(tracking_number, payload, carrier=carrier)
-    detail = error_detail(response)
-    raise_for_carrier_wide(response, CODE, detail)
-    if status in (401, 403):
-        raise AuthError(
-            f"API key refused (HTTP {status}: {detail or 'unauthorized'}); "
-            "check SHIPENGINE_API_KEY",
-            carrier=CODE,
-            status_code=status,
-        )
-    if status == 404:
-        return TrackResult.not_found(tracking_number, detail or None)
-    if status == 400:
-        error = InvalidNumberError(detail or "invalid tracking number", carrier=CODE)
-        return TrackResult.failed(tracking_number, error)
-    raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
+    def parse(payload: object) -> list[TrackResult]:
+        return [result_from_payload(tracking_number, payload, carrier=carrier)]
+
+    [result] = track_results(response, [tracking_number], provider=CODE, parse=parse, hints=HINTS)
+    return result
 
 
 def webhook_request(url: str, secret: str | None = None) -> dict[str, Any]:
@@ -246,7 +262,7 @@ class WebhookRegistration:
     created: bool  # False: this exact webhook was already registered
 
 
-class ShipEngineCarrier(Carrier):
+class ShipEngineProvider(Provider):
     code = CODE
     name = "ShipEngine"
     max_batch = 1
@@ -323,3 +339,27 @@ class ShipEngineCarrier(Carrier):
             carrier=CODE,
             status_code=response.status_code,
         )
+
+
+def _build(connection: Connection, client: httpx.AsyncClient) -> Provider:
+    return ShipEngineProvider(
+        client=client,
+        base_url=connection.base_url,
+        api_key=connection.credentials["shipengine_api_key"],
+        timeout=connection.timeout,
+    )
+
+
+PROVIDER = ProviderSpec(
+    provider_class=ShipEngineProvider,
+    credentials=(Credential("shipengine_api_key"),),
+    base_url="https://api.shipengine.com",
+    max_concurrency=3,
+    rate_limit=3.0,  # 200 requests a minute
+    status_tables={
+        "status codes": SHIPENGINE_STATUS_CODES,
+        "detail codes": SHIPENGINE_DETAIL_CODES,
+    },
+    build=_build,
+    direct=False,  # tracks any carrier ShipEngine knows
+)

@@ -22,11 +22,11 @@ from urllib.parse import quote
 
 import httpx
 
-from parcelwatch.carriers.base import TrackResult
+from parcelwatch.carriers.base import Connection, Credential, Provider, ProviderSpec, TrackResult
 from parcelwatch.carriers.catalog import public_tracking_url
-from parcelwatch.carriers.errors import AuthError, BadResponseError, InvalidNumberError
-from parcelwatch.carriers.http import decode_json, error_detail, raise_for_carrier_wide
-from parcelwatch.carriers.oauth import OAuthCarrier
+from parcelwatch.carriers.errors import BadResponseError
+from parcelwatch.carriers.http import ResponseHints, track_results
+from parcelwatch.carriers.oauth import OAuthProvider
 from parcelwatch.carriers.parsing import (
     as_dict,
     as_list,
@@ -39,10 +39,19 @@ from parcelwatch.carriers.parsing import (
     settle_return,
     text,
 )
-from parcelwatch.carriers.statuses import UPS_STATUS_CODES, UPS_STATUS_TYPES, normalize_status
+from parcelwatch.carriers.statuses import normalize_status, status_table
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
+from parcelwatch.domain import ShipmentStatus as S
 
-__all__ = ["UpsCarrier", "parse_activity", "parse_package", "parse_track_response"]
+__all__ = [
+    "PROVIDER",
+    "UPS_STATUS_CODES",
+    "UPS_STATUS_TYPES",
+    "UpsProvider",
+    "parse_activity",
+    "parse_package",
+    "parse_track_response",
+]
 
 CODE = "ups"
 NOT_FOUND_WARNINGS = frozenset({"TW0001"})
@@ -53,6 +62,44 @@ TRACK_PARAMS = {
     "returnMilestones": "false",
     "returnPOD": "false",
 }
+HINTS = ResponseHints(invalid="invalid inquiry number")
+
+# UPS Track v1 `status.type` (currentStatus and activity): the primary table.
+UPS_STATUS_TYPES = status_table(
+    {
+        "M": S.INFO_RECEIVED,  # Manifest pickup: label created, UPS has not the package
+        "MV": S.CANCELLED,  # Manifest / billing information voided
+        "P": S.IN_TRANSIT,  # Pickup
+        "I": S.IN_TRANSIT,  # In transit
+        "O": S.OUT_FOR_DELIVERY,  # Out for delivery
+        "X": S.EXCEPTION,  # Exception
+        "RS": S.RETURNED,  # Returned to shipper
+        "D": S.DELIVERED,  # Delivered
+        "DO": S.DELIVERED,  # Delivered origin CFS (freight)
+        "DD": S.DELIVERED,  # Delivered destination CFS (freight)
+        "W": S.IN_TRANSIT,  # Warehousing
+        "NA": S.UNKNOWN,  # Not available (UPS itself says it does not know)
+    }
+)
+
+
+# UPS three-digit `status.statusCode`, only the codes that say more than the type (the
+# ones equal to a type, such as 003 = M or 011 = D, are left to the type table).
+UPS_STATUS_CODES = status_table(
+    {
+        "017": S.AVAILABLE_FOR_PICKUP,  # Held for customer pickup
+        "021": S.OUT_FOR_DELIVERY,  # On vehicle for delivery
+        "022": S.DELIVERY_ATTEMPTED,  # First attempt made
+        "023": S.DELIVERY_ATTEMPTED,  # Second attempt made
+        "024": S.DELIVERY_ATTEMPTED,  # Final attempt made
+        "033": S.RETURNING_TO_SENDER,  # Return to sender requested
+        "034": S.RETURNED,  # Returned to sender
+        "035": S.RETURNING_TO_SENDER,  # Returning to sender
+        "036": S.RETURNING_TO_SENDER,  # Returning to sender: in transit
+        "037": S.RETURNING_TO_SENDER,  # Returning to sender: left UPS facility
+        "040": S.AVAILABLE_FOR_PICKUP,  # Delivered to UPS Access Point, awaiting pickup
+    }
+)
 
 
 def _status(raw_status: Mapping[str, Any]) -> ShipmentStatus:
@@ -164,26 +211,14 @@ def parse_track_response(tracking_number: str, payload: object) -> TrackResult:
 
 
 def result_from_response(tracking_number: str, response: httpx.Response) -> TrackResult:
-    status = response.status_code
-    if status == 200:
-        return parse_track_response(tracking_number, decode_json(response, CODE))
-    detail = error_detail(response)
-    raise_for_carrier_wide(response, CODE, detail)
-    if status in (401, 403):
-        raise AuthError(
-            f"tracking call refused (HTTP {status}: {detail or 'unauthorized'})",
-            carrier=CODE,
-            status_code=status,
-        )
-    if status == 404:
-        return TrackResult.not_found(tracking_number, detail or None)
-    if status == 400:
-        error = InvalidNumberError(detail or "invalid inquiry number", carrier=CODE)
-        return TrackResult.failed(tracking_number, error)
-    raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
+    def parse(payload: object) -> list[TrackResult]:
+        return [parse_track_response(tracking_number, payload)]
+
+    [result] = track_results(response, [tracking_number], provider=CODE, parse=parse, hints=HINTS)
+    return result
 
 
-class UpsCarrier(OAuthCarrier):
+class UpsProvider(OAuthProvider):
     code = CODE
     name = "UPS"
     max_batch = 1
@@ -206,3 +241,24 @@ class UpsCarrier(OAuthCarrier):
             response = await self.authorized("GET", path, params=TRACK_PARAMS)
             results.append(result_from_response(number, response))
         return results
+
+
+def _build(connection: Connection, client: httpx.AsyncClient) -> Provider:
+    return UpsProvider(
+        client=client,
+        base_url=connection.base_url,
+        client_id=connection.credentials["ups_client_id"],
+        client_secret=connection.credentials["ups_client_secret"],
+        timeout=connection.timeout,
+    )
+
+
+PROVIDER = ProviderSpec(
+    provider_class=UpsProvider,
+    credentials=(Credential("ups_client_id", secret=False), Credential("ups_client_secret")),
+    base_url="https://onlinetools.ups.com",
+    max_concurrency=4,
+    rate_limit=5.0,
+    status_tables={"status types": UPS_STATUS_TYPES, "status codes": UPS_STATUS_CODES},
+    build=_build,
+)

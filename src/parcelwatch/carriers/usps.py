@@ -20,11 +20,11 @@ from urllib.parse import quote
 
 import httpx
 
-from parcelwatch.carriers.base import TrackResult
+from parcelwatch.carriers.base import Connection, Credential, Provider, ProviderSpec, TrackResult
 from parcelwatch.carriers.catalog import public_tracking_url
-from parcelwatch.carriers.errors import AuthError, BadResponseError, InvalidNumberError
-from parcelwatch.carriers.http import decode_json, error_detail, raise_for_carrier_wide
-from parcelwatch.carriers.oauth import OAuthCarrier
+from parcelwatch.carriers.errors import AuthError, BadResponseError
+from parcelwatch.carriers.http import ResponseHints, track_results
+from parcelwatch.carriers.oauth import OAuthProvider
 from parcelwatch.carriers.parsing import (
     as_dict,
     as_list,
@@ -38,15 +38,18 @@ from parcelwatch.carriers.parsing import (
     text,
     to_utc,
 )
-from parcelwatch.carriers.statuses import (
-    USPS_EVENT_CODES,
-    USPS_STATUS_CATEGORIES,
-    lookup,
-    normalize_status,
-)
+from parcelwatch.carriers.statuses import lookup, normalize_status, status_table
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
+from parcelwatch.domain import ShipmentStatus as S
 
-__all__ = ["UspsCarrier", "parse_event", "parse_tracking"]
+__all__ = [
+    "PROVIDER",
+    "USPS_EVENT_CODES",
+    "USPS_STATUS_CATEGORIES",
+    "UspsProvider",
+    "parse_event",
+    "parse_tracking",
+]
 
 CODE = "usps"
 SCOPE_HINT = (
@@ -58,6 +61,75 @@ ETA_FIELDS = (
     "expectedDeliveryDate",
     "predictedDeliveryDate",
     "guaranteedDeliveryDate",
+)
+HINTS = ResponseHints(auth_hint=SCOPE_HINT)
+
+# USPS Tracking v3 `statusCategory` (the category usps.com shows above the scan list).
+USPS_STATUS_CATEGORIES = status_table(
+    {
+        "Pre-Shipment": S.INFO_RECEIVED,
+        "Accepted": S.IN_TRANSIT,
+        "In Transit": S.IN_TRANSIT,
+        "In-Transit": S.IN_TRANSIT,
+        "Out for Delivery": S.OUT_FOR_DELIVERY,
+        "Delivered": S.DELIVERED,
+        "Available for Pickup": S.AVAILABLE_FOR_PICKUP,
+        "Delivery Attempt": S.DELIVERY_ATTEMPTED,
+        "Delivery Attempt: Action Needed": S.DELIVERY_ATTEMPTED,
+        "Alert": S.EXCEPTION,
+    }
+)
+
+
+# USPS Product Tracking & Reporting event codes (`trackingEvents[].eventCode`).
+USPS_EVENT_CODES = status_table(
+    {
+        "01": S.DELIVERED,  # Delivered
+        "02": S.DELIVERY_ATTEMPTED,  # Notice Left
+        "03": S.IN_TRANSIT,  # Accepted / USPS in possession of item
+        "04": S.EXCEPTION,  # Refused
+        "05": S.EXCEPTION,  # Undeliverable as Addressed
+        "06": S.IN_TRANSIT,  # Forwarded
+        "07": S.IN_TRANSIT,  # Arrival at Unit / Arrived at Post Office
+        "08": S.IN_TRANSIT,  # Missent (re-routed by USPS)
+        "09": S.RETURNING_TO_SENDER,  # Return to Sender
+        "10": S.IN_TRANSIT,  # Processed / Arrived at Regional Origin Facility
+        "11": S.EXCEPTION,  # Dead Letter
+        "14": S.AVAILABLE_FOR_PICKUP,  # Arrival at Pickup Point
+        "15": S.IN_TRANSIT,  # Mis-shipped
+        "16": S.AVAILABLE_FOR_PICKUP,  # Available for Pickup
+        "17": S.DELIVERED,  # Picked Up by Agent
+        "21": S.RETURNING_TO_SENDER,  # No Such Number
+        "22": S.RETURNING_TO_SENDER,  # Insufficient Address
+        "23": S.RETURNING_TO_SENDER,  # Moved, Left No Address
+        "24": S.RETURNING_TO_SENDER,  # Forward Expired
+        "25": S.RETURNING_TO_SENDER,  # Addressee Unknown
+        "26": S.RETURNING_TO_SENDER,  # Vacant
+        "27": S.RETURNING_TO_SENDER,  # Unclaimed
+        "28": S.RETURNING_TO_SENDER,  # Deceased
+        "29": S.RETURNING_TO_SENDER,  # Return to Sender, other
+        "31": S.RETURNING_TO_SENDER,  # Return to Sender, not picked up
+        "43": S.DELIVERED,  # Picked Up (at the Post Office)
+        "44": S.RETURNING_TO_SENDER,  # Customer Recall
+        "51": S.DELIVERY_ATTEMPTED,  # Business Closed
+        "52": S.DELIVERY_ATTEMPTED,  # Notice Left (subset)
+        "53": S.DELIVERY_ATTEMPTED,  # Receptacle Blocked
+        "54": S.DELIVERY_ATTEMPTED,  # Notice Left (subset)
+        "55": S.DELIVERY_ATTEMPTED,  # Receptacle Full / Item Oversized
+        "56": S.DELIVERY_ATTEMPTED,  # No Secure Location Available
+        "57": S.DELIVERY_ATTEMPTED,  # No Authorized Recipient Available
+        "A1": S.IN_TRANSIT,  # Arrived at USPS Regional Facility
+        "T1": S.IN_TRANSIT,  # Departed USPS Regional Facility
+        "TL": S.IN_TRANSIT,  # In Transit to Next Facility
+        "SF": S.IN_TRANSIT,  # Departed Post Office
+        "OA": S.IN_TRANSIT,  # Origin Acceptance
+        "OF": S.OUT_FOR_DELIVERY,  # Out for Delivery
+        "GX": S.INFO_RECEIVED,  # Shipping Label Created, USPS Awaiting Item
+        "MA": S.INFO_RECEIVED,  # Pre-Shipment Info Sent to USPS
+        "80": S.IN_TRANSIT,  # Picked Up by Shipping Partner
+        "81": S.IN_TRANSIT,  # Arrived at Shipping Partner Facility
+        "82": S.IN_TRANSIT,  # Departed Shipping Partner Facility
+    }
 )
 
 
@@ -131,27 +203,15 @@ def _signer(raw_events: Sequence[dict[str, Any]]) -> str | None:
 
 def result_from_response(tracking_number: str, response: httpx.Response) -> TrackResult:
     """Decide one tracking call's outcome from its status code and body."""
-    status = response.status_code
-    if status == 200:
-        info = parse_tracking(tracking_number, decode_json(response, CODE))
-        return TrackResult.found(tracking_number, info)
-    detail = error_detail(response)
-    raise_for_carrier_wide(response, CODE, detail)
-    if status in (401, 403):
-        raise AuthError(
-            f"tracking call refused (HTTP {status}: {detail or 'unauthorized'}); {SCOPE_HINT}",
-            carrier=CODE,
-            status_code=status,
-        )
-    if status == 404:
-        return TrackResult.not_found(tracking_number, detail or None)
-    if status == 400:
-        error = InvalidNumberError(detail or "invalid tracking number", carrier=CODE)
-        return TrackResult.failed(tracking_number, error)
-    raise BadResponseError(f"unexpected HTTP {status}", carrier=CODE, status_code=status)
+
+    def parse(payload: object) -> list[TrackResult]:
+        return [TrackResult.found(tracking_number, parse_tracking(tracking_number, payload))]
+
+    [result] = track_results(response, [tracking_number], provider=CODE, parse=parse, hints=HINTS)
+    return result
 
 
-class UspsCarrier(OAuthCarrier):
+class UspsProvider(OAuthProvider):
     code = CODE
     name = "USPS"
     max_batch = 1
@@ -180,3 +240,27 @@ class UspsCarrier(OAuthCarrier):
         token = await self.tokens.get()
         if token.scope is not None and "tracking" not in token.scope.split():
             raise AuthError(f"token issued without the tracking scope; {SCOPE_HINT}", carrier=CODE)
+
+
+def _build(connection: Connection, client: httpx.AsyncClient) -> Provider:
+    return UspsProvider(
+        client=client,
+        base_url=connection.base_url,
+        client_id=connection.credentials["usps_client_id"],
+        client_secret=connection.credentials["usps_client_secret"],
+        timeout=connection.timeout,
+    )
+
+
+PROVIDER = ProviderSpec(
+    provider_class=UspsProvider,
+    credentials=(Credential("usps_client_id", secret=False), Credential("usps_client_secret")),
+    base_url="https://apis.usps.com",
+    max_concurrency=2,
+    rate_limit=1.0 / 60,  # about 60 calls an hour by default
+    status_tables={
+        "status categories": USPS_STATUS_CATEGORIES,
+        "event codes": USPS_EVENT_CODES,
+    },
+    build=_build,
+)

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Engine, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from parcelwatch.carriers.base import Carrier
+from parcelwatch.carriers.base import Provider
 from parcelwatch.carriers.registry import Routing
 from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
@@ -69,7 +69,7 @@ async def run_health(
     engine: Engine,
     options: HealthOptions | None = None,
     *,
-    providers: Mapping[str, Carrier] | None = None,
+    providers: Mapping[str, Provider] | None = None,
     cache: CarrierCheckCache | None = CARRIER_CACHE,
 ) -> HealthReport:
     """Run every check: the database ones in a thread, the carrier ones concurrently."""

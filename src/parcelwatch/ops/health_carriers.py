@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from parcelwatch.carriers.base import Carrier
+from parcelwatch.carriers.base import Provider
 from parcelwatch.carriers.errors import CarrierError, RateLimitedError
 from parcelwatch.carriers.registry import open_registry
 from parcelwatch.config import Settings
@@ -45,7 +45,7 @@ CARRIER_CACHE = CarrierCheckCache()
 
 async def carrier_checks(
     settings: Settings,
-    providers: Mapping[str, Carrier] | None = None,
+    providers: Mapping[str, Provider] | None = None,
     *,
     cache: CarrierCheckCache | None = CARRIER_CACHE,
 ) -> list[Check]:
@@ -58,7 +58,7 @@ async def carrier_checks(
 
 
 async def _check_all(
-    providers: Mapping[str, Carrier], cache: CarrierCheckCache | None
+    providers: Mapping[str, Provider], cache: CarrierCheckCache | None
 ) -> list[Check]:
     if not providers:
         return [
@@ -75,7 +75,7 @@ async def _check_all(
     return list(results)
 
 
-async def _check_one(provider: Carrier, cache: CarrierCheckCache | None) -> Check:
+async def _check_one(provider: Provider, cache: CarrierCheckCache | None) -> Check:
     key = (provider.code, str(getattr(provider, "base_url", "")))
     cached = cache.get(key) if cache is not None else None
     if cached is not None:
@@ -102,7 +102,7 @@ async def _check_one(provider: Carrier, cache: CarrierCheckCache | None) -> Chec
     return check
 
 
-def _result(provider: Carrier, level: Level, message: str, started: float) -> Check:
+def _result(provider: Provider, level: Level, message: str, started: float) -> Check:
     figures: dict[str, Any] = {
         "provider": provider.code,
         "latency_ms": round((time.perf_counter() - started) * 1000, 1),

@@ -1,10 +1,17 @@
 """Every Prometheus metric parcelwatch exports, in one place (`parcelwatch_` prefix, bounded
-labels: carrier, outcome, method, route, status; never a tracking number)."""
+labels: carrier, provider, outcome, method, route, status; never a tracking number).
+
+`carrier` is the parcel's carrier (`usps`, `canada_post`, ...): the update metrics and the
+shipment gauges. `provider` is the API that was asked (`usps`, `ups`, `fedex`, `dhl`,
+`shipengine`): the API-call, retry, circuit-breaker and unknown-status metrics. A
+`canada_post` parcel tracked through ShipEngine counts under `carrier="canada_post"` in
+`parcelwatch_update_*` and under `provider="shipengine"` in `parcelwatch_carrier_api_*`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
@@ -13,8 +20,10 @@ from sqlalchemy import Engine, func, select
 
 from parcelwatch import __version__
 from parcelwatch.domain import utcnow
-from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import Shipment, SyncRun
+
+if TYPE_CHECKING:  # the provider modules count calls here; the settings import them
+    from parcelwatch.lifecycle import Lifecycle
 
 __all__ = [
     "BUILD_INFO",
@@ -59,21 +68,21 @@ UPDATE_DURATION = Histogram(
 )
 CARRIER_API_CALLS = Counter(
     "parcelwatch_carrier_api_calls_total",
-    "HTTP calls to carrier APIs",
-    ["carrier", "outcome"],  # outcome: ok | not_found | auth | rate_limited | unavailable | ...
+    "HTTP calls to provider APIs (token requests included)",
+    ["provider", "outcome"],  # outcome: ok | not_found | auth | rate_limited | unavailable | ...
 )
 CARRIER_API_RETRIES = Counter(
-    "parcelwatch_carrier_api_retries_total", "Carrier calls retried", ["carrier"]
+    "parcelwatch_carrier_api_retries_total", "Provider calls retried", ["provider"]
 )
 UNKNOWN_STATUS_CODES = Counter(
     "parcelwatch_unknown_status_codes_total",
-    "Carrier status codes no table maps (kept raw, shown as unknown)",
-    ["carrier"],
+    "Provider status codes no table maps (kept raw, shown as unknown)",
+    ["provider"],
 )
 CIRCUIT_STATE = Gauge(
     "parcelwatch_carrier_circuit_open",
-    "1 while the carrier's circuit breaker is open (calls suspended)",
-    ["carrier"],
+    "1 while the provider's circuit breaker is open (calls suspended)",
+    ["provider"],
     multiprocess_mode="livemax",
 )
 LAST_SUCCESSFUL_SYNC = Gauge(

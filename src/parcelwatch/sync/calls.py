@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from parcelwatch.carriers.base import Carrier, TrackOutcome, TrackResult
+from parcelwatch.carriers.base import Provider, TrackOutcome, TrackResult
 from parcelwatch.carriers.errors import (
     CarrierError,
     CarrierWideError,
@@ -20,7 +20,7 @@ from parcelwatch.ops.metrics import CARRIER_API_RETRIES
 from parcelwatch.sync.circuit import CircuitBreaker, CircuitState
 from parcelwatch.sync.claims import ClaimedShipment
 from parcelwatch.sync.limits import Budget
-from parcelwatch.sync.retry import RetryPolicy, call_with_retries
+from parcelwatch.sync.retry import ProviderRetryPolicy, call_with_retries
 from parcelwatch.sync.writer import Kind, ShipmentResult
 
 __all__ = ["Abandoned", "CallStats", "Group", "call_batch"]
@@ -48,7 +48,7 @@ class Group:
     """The shipments of one parcel carrier and the provider that tracks them."""
 
     carrier: str
-    provider: Carrier
+    provider: Provider
     budget: Budget
     breaker: CircuitBreaker
     batch_size: int
@@ -82,7 +82,7 @@ async def _track(
     group: Group,
     numbers: Sequence[str],
     *,
-    retry: RetryPolicy,
+    retry: ProviderRetryPolicy,
     request_timeout: float,
     stats: CallStats,
     may_start: MayStart,
@@ -100,7 +100,7 @@ async def _track(
 
     def on_retry(error: BaseException) -> None:
         stats.retries += 1
-        CARRIER_API_RETRIES.labels(carrier=provider).inc()
+        CARRIER_API_RETRIES.labels(provider=provider).inc()
         log.debug("carrier call retried", carrier=provider, error=str(error))
 
     return await call_with_retries(
@@ -154,7 +154,7 @@ async def call_batch(
     group: Group,
     batch: Sequence[ClaimedShipment],
     *,
-    retry: RetryPolicy,
+    retry: ProviderRetryPolicy,
     batch_timeout: float,
     request_timeout: float,
     stats: CallStats,
@@ -221,7 +221,7 @@ async def _one_by_one(
     group: Group,
     batch: Sequence[ClaimedShipment],
     failure: CarrierError,
-    retry: RetryPolicy,
+    retry: ProviderRetryPolicy,
     request_timeout: float,
     stats: CallStats,
     may_continue: MayStart,

@@ -75,7 +75,7 @@ class CircuitBreaker:
         self.cooldown = self.policy.cooldown
         if self.state is not CircuitState.CLOSED:
             self.state = CircuitState.CLOSED
-            CIRCUIT_STATE.labels(carrier=self.provider).set(0)
+            CIRCUIT_STATE.labels(provider=self.provider).set(0)
 
     def record_failure(self, error: CarrierWideError) -> None:
         self.last_error = str(error)
@@ -96,4 +96,4 @@ class CircuitBreaker:
     def _open(self, seconds: float) -> None:
         self.state = CircuitState.OPEN
         self.opened_until = self.clock() + seconds
-        CIRCUIT_STATE.labels(carrier=self.provider).set(1)
+        CIRCUIT_STATE.labels(provider=self.provider).set(1)

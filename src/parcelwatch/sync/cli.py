@@ -32,7 +32,7 @@ from parcelwatch.errors import ServiceError
 from parcelwatch.models import Shipment
 from parcelwatch.shipments.service import find_shipment
 from parcelwatch.sync import report
-from parcelwatch.sync.engine import EngineOptions, Providers, SyncEngine
+from parcelwatch.sync.engine import EngineOptions, ProviderLookup, SyncEngine
 from parcelwatch.sync.runs import PassSummary
 from parcelwatch.sync.selection import Selection
 
@@ -161,7 +161,7 @@ async def _main(
     return _exit_code(summary)
 
 
-def _carrier_filter(carrier: str | None, registry: Providers) -> list[str] | None:
+def _carrier_filter(carrier: str | None, registry: ProviderLookup) -> list[str] | None:
     if carrier is None:
         return None
     code = carrier.strip().lower()
@@ -186,7 +186,11 @@ def _nothing_configured(
 
 
 def _dry_run(
-    db: Engine, settings: Settings, providers: Providers, selection: Selection, json_output: bool
+    db: Engine,
+    settings: Settings,
+    providers: ProviderLookup,
+    selection: Selection,
+    json_output: bool,
 ) -> int:
     with Session(db) as session:
         entries, total = report.plan(session, settings, providers, selection)

@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from sqlalchemy import Engine
 
-from parcelwatch.carriers.base import Carrier
+from parcelwatch.carriers.base import Provider
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
@@ -39,22 +39,23 @@ from parcelwatch.sync.calls import Abandoned, CallStats, Group, call_batch
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker
 from parcelwatch.sync.claims import ClaimedShipment, claim, release
 from parcelwatch.sync.limits import Budget, SharedRate, budget_spec
-from parcelwatch.sync.retry import RetryPolicy
+from parcelwatch.sync.retry import ProviderRetryPolicy
 from parcelwatch.sync.runs import PassSummary, beat, finish_run, start_run
 from parcelwatch.sync.scheduling import SchedulePolicy
 from parcelwatch.sync.selection import Selection, claimable_filter
 
-__all__ = ["EngineOptions", "Providers", "SyncEngine"]
+__all__ = ["EngineOptions", "ProviderLookup", "SyncEngine"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
 Progress = Callable[[PassSummary], None]
 
 
-class Providers(Protocol):
-    """What the carrier registry offers the engine."""
+class ProviderLookup(Protocol):
+    """What the engine asks the provider registry: which provider tracks a parcel carrier,
+    or why none does."""
 
-    def provider_for(self, carrier_code: str) -> Carrier | None: ...
+    def provider_for(self, carrier_code: str) -> Provider | None: ...
 
     def unconfigured_reason(self, carrier_code: str) -> str | None: ...
 
@@ -62,7 +63,7 @@ class Providers(Protocol):
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
     concurrency: int | None = None  # overrides every provider's in-flight cap (--concurrency)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: ProviderRetryPolicy = field(default_factory=ProviderRetryPolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     lease: timedelta = timedelta(minutes=10)
     write_group: int = 500  # most shipments written in one transaction (several batches)
@@ -76,7 +77,7 @@ class SyncEngine:
         *,
         settings: Settings,
         db: Engine,
-        providers: Providers,
+        providers: ProviderLookup,
         kind: str = "sync",
         options: EngineOptions | None = None,
         engine_id: str | None = None,
@@ -176,7 +177,7 @@ class SyncEngine:
             self._breakers[provider] = CircuitBreaker(provider, self.options.breaker)
         return self._breakers[provider]
 
-    def _group(self, carrier: str, provider: Carrier) -> Group:
+    def _group(self, carrier: str, provider: Provider) -> Group:
         if provider.code not in self._budgets:
             spec = budget_spec(self.settings, provider.code, concurrency=self.options.concurrency)
             self._budgets[provider.code] = Budget(spec, provider=provider.code, shared=self._shared)

@@ -15,7 +15,7 @@ from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
 from parcelwatch.lifecycle import MANUAL_COOLDOWN, Lifecycle, open_filter, sync_failing_filter
 from parcelwatch.models import Shipment, SyncRun
-from parcelwatch.sync.engine import Providers
+from parcelwatch.sync.engine import ProviderLookup
 from parcelwatch.sync.runs import run_as_dict
 from parcelwatch.sync.selection import Selection, claimable_filter
 
@@ -79,7 +79,7 @@ class PlannedShipment:
 def plan(
     session: Session,
     settings: Settings,
-    providers: Providers,
+    providers: ProviderLookup,
     selection: Selection,
     *,
     limit: int = 1000,
@@ -119,7 +119,7 @@ def plan(
 def _reason(
     shipment: Shipment,
     settings: Settings,
-    providers: Providers,
+    providers: ProviderLookup,
     selection: Selection,
     now: datetime,
 ) -> tuple[str, str]:

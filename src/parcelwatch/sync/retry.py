@@ -18,13 +18,15 @@ from tenacity import (
 
 from parcelwatch.carriers.errors import CarrierError, RateLimitedError
 
-__all__ = ["RetryPolicy", "call_with_retries", "is_retryable"]
+__all__ = ["ProviderRetryPolicy", "call_with_retries", "is_retryable"]
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class ProviderRetryPolicy:
+    """How a provider call is retried (see the module docstring)."""
+
     retries: int = 3
     base: float = 0.5  # seconds; the first back-off is drawn from [0, base]
     cap: float = 10.0  # seconds; the longest back-off
@@ -42,7 +44,7 @@ def is_retryable(error: BaseException, *, max_retry_after: float) -> bool:
 async def call_with_retries(
     call: Callable[[], Awaitable[T]],
     *,
-    policy: RetryPolicy,
+    policy: ProviderRetryPolicy,
     on_retry: Callable[[BaseException], None] | None = None,
 ) -> T:
     """Await `call()` until it succeeds, raises a non-retryable error, or retries run out

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import httpx
 
-from parcelwatch.carriers.base import Carrier, TrackResult
+from parcelwatch.carriers.base import Provider, TrackResult
 from parcelwatch.carriers.errors import CarrierError
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo, utcnow
 
@@ -31,7 +31,7 @@ def scripted_info(number: str, status: ShipmentStatus = ShipmentStatus.IN_TRANSI
     return TrackInfo(status=status, status_detail=f"{status.value} scan", events=(event,))
 
 
-class FakeCarrier(Carrier):
+class FakeCarrier(Provider):
     """Answers from `script(number)`; `fail_with` makes every request raise (a carrier-wide
     failure); `delay` simulates latency. Counts requests and numbers it was asked for."""
 
@@ -80,10 +80,10 @@ class FakeCarrier(Carrier):
 class StaticProviders:
     """Maps parcel carrier codes to providers (the registry's interface, for tests)."""
 
-    def __init__(self, providers: Mapping[str, Carrier]) -> None:
+    def __init__(self, providers: Mapping[str, Provider]) -> None:
         self.providers = dict(providers)
 
-    def provider_for(self, carrier_code: str) -> Carrier | None:
+    def provider_for(self, carrier_code: str) -> Provider | None:
         return self.providers.get(carrier_code)
 
     def unconfigured_reason(self, carrier_code: str) -> str | None:

@@ -19,7 +19,7 @@ from parcelwatch.domain import utcnow
 from parcelwatch.logs import get_logger
 from parcelwatch.ops.metrics import UPDATER_PAUSED
 from parcelwatch.sync import report
-from parcelwatch.sync.engine import Providers, SyncEngine
+from parcelwatch.sync.engine import ProviderLookup, SyncEngine
 
 __all__ = ["Updater", "sync_lifespan"]
 
@@ -138,11 +138,11 @@ async def sync_lifespan(app: FastAPI) -> AsyncIterator[None]:
     app's database; tests may preset `app.state.sync_providers`."""
     settings = app.state.settings
     async with AsyncExitStack() as stack:
-        preset: Providers | None = getattr(app.state, "sync_providers", None)
+        preset: ProviderLookup | None = getattr(app.state, "sync_providers", None)
         if preset is None:
             registry = await stack.enter_async_context(open_registry(settings))
             preset = registry
-        providers: Providers = preset
+        providers: ProviderLookup = preset
         engine = SyncEngine(
             settings=settings, db=app.state.database, providers=providers, kind="server"
         )

@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
 from parcelwatch.api.deps import manual_sync_of, settings_of, updater_of
-from parcelwatch.carriers.registry import PROVIDERS
+from parcelwatch.carriers.providers import PROVIDERS
+from parcelwatch.carriers.registry import missing_credentials
 from parcelwatch.config import Settings
 from parcelwatch.logs import get_logger
 from parcelwatch.ops import health
@@ -116,13 +117,13 @@ class ProviderRow:
 def provider_rows(settings: Settings) -> list[ProviderRow]:
     return [
         ProviderRow(
-            code=code,
+            code=spec.code,
             name=spec.name,
-            configured=not spec.missing(settings),
-            missing=spec.missing(settings),
-            base_url=str(getattr(settings, f"{code}_base_url", "")),
+            configured=not missing_credentials(spec, settings),
+            missing=missing_credentials(spec, settings),
+            base_url=str(getattr(settings, spec.base_url_setting)),
         )
-        for code, spec in PROVIDERS.items()
+        for spec in PROVIDERS
     ]
 
 

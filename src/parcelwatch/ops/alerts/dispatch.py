@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from parcelwatch.carriers.base import Carrier
+from parcelwatch.carriers.base import Provider
 from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
 from parcelwatch.logs import get_logger
@@ -26,7 +26,7 @@ from parcelwatch.ops.health import HealthOptions, run_health
 __all__ = [
     "AlertRun",
     "Delivery",
-    "RetryPolicy",
+    "AlertRetryPolicy",
     "check_and_alert",
     "decide",
     "deliver",
@@ -37,12 +37,15 @@ log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class AlertRetryPolicy:
+    """How often one alert channel is tried: `attempts` in all, waiting `backoff` seconds
+    before the second and twice as long before each next one."""
+
     attempts: int = 3
     backoff: float = 1.0  # seconds before the 2nd attempt, doubled each time
 
 
-DEFAULT_RETRY = RetryPolicy()
+DEFAULT_RETRY = AlertRetryPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,7 @@ async def deliver(
     channels: Sequence[Channel],
     batch: AlertBatch,
     *,
-    retry: RetryPolicy | None = None,
+    retry: AlertRetryPolicy | None = None,
     secrets: Sequence[str] = (),
 ) -> list[Delivery]:
     """Send `batch` through every channel concurrently, each retried with backoff."""
@@ -102,7 +105,7 @@ async def deliver(
 
 
 async def _one(
-    channel: Channel, batch: AlertBatch, retry: RetryPolicy, secrets: Sequence[str]
+    channel: Channel, batch: AlertBatch, retry: AlertRetryPolicy, secrets: Sequence[str]
 ) -> Delivery:
     error = "not attempted"
     for attempt in range(1, retry.attempts + 1):
@@ -189,9 +192,9 @@ async def check_and_alert(
     engine: Engine,
     *,
     options: HealthOptions | None = None,
-    providers: Mapping[str, Carrier] | None = None,
+    providers: Mapping[str, Provider] | None = None,
     client: httpx.AsyncClient | None = None,
-    retry: RetryPolicy | None = None,
+    retry: AlertRetryPolicy | None = None,
 ) -> AlertRun:
     """Run the health checks and notify every enabled channel of what changed or is due."""
     report = await run_health(settings, engine, options, providers=providers)
@@ -234,7 +237,7 @@ async def send_test_alert(
     settings: Settings,
     *,
     client: httpx.AsyncClient | None = None,
-    retry: RetryPolicy | None = None,
+    retry: AlertRetryPolicy | None = None,
 ) -> list[Delivery]:
     """A clearly marked test through every enabled channel; no state is touched."""
     notice = Notice(
