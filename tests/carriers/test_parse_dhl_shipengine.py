@@ -16,6 +16,7 @@ from parcelwatch.carriers.errors import (
     RateLimitedError,
 )
 from parcelwatch.domain import Location, ShipmentStatus
+from parcelwatch.webhooks import shipengine as shipengine_webhooks
 from tests.carriers.conftest import sample, utc
 
 
@@ -131,7 +132,7 @@ def test_shipengine_webhook_data_parses_like_a_tracking_response() -> None:
 
 
 def test_shipengine_track_event_names_its_number_and_parcelwatch_carrier() -> None:
-    push = shipengine.parse_track_event(sample("shipengine", "webhook-track-event"))
+    push = shipengine_webhooks.parse_track_event(sample("shipengine", "webhook-track-event"))
 
     assert push.tracking_number == "1Z932R800390810600"
     assert push.carrier == "ups"
@@ -145,12 +146,12 @@ def test_shipengine_track_event_maps_shipengine_codes_back_to_parcelwatch_carrie
         "carrier_code=ups", "carrier_code=dhl_express"
     )
 
-    assert shipengine.parse_track_event(body).carrier == "dhl"
+    assert shipengine_webhooks.parse_track_event(body).carrier == "dhl"
 
 
 def test_a_webhook_that_is_not_a_track_event_is_a_bad_response() -> None:
     with pytest.raises(BadResponseError):
-        shipengine.parse_track_event({"resource_type": "API_BATCH", "data": {}})
+        shipengine_webhooks.parse_track_event({"resource_type": "API_BATCH", "data": {}})
 
 
 def test_shipengine_not_yet_in_system_without_events_is_not_found() -> None:

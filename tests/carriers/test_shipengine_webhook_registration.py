@@ -12,15 +12,16 @@ import pytest
 from typer.testing import CliRunner
 
 from parcelwatch.carriers.errors import AuthError, BadResponseError
-from parcelwatch.carriers.shipengine import (
-    WEBHOOK_SECRET_HEADER,
-    ShipEngineProvider,
-    webhook_request,
-)
+from parcelwatch.carriers.shipengine import ShipEngineProvider
 from parcelwatch.cli.main import app as cli
 from parcelwatch.emulator import EmulatorConfig, create_emulator_app
 from parcelwatch.emulator.server import run_in_thread
 from parcelwatch.webhooks.router import SECRET_HEADER
+from parcelwatch.webhooks.shipengine import (
+    WEBHOOK_SECRET_HEADER,
+    register_webhook,
+    webhook_request,
+)
 from tests.carriers.conftest import sample
 
 pytestmark = pytest.mark.anyio
@@ -52,7 +53,7 @@ async def test_registering_sends_the_documented_body_and_returns_the_webhook_id(
     sent: list[httpx.Request] = []
     carrier = shipengine(app, sent)
 
-    registration = await carrier.register_webhook(DOCUMENTED_URL)
+    registration = await register_webhook(carrier, DOCUMENTED_URL)
 
     assert registration.created
     assert registration.url == DOCUMENTED_URL
@@ -66,9 +67,9 @@ async def test_registering_sends_the_documented_body_and_returns_the_webhook_id(
 async def test_registering_the_same_url_again_changes_nothing() -> None:
     app = create_emulator_app(EmulatorConfig(speed=0))
     carrier = shipengine(app, [])
-    first = await carrier.register_webhook(DOCUMENTED_URL)
+    first = await register_webhook(carrier, DOCUMENTED_URL)
 
-    again = await carrier.register_webhook(DOCUMENTED_URL)
+    again = await register_webhook(carrier, DOCUMENTED_URL)
 
     assert not again.created
     assert again.webhook_id == first.webhook_id
@@ -79,10 +80,10 @@ async def test_registering_the_same_url_again_changes_nothing() -> None:
 async def test_a_track_webhook_pointing_elsewhere_is_refused_naming_it() -> None:
     app = create_emulator_app(EmulatorConfig(speed=0))
     carrier = shipengine(app, [])
-    await carrier.register_webhook("https://old.example.com/hook")
+    await register_webhook(carrier, "https://old.example.com/hook")
 
     with pytest.raises(BadResponseError, match=r"old\.example\.com/hook") as caught:
-        await carrier.register_webhook(DOCUMENTED_URL)
+        await register_webhook(carrier, DOCUMENTED_URL)
 
     assert caught.value.status_code == 409
     await carrier.client.aclose()
@@ -93,7 +94,7 @@ async def test_a_refused_api_key_is_an_auth_error() -> None:
     carrier = shipengine(app, [])
 
     with pytest.raises(AuthError):
-        await carrier.register_webhook(DOCUMENTED_URL)
+        await register_webhook(carrier, DOCUMENTED_URL)
 
     assert app.state.emulator.webhooks == []
     await carrier.client.aclose()

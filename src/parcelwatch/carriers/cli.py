@@ -20,7 +20,7 @@ from parcelwatch.carriers.errors import (
 )
 from parcelwatch.carriers.providers import PROVIDERS
 from parcelwatch.carriers.registry import missing_credentials, open_registry
-from parcelwatch.carriers.shipengine import ShipEngineProvider, WebhookRegistration
+from parcelwatch.carriers.shipengine import ShipEngineProvider
 from parcelwatch.cli.common import (
     carrier_settings,
     console,
@@ -29,6 +29,8 @@ from parcelwatch.cli.common import (
     settings_or_exit,
 )
 from parcelwatch.config import Settings
+from parcelwatch.webhooks import shipengine as shipengine_webhooks
+from parcelwatch.webhooks.shipengine import WebhookRegistration
 
 __all__ = ["CheckResult", "app", "check_providers", "register_webhook"]
 
@@ -169,4 +171,4 @@ async def _register(settings: Settings, url: str, secret: str | None) -> Webhook
     async with open_registry(settings) as registry:
         provider = registry.providers.get("shipengine")
         assert isinstance(provider, ShipEngineProvider)  # configured: checked by the caller
-        return await provider.register_webhook(url, secret)
+        return await shipengine_webhooks.register_webhook(provider, url, secret)

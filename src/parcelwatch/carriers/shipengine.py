@@ -18,9 +18,7 @@ Quirks:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -30,8 +28,6 @@ from parcelwatch.carriers.errors import BadResponseError
 from parcelwatch.carriers.http import (
     ResponseHints,
     api_url,
-    decode_json,
-    error_detail,
     send,
     track_results,
 )
@@ -53,24 +49,17 @@ __all__ = [
     "PROVIDER",
     "SHIPENGINE_DETAIL_CODES",
     "SHIPENGINE_STATUS_CODES",
-    "WEBHOOK_SECRET_HEADER",
-    "WebhookRegistration",
-    "webhook_request",
     "ShipEngineProvider",
-    "TrackEventPush",
     "carrier_from_shipengine_code",
     "parse_event",
-    "parse_track_event",
     "parse_tracking",
     "shipengine_carrier_code",
 ]
 
 CODE = "shipengine"
 # The header ShipEngine is asked to send on every push when SHIPENGINE_WEBHOOK_SECRET is set.
-WEBHOOK_SECRET_HEADER = "x-parcelwatch-webhook-secret"
 CHECK_CARRIER, CHECK_NUMBER = "usps", "0000000000"
 # v1 webhooks say API_TRACK; the v2 ShipStation API says TRACK_EVENT_V2 (same data shape).
-TRACK_RESOURCE_TYPES = frozenset({"API_TRACK", "TRACK_EVENT_V2"})
 HINTS = ResponseHints(refused="API key refused", auth_hint="check SHIPENGINE_API_KEY")
 
 # ShipEngine `status_code`.
@@ -113,35 +102,6 @@ def carrier_from_shipengine_code(code: str) -> str:
     """The parcelwatch carrier for a ShipEngine code (`dhl_express` → `dhl`); unknown codes
     are parcelwatch codes as they are."""
     return next((info.code for info in CARRIERS.values() if info.shipengine_code == code), code)
-
-
-@dataclass(frozen=True, slots=True)
-class TrackEventPush:
-    """A webhook `track` event: which number of which carrier, and what it says now."""
-
-    tracking_number: str
-    carrier: str  # parcelwatch carrier code
-    info: TrackInfo
-
-
-def parse_track_event(body: object) -> TrackEventPush:
-    """A webhook body `{resource_url, resource_type: API_TRACK, data}` → `TrackEventPush`.
-    The number and carrier come from `resource_url` (falling back to `data`)."""
-    envelope = as_dict(body)
-    if text(envelope.get("resource_type")) not in TRACK_RESOURCE_TYPES:
-        raise BadResponseError("not a track event", carrier=CODE)
-    data = envelope.get("data")
-    query = parse_qs(urlsplit(text(envelope.get("resource_url")) or "").query)
-    number = text(next(iter(query.get("tracking_number", [])), None)) or text(
-        as_dict(data).get("tracking_number")
-    )
-    code = text(next(iter(query.get("carrier_code", [])), None)) or text(
-        as_dict(data).get("carrier_code")
-    )
-    if not number or not code:
-        raise BadResponseError("track event names no tracking number or carrier", carrier=CODE)
-    carrier = carrier_from_shipengine_code(code)
-    return TrackEventPush(number, carrier, parse_tracking(number, data, carrier=carrier))
 
 
 def parse_event(raw: Mapping[str, Any]) -> TrackEvent | None:
@@ -246,22 +206,6 @@ def result_from_response(
     return result
 
 
-def webhook_request(url: str, secret: str | None = None) -> dict[str, Any]:
-    """The body of `POST /v1/environment/webhooks` subscribing `url` to `track` events; with
-    `secret`, ShipEngine is asked to send it back in WEBHOOK_SECRET_HEADER on every push."""
-    body: dict[str, Any] = {"event": "track", "url": url}
-    if secret:
-        body["headers"] = [{"key": WEBHOOK_SECRET_HEADER, "value": secret}]
-    return body
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookRegistration:
-    webhook_id: str
-    url: str
-    created: bool  # False: this exact webhook was already registered
-
-
 class ShipEngineProvider(Provider):
     code = CODE
     name = "ShipEngine"
@@ -293,52 +237,25 @@ class ShipEngineProvider(Provider):
             result_from_response(n, await self._get(carrier, n), carrier=carrier) for n in numbers
         ]
 
+    async def call(self, method: str, path: str, *, json: object | None = None) -> httpx.Response:
+        """One authenticated request to the ShipEngine API (the webhooks feature registers
+        its push endpoint through this)."""
+        return await send(
+            self.client,
+            CODE,
+            method,
+            api_url(self.base_url, path),
+            time_limit=self.timeout,
+            json=json,
+            headers={"API-Key": self._api_key, "Accept": "application/json"},
+        )
+
     async def check(self) -> None:
         """One tracking lookup: any answer but 401/403, 429 or 5xx proves the key."""
         response = await self._get(CHECK_CARRIER, CHECK_NUMBER)
         if response.status_code == 200:
             return
         result_from_response(CHECK_NUMBER, response, carrier=CHECK_CARRIER)
-
-    async def register_webhook(self, url: str, secret: str | None = None) -> WebhookRegistration:
-        """Subscribe `url` to ShipEngine's `track` pushes; registering the same URL again is a
-        no-op. A `track` webhook already pointing elsewhere is refused (ShipEngine's 409)."""
-        headers = {"API-Key": self._api_key, "Accept": "application/json"}
-        webhooks = api_url(self.base_url, "/v1/environment/webhooks")
-        response = await send(
-            self.client,
-            CODE,
-            "POST",
-            webhooks,
-            time_limit=self.timeout,
-            json=webhook_request(url, secret),
-            headers=headers,
-        )
-        if response.status_code in (200, 201):
-            payload = decode_json(response, CODE)
-            return WebhookRegistration(str(payload["webhook_id"]), str(payload["url"]), True)
-        if response.status_code == 409:
-            listed = await send(
-                self.client, CODE, "GET", webhooks, time_limit=self.timeout, headers=headers
-            )
-            existing = decode_json(listed, CODE) if listed.status_code == 200 else []
-            for hook in existing if isinstance(existing, list) else []:
-                if hook.get("event") == "track" and hook.get("url") == url:
-                    return WebhookRegistration(str(hook["webhook_id"]), url, False)
-            others = [h.get("url") for h in existing if isinstance(h, dict)]
-            raise BadResponseError(
-                f"ShipEngine already has a track webhook ({', '.join(map(str, others))}); "
-                "delete it in ShipEngine first",
-                carrier=CODE,
-                status_code=409,
-            )
-        result_from_response("", response, carrier=CHECK_CARRIER)  # raises auth, 429, 5xx
-        raise BadResponseError(
-            f"webhook registration refused (HTTP {response.status_code}: "
-            f"{error_detail(response) or 'no detail'})",
-            carrier=CODE,
-            status_code=response.status_code,
-        )
 
 
 def _build(connection: Connection, client: httpx.AsyncClient) -> Provider:

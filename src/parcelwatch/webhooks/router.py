@@ -18,9 +18,9 @@ from pydantic import BaseModel
 from parcelwatch.api.deps import SessionDep, SettingsDep, jwks_of, settings_of
 from parcelwatch.api.problems import answers
 from parcelwatch.carriers.errors import BadResponseError
-from parcelwatch.carriers.shipengine import WEBHOOK_SECRET_HEADER, parse_track_event
 from parcelwatch.logs import get_logger
 from parcelwatch.webhooks.service import apply_push
+from parcelwatch.webhooks.shipengine import WEBHOOK_SECRET_HEADER, parse_track_event
 from parcelwatch.webhooks.signatures import JwksCache, SignatureProblem, verify_signature
 
 __all__ = ["SECRET_HEADER", "jwks_lifespan", "router"]

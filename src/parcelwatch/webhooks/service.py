@@ -8,12 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcelwatch.carriers.shipengine import CODE as SHIPENGINE
-from parcelwatch.carriers.shipengine import TrackEventPush
 from parcelwatch.config import Settings
 from parcelwatch.logs import get_logger
 from parcelwatch.models import Shipment
 from parcelwatch.sync.scheduling import SchedulePolicy
 from parcelwatch.sync.writer import apply_track_info
+from parcelwatch.webhooks.shipengine import TrackEventPush
 
 __all__ = ["AppliedPush", "apply_push"]
 
