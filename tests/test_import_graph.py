@@ -246,3 +246,15 @@ def test_the_emulator_signing_keys_need_none_of_the_push_or_carrier_modules() ->
     graph = build_import_graph()
     assert graph["parcelwatch.emulator.signing"] == {"parcelwatch.emulator.wire"}
     assert "parcelwatch.emulator.webhooks" not in graph["parcelwatch.emulator.state"]
+
+
+def test_the_batch_writer_is_given_what_it_writes_with_not_the_sync_engine() -> None:
+    # Not even for type checking: the writer's interface is its keyword arguments.
+    path = PACKAGE_ROOT / "sync" / "batches.py"
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert "parcelwatch.sync.engine" not in imported

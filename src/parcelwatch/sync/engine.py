@@ -223,18 +223,26 @@ class SyncEngine:
             # Every log line of this pass (tasks copy the context) names the run.
             structlog.contextvars.bind_contextvars(run_id=summary.run_id, trigger=trigger)
             await self.heartbeat()
-            writer = asyncio.create_task(
-                BatchWriter(self, summary=summary, releases=releases, progress=progress).drain(
-                    queue
-                )
+            writer = BatchWriter(
+                database=self.db,
+                run_in_db=self.in_db,
+                owner=self.engine_id,
+                policy=self.policy,
+                wake=self.wake,
+                write_group=self.options.write_group,
+                record_outcomes=self.options.record_outcomes,
+                summary=summary,
+                releases=releases,
+                progress=progress,
             )
+            writing = asyncio.create_task(writer.drain(queue))
             try:
                 await self._produce(selection, groups, queue, summary, stats, releases)
             finally:
                 while self._tasks:
                     await asyncio.gather(*list(self._tasks), return_exceptions=True)
                 await queue.put(None)
-                await writer
+                await writing
             if releases:
                 await self.in_db(release, self.db, owner=self.engine_id, shipments=releases)
             summary.outcome = self._outcome(summary, stats)

@@ -78,21 +78,6 @@ class WriteSummary:
     events_added: int = 0
     outcomes: dict[int, str] = field(default_factory=dict)
 
-    def add(self, other: WriteSummary) -> None:
-        for name in (
-            "updated",
-            "unchanged",
-            "not_found",
-            "failed",
-            "deferred",
-            "disabled",
-            "expired",
-            "lost",
-            "events_added",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.outcomes.update(other.outcomes)
-
 
 def _found_values(
     result: ShipmentResult, info: TrackInfo, now: datetime, policy: SchedulePolicy
