@@ -38,7 +38,7 @@ from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.ops.checks import Check, HealthReport, Level
 from parcelwatch.ops.health_carriers import CARRIER_CACHE, CarrierCheckCache, carrier_checks
-from parcelwatch.ops.metrics import SUCCESSFUL_OUTCOMES
+from parcelwatch.sync.outcomes import FAILED_PASS_OUTCOMES, SUCCESSFUL_PASS_OUTCOMES, PassOutcome
 
 __all__ = [
     "DEFAULT_ALERT_THRESHOLD_HOURS",
@@ -51,7 +51,6 @@ __all__ = [
 DEFAULT_ALERT_THRESHOLD_HOURS = 6.0
 ERROR_RATE_WARNING = 0.10
 ERROR_RATE_CRITICAL = 0.50
-FAILED_OUTCOMES = ("failed", "error")
 STALE_LIST_LIMIT = 200
 
 
@@ -131,7 +130,7 @@ def _sync_activity(
     }
     success = session.execute(
         select(SyncRun.started_at, SyncRun.finished_at)
-        .where(SyncRun.outcome.in_(SUCCESSFUL_OUTCOMES))
+        .where(SyncRun.outcome.in_(SUCCESSFUL_PASS_OUTCOMES))
         .order_by(SyncRun.started_at.desc())
         .limit(1)
     ).first()
@@ -217,13 +216,13 @@ def _error_rate(session: Session, now: datetime) -> Check:
     runs = session.execute(
         select(SyncRun.outcome, SyncRun.checked, SyncRun.failed).where(
             SyncRun.started_at >= now - timedelta(hours=1),
-            or_(SyncRun.finished_at.is_not(None), SyncRun.outcome != "running"),
+            or_(SyncRun.finished_at.is_not(None), SyncRun.outcome != PassOutcome.RUNNING),
         )
     ).all()
     outcomes = Counter(run.outcome for run in runs)
     checked = sum(run.checked for run in runs)
     failed = sum(run.failed for run in runs)
-    failed_runs = sum(outcomes[outcome] for outcome in FAILED_OUTCOMES)
+    failed_runs = sum(outcomes[outcome] for outcome in FAILED_PASS_OUTCOMES)
     rate = failed / checked if checked else 0.0
     figures = {
         "runs": len(runs),

@@ -15,10 +15,10 @@ from parcelwatch import __version__
 from parcelwatch.domain import utcnow
 from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import Shipment, SyncRun
+from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES
 
 __all__ = [
     "BUILD_INFO",
-    "SUCCESSFUL_OUTCOMES",
     "BuildInfoCollector",
     "DatabaseCollector",
     "CARRIER_API_CALLS",
@@ -98,8 +98,6 @@ HTTP_REQUEST_DURATION = Histogram(
 
 # -- computed at scrape time from the database (any process's work shows) -----------------
 
-SUCCESSFUL_OUTCOMES = ("ok", "partial")  # a pass that completed; `partial` = some shipments failed
-
 
 class DatabaseCollector(Collector):
     """Shipment and sync-run gauges read at scrape time with a few indexed queries: one
@@ -133,7 +131,7 @@ class DatabaseCollector(Collector):
             )
             last_success = connection.execute(
                 select(SyncRun.started_at, SyncRun.finished_at)
-                .where(SyncRun.outcome.in_(SUCCESSFUL_OUTCOMES))
+                .where(SyncRun.outcome.in_(SUCCESSFUL_PASS_OUTCOMES))
                 .order_by(SyncRun.started_at.desc())
                 .limit(1)
             ).first()

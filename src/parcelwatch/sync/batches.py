@@ -14,25 +14,31 @@ from sqlalchemy import Engine
 
 from parcelwatch.logs import get_logger
 from parcelwatch.ops.metrics import UPDATE_DURATION, UPDATE_FAILURES, UPDATE_SUCCESSES
-from parcelwatch.sync.calls import Group
+from parcelwatch.sync.calls import CarrierGroup
 from parcelwatch.sync.claims import ClaimedShipment
+from parcelwatch.sync.outcomes import ShipmentOutcome
 from parcelwatch.sync.runs import PassSummary
 from parcelwatch.sync.scheduling import SchedulePolicy
-from parcelwatch.sync.writer import Kind, ShipmentResult, WriteSummary, write_results
+from parcelwatch.sync.writer import ShipmentResult, ShipmentResultKind, WriteSummary, write_results
 
-__all__ = ["BatchWriter", "Done"]
+__all__ = ["BatchWriter", "CalledBatch"]
 
 log = get_logger(__name__)
 RunInDb = Callable[..., Awaitable[Any]]
 
-_SUCCESS_OUTCOMES = {"updated": "updated", "unchanged": "unchanged", "expired": "updated"}
+# The update counter counts an expiry as an update.
+_SUCCESS_LABELS = {
+    ShipmentOutcome.UPDATED: "updated",
+    ShipmentOutcome.UNCHANGED: "unchanged",
+    ShipmentOutcome.EXPIRED: "updated",
+}
 
 
 @dataclass(slots=True)
-class Done:
+class CalledBatch:
     """A batch whose carrier call is over, waiting to be written."""
 
-    group: Group
+    group: CarrierGroup
     batch: Sequence[ClaimedShipment]
     results: list[ShipmentResult]
     started: float
@@ -70,7 +76,7 @@ class BatchWriter:
         self.releases = releases
         self.progress = progress
 
-    async def drain(self, queue: asyncio.Queue[Done | None]) -> None:
+    async def drain(self, queue: asyncio.Queue[CalledBatch | None]) -> None:
         """Write what arrives until the `None` that ends the pass."""
         finished = False
         while not finished:
@@ -93,7 +99,7 @@ class BatchWriter:
             if self.progress is not None:
                 self.progress(self.summary)
 
-    async def _write(self, items: list[Done]) -> None:
+    async def _write(self, items: list[CalledBatch]) -> None:
         try:
             written = await self.run_in_db(self._write_in_transaction, items)
             self._account(items, written)
@@ -108,13 +114,13 @@ class BatchWriter:
         for item in items:  # one batch's failure loses nothing else
             await self._write([item])
 
-    def _write_in_transaction(self, items: list[Done]) -> WriteSummary:
+    def _write_in_transaction(self, items: list[CalledBatch]) -> WriteSummary:
         results = [result for item in items for result in item.results]
         writing = self.database.connect().execution_options(sqlite_begin="IMMEDIATE")
         with writing as connection, connection.begin():
             return write_results(connection, results, owner=self.owner, policy=self.policy)
 
-    def _account(self, items: list[Done], written: WriteSummary) -> None:
+    def _account(self, items: list[CalledBatch], written: WriteSummary) -> None:
         summary = self.summary
         for name in ("updated", "unchanged", "not_found", "failed", "deferred", "disabled"):
             setattr(summary, name, getattr(summary, name) + getattr(written, name))
@@ -133,12 +139,14 @@ class BatchWriter:
                 _count(item.group.carrier, result, outcome, summary)
 
 
-def _count(carrier: str, result: ShipmentResult, outcome: str, summary: PassSummary) -> None:
-    if result.kind is Kind.FOUND:
-        UPDATE_SUCCESSES.labels(carrier=carrier, outcome=_SUCCESS_OUTCOMES[outcome]).inc()
-    elif result.kind is Kind.NOT_FOUND:
+def _count(
+    carrier: str, result: ShipmentResult, outcome: ShipmentOutcome, summary: PassSummary
+) -> None:
+    if result.kind is ShipmentResultKind.FOUND:
+        UPDATE_SUCCESSES.labels(carrier=carrier, outcome=_SUCCESS_LABELS[outcome]).inc()
+    elif result.kind is ShipmentResultKind.NOT_FOUND:
         UPDATE_SUCCESSES.labels(carrier=carrier, outcome="not_found").inc()
-    elif result.kind is Kind.FAILED:
+    elif result.kind is ShipmentResultKind.FAILED:
         UPDATE_FAILURES.labels(carrier=carrier, outcome="shipment_error").inc()
         summary.error_counts[result.message or "error"] += 1
     else:

@@ -26,6 +26,7 @@ from parcelwatch.models import Shipment
 from parcelwatch.shipments.service import find_shipment
 from parcelwatch.sync import report
 from parcelwatch.sync.engine import EngineOptions, Providers, SyncEngine
+from parcelwatch.sync.outcomes import PassOutcome, PassTrigger
 from parcelwatch.sync.runs import PassSummary
 from parcelwatch.sync.selection import Selection
 
@@ -250,7 +251,9 @@ async def _run(
                     done = summary.synced + summary.failed + summary.deferred + summary.skipped
                     progress.update(task, completed=done)
 
-            trigger = "sync-force" if force or selection.shipment_ids else "sync"
+            trigger = (
+                PassTrigger.SYNC_FORCE if force or selection.shipment_ids else PassTrigger.SYNC
+            )
             summary = await engine.run_pass(selection, trigger=trigger, progress=advance)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
@@ -278,9 +281,9 @@ def _explain_skipped(
 
 
 def _exit_code(summary: PassSummary) -> int:
-    if summary.outcome == "failed":
+    if summary.outcome is PassOutcome.FAILED:
         return EXIT_FATAL
-    if summary.outcome in ("partial", "stopped", "error"):
+    if summary.outcome in (PassOutcome.PARTIAL, PassOutcome.STOPPED, PassOutcome.ERROR):
         return EXIT_SOME_FAILED
     return 0
 

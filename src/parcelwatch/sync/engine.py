@@ -34,11 +34,12 @@ from parcelwatch.ops.metrics import (
     LAST_SUCCESSFUL_SYNC,
     UPDATE_ATTEMPTS,
 )
-from parcelwatch.sync.batches import BatchWriter, Done
-from parcelwatch.sync.calls import Abandoned, CallStats, Group, call_batch
+from parcelwatch.sync.batches import BatchWriter, CalledBatch
+from parcelwatch.sync.calls import Abandoned, CallStats, CarrierGroup, call_batch
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker
 from parcelwatch.sync.claims import ClaimedShipment, claim, release
 from parcelwatch.sync.limits import Budget, SharedRate, budget_spec
+from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES, PassOutcome, PassTrigger
 from parcelwatch.sync.retry import RetryPolicy
 from parcelwatch.sync.runs import PassSummary, beat, finish_run, start_run
 from parcelwatch.sync.scheduling import SchedulePolicy
@@ -176,12 +177,12 @@ class SyncEngine:
             self._breakers[provider] = CircuitBreaker(provider, self.options.breaker)
         return self._breakers[provider]
 
-    def _group(self, carrier: str, provider: Carrier) -> Group:
+    def _group(self, carrier: str, provider: Carrier) -> CarrierGroup:
         if provider.code not in self._budgets:
             spec = budget_spec(self.settings, provider.code, concurrency=self.options.concurrency)
             self._budgets[provider.code] = Budget(spec, provider=provider.code, shared=self._shared)
         size = max(1, min(self.settings.auto_update_batch_size, provider.max_batch))
-        return Group(
+        return CarrierGroup(
             carrier=carrier,
             provider=provider,
             budget=self._budgets[provider.code],
@@ -189,7 +190,7 @@ class SyncEngine:
             batch_size=size,
         )
 
-    def _capacity(self, group: Group) -> int:
+    def _capacity(self, group: CarrierGroup) -> int:
         """Claimed-but-unwritten shipments per carrier: enough to keep every slot busy, few
         enough to be done well within the lease at the carrier's request rate."""
         spec = group.budget.spec
@@ -202,7 +203,7 @@ class SyncEngine:
         self,
         selection: Selection | None = None,
         *,
-        trigger: str = "sync",
+        trigger: PassTrigger = PassTrigger.SYNC,
         progress: Progress | None = None,
     ) -> PassSummary:
         """Sync what `selection` names (due shipments by default) until nothing is left."""
@@ -210,13 +211,13 @@ class SyncEngine:
         summary = PassSummary(trigger=trigger, engine_id=self.engine_id)
         self.running, self.current = True, summary
         self._idle.clear()
-        groups: dict[str, Group] = {}
+        groups: dict[str, CarrierGroup] = {}
         for code in self.configured_carriers(selection.carriers):
             provider = self.providers.provider_for(code)
             if provider is not None:
                 groups[code] = self._group(code, provider)
         stats = CallStats()
-        queue: asyncio.Queue[Done | None] = asyncio.Queue()
+        queue: asyncio.Queue[CalledBatch | None] = asyncio.Queue()
         releases: list[ClaimedShipment] = []
         try:
             summary.run_id = await self.in_db(start_run, self.db, summary)
@@ -247,7 +248,7 @@ class SyncEngine:
                 await self.in_db(release, self.db, owner=self.engine_id, shipments=releases)
             summary.outcome = self._outcome(summary, stats)
         except BaseException:
-            summary.outcome = "error"
+            summary.outcome = PassOutcome.ERROR
             raise
         finally:
             summary.api_calls, summary.retries = stats.api_calls, stats.retries
@@ -268,12 +269,12 @@ class SyncEngine:
             await self.in_db(finish_run, self.db, summary)
         except Exception:
             log.exception("could not record the sync run", run_id=summary.run_id)
-        if summary.outcome in ("ok", "partial"):
+        if summary.outcome in SUCCESSFUL_PASS_OUTCOMES:
             LAST_SUCCESSFUL_SYNC.set(time.time())
         # A pass that changed nothing is routine for the updater (it wakes for every due
         # shipment): debug, so `info` logs show what moved and what failed.
         quiet = summary.updated == summary.failed == summary.deferred == 0
-        emit = log.debug if quiet and summary.trigger == "updater" else log.info
+        emit = log.debug if quiet and summary.trigger == PassTrigger.UPDATER else log.info
         emit(
             "sync pass finished",
             run_id=summary.run_id,
@@ -286,15 +287,15 @@ class SyncEngine:
             seconds=round(summary.duration_seconds, 2),
         )
 
-    def _outcome(self, summary: PassSummary, stats: CallStats) -> str:
+    def _outcome(self, summary: PassSummary, stats: CallStats) -> PassOutcome:
         if self._stopping:
-            return "stopped"
+            return PassOutcome.STOPPED
         down = [code for code in stats.carrier_failures if code not in stats.carrier_successes]
         if summary.checked and summary.synced == 0 and down and not stats.carrier_successes:
-            return "failed"
+            return PassOutcome.FAILED
         if summary.failed or summary.deferred or summary.abandoned:
-            return "partial"
-        return "ok"
+            return PassOutcome.PARTIAL
+        return PassOutcome.OK
 
     async def heartbeat(self) -> None:
         """Refresh this engine's row in `engine_heartbeats` (health checks read it)."""
@@ -314,8 +315,8 @@ class SyncEngine:
     async def _produce(
         self,
         selection: Selection,
-        groups: dict[str, Group],
-        queue: asyncio.Queue[Done | None],
+        groups: dict[str, CarrierGroup],
+        queue: asyncio.Queue[CalledBatch | None],
         summary: PassSummary,
         stats: CallStats,
         releases: list[ClaimedShipment],
@@ -363,7 +364,7 @@ class SyncEngine:
             if not claimed_any:
                 await self._wake.wait()
 
-    def _claim(self, group: Group, selection: Selection, room: int) -> list[ClaimedShipment]:
+    def _claim(self, group: CarrierGroup, selection: Selection, room: int) -> list[ClaimedShipment]:
         now = utcnow()
         where = claimable_filter(
             selection,
@@ -384,9 +385,9 @@ class SyncEngine:
 
     async def _batch(
         self,
-        group: Group,
+        group: CarrierGroup,
         batch: Sequence[ClaimedShipment],
-        queue: asyncio.Queue[Done | None],
+        queue: asyncio.Queue[CalledBatch | None],
         summary: PassSummary,
         stats: CallStats,
         releases: list[ClaimedShipment],
@@ -424,11 +425,11 @@ class SyncEngine:
             raise
         finally:
             self.in_flight_batches -= 1
-        await queue.put(Done(group, batch, results, started))
+        await queue.put(CalledBatch(group, batch, results, started))
 
     def _abandon(
         self,
-        group: Group,
+        group: CarrierGroup,
         batch: Sequence[ClaimedShipment],
         summary: PassSummary,
         releases: list[ClaimedShipment],

@@ -24,6 +24,7 @@ from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.shipments.schemas import ShipmentOut
 from parcelwatch.sync import report
 from parcelwatch.sync.engine import SyncEngine
+from parcelwatch.sync.outcomes import PassTrigger
 from parcelwatch.sync.runs import run_as_dict
 from parcelwatch.sync.selection import Selection
 from parcelwatch.sync.updater import Updater, sync_lifespan
@@ -133,7 +134,7 @@ async def refresh_shipment(
         raise Conflict(f"{shipment.carrier} is not configured: {reason}.")
     await run_in_threadpool(partial(_reserve, request, shipment_id, force=force))
     summary = await engine.run_pass(
-        Selection(manual=True, shipment_ids=[shipment_id]), trigger="manual"
+        Selection(manual=True, shipment_ids=[shipment_id]), trigger=PassTrigger.MANUAL
     )
     outcome = summary.outcomes.get(shipment_id)
     if outcome is None:  # another engine holds it (the updater, a cron sync)

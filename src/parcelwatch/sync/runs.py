@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from parcelwatch.domain import utcnow
 from parcelwatch.models import EngineHeartbeat, SyncRun
+from parcelwatch.sync.outcomes import PassOutcome, PassTrigger
 
 __all__ = ["MAX_ERRORS_KEPT", "PassSummary", "beat", "finish_run", "run_as_dict", "start_run"]
 
@@ -22,15 +23,15 @@ MAX_ERRORS_KEPT = 20
 
 @dataclass(slots=True)
 class PassSummary:
-    """What one pass did; `outcome` is `ok`, `partial` (some shipments failed or were
-    deferred), `failed` (every carrier called was down), `stopped` or `error`."""
+    """What one pass did. `outcomes` holds a `ShipmentOutcome` per shipment id (the CLI adds
+    `skipped: <reason>` for named shipments it could not take)."""
 
-    trigger: str
+    trigger: PassTrigger
     engine_id: str
     run_id: int | None = None
     started_at: datetime = field(default_factory=utcnow)
     finished_at: datetime | None = None
-    outcome: str = "running"
+    outcome: PassOutcome = PassOutcome.RUNNING
     checked: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -104,7 +105,7 @@ def start_run(engine: Engine, summary: PassSummary) -> int:
             trigger=summary.trigger,
             engine_id=summary.engine_id,
             started_at=summary.started_at,
-            outcome="running",
+            outcome=PassOutcome.RUNNING,
             errors=[],
         )
         session.add(run)

@@ -20,6 +20,7 @@ from parcelwatch.logs import get_logger
 from parcelwatch.ops.metrics import UPDATER_PAUSED
 from parcelwatch.sync import report
 from parcelwatch.sync.engine import Providers, SyncEngine
+from parcelwatch.sync.outcomes import PassTrigger
 
 __all__ = ["Updater", "sync_lifespan"]
 
@@ -104,7 +105,7 @@ class Updater:
                 await self._sleep(min(self.idle_cap, self.engine.options.heartbeat_every))
                 continue
             try:
-                summary = await self.engine.run_pass(trigger="updater")
+                summary = await self.engine.run_pass(trigger=PassTrigger.UPDATER)
             except Exception:
                 log.exception("updater pass failed")
                 await self._sleep(ERROR_PAUSE)
