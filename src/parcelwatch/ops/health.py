@@ -63,7 +63,7 @@ class HealthOptions:
 
 async def run_health(
     settings: Settings,
-    engine: Engine,
+    db: Engine,
     options: HealthOptions | None = None,
     *,
     providers: Mapping[str, Carrier] | None = None,
@@ -72,7 +72,7 @@ async def run_health(
     """Run every check: the database ones in a thread, the carrier ones concurrently."""
     options = options or HealthOptions()
     now = utcnow()
-    database = asyncio.to_thread(database_checks, settings, engine, options, now)
+    database = asyncio.to_thread(database_checks, settings, db, options, now)
     if options.check_carriers:
         (checks, stale), carriers = await asyncio.gather(
             database, carrier_checks(settings, providers, cache=cache)
@@ -89,24 +89,24 @@ def health_report(
 ) -> HealthReport:
     """The database checks only (no carrier calls), for synchronous callers such as pages."""
     now = utcnow()
-    engine = session.get_bind().engine
-    checks, stale = database_checks(settings, engine, options or HealthOptions(), now)
+    db = session.get_bind().engine
+    checks, stale = database_checks(settings, db, options or HealthOptions(), now)
     return HealthReport(checked_at=now, checks=checks, stale_shipments=stale)
 
 
 def database_checks(
-    settings: Settings, engine: Engine, options: HealthOptions, now: datetime
+    settings: Settings, db: Engine, options: HealthOptions, now: datetime
 ) -> tuple[list[Check], list[dict[str, Any]] | None]:
     try:
-        with engine.connect() as connection:
+        with db.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as error:
         message = f"database unreachable: {type(error).__name__}"
-        return [Check("database", Level.CRITICAL, message, {"dialect": engine.dialect.name})], None
+        return [Check("database", Level.CRITICAL, message, {"dialect": db.dialect.name})], None
     lifecycle = Lifecycle.from_settings(settings, tracked=Routing(settings).tracked())
-    with Session(engine) as session:
+    with Session(db) as session:
         checks = [
-            Check("database", Level.OK, "database reachable", {"dialect": engine.dialect.name}),
+            Check("database", Level.OK, "database reachable", {"dialect": db.dialect.name}),
             _sync_activity(session, settings, options, now),
             _stale(session, lifecycle, now),
             _error_rate(session, now),

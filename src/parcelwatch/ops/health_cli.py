@@ -35,12 +35,12 @@ def health(
 
     Exit status: 0 healthy, 1 warning, 2 critical."""
     settings = settings_or_exit()
-    engine = create_db_engine(settings.sqlalchemy_url)
+    db = create_db_engine(settings.sqlalchemy_url)
     options = HealthOptions(alert_threshold_hours=alert_threshold, check_stale=check_stale)
     try:
-        report = asyncio.run(run_health(settings, engine, options))
+        report = asyncio.run(run_health(settings, db, options))
     finally:
-        engine.dispose()
+        db.dispose()
     if json_output:
         print_json(report.as_dict())
     else:

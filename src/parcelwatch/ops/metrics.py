@@ -104,8 +104,8 @@ class DatabaseCollector(Collector):
     GROUP BY over `ix_shipments_status_carrier`, one range over `ix_shipments_due`, and
     newest-first reads of `ix_sync_runs_started_at`. Never the whole table in memory."""
 
-    def __init__(self, engine: Engine, lifecycle: Lifecycle) -> None:
-        self.engine = engine
+    def __init__(self, db: Engine, lifecycle: Lifecycle) -> None:
+        self.db = db
         self.lifecycle = lifecycle
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
@@ -113,7 +113,7 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         now = utcnow()
-        with self.engine.connect() as connection:
+        with self.db.connect() as connection:
             by_status = connection.execute(
                 select(Shipment.status, Shipment.carrier, func.count()).group_by(
                     Shipment.status, Shipment.carrier

@@ -94,13 +94,13 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-def _updater_problem(engine: Engine, updater: Any) -> str | None:
+def _updater_problem(db: Engine, updater: Any) -> str | None:
     if not updater.running:
         return "the tracking updater is not running"
-    sync_engine = updater.engine
+    sync_engine = updater.sync_engine
     if sync_engine.paused or utcnow() - sync_engine.started_at < HEARTBEAT_MAX_AGE:
         return None
-    with Session(engine) as session:
+    with Session(db) as session:
         beat = session.scalar(
             select(EngineHeartbeat.heartbeat_at).where(
                 EngineHeartbeat.engine_id == sync_engine.engine_id

@@ -179,7 +179,7 @@ async def updater_status(request: Request, _admin: AdminDep) -> UpdaterStatus:
 
 
 async def _status(request: Request, updater: Updater) -> UpdaterStatus:
-    engine = updater.engine
+    engine = updater.sync_engine
 
     def read() -> tuple[int, datetime | None, dict[str, Any] | None]:
         carriers = engine.configured_carriers()

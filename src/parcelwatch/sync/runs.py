@@ -95,12 +95,12 @@ def run_as_dict(run: SyncRun, *, max_errors: int) -> dict[str, Any]:
     }
 
 
-def _writing(engine: Engine) -> Engine:
-    return engine.execution_options(sqlite_begin="IMMEDIATE")
+def _writing(db: Engine) -> Engine:
+    return db.execution_options(sqlite_begin="IMMEDIATE")
 
 
-def start_run(engine: Engine, summary: PassSummary) -> int:
-    with Session(_writing(engine)) as session, session.begin():
+def start_run(db: Engine, summary: PassSummary) -> int:
+    with Session(_writing(db)) as session, session.begin():
         run = SyncRun(
             trigger=summary.trigger,
             engine_id=summary.engine_id,
@@ -113,10 +113,10 @@ def start_run(engine: Engine, summary: PassSummary) -> int:
         return run.id
 
 
-def finish_run(engine: Engine, summary: PassSummary) -> None:
+def finish_run(db: Engine, summary: PassSummary) -> None:
     if summary.run_id is None:
         return
-    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+    with db.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
         with connection.begin():
             connection.execute(
                 update(SyncRun)
@@ -135,9 +135,9 @@ def finish_run(engine: Engine, summary: PassSummary) -> None:
             )
 
 
-def beat(engine: Engine, *, engine_id: str, kind: str, started_at: datetime, paused: bool) -> None:
+def beat(db: Engine, *, engine_id: str, kind: str, started_at: datetime, paused: bool) -> None:
     """Insert or refresh this engine's heartbeat row."""
-    with Session(_writing(engine)) as session, session.begin():
+    with Session(_writing(db)) as session, session.begin():
         row = session.get(EngineHeartbeat, engine_id)
         if row is None:
             session.add(

@@ -42,12 +42,12 @@ def alert(
         else:
             _print_deliveries(deliveries)
         raise typer.Exit(0 if all(d.delivered for d in deliveries) else 1)
-    engine = create_db_engine(settings.sqlalchemy_url)
+    db = create_db_engine(settings.sqlalchemy_url)
     try:
         options = HealthOptions(alert_threshold_hours=alert_threshold)
-        run = asyncio.run(check_and_alert(settings, engine, options=options))
+        run = asyncio.run(check_and_alert(settings, db, options=options))
     finally:
-        engine.dispose()
+        db.dispose()
     if json_output:
         print_json(run.as_dict())
     else:
