@@ -97,3 +97,17 @@ async def test_a_paused_updater_still_reports_its_heartbeat_as_paused(
 
     await eventually(paused_beat)
     await updater.stop()
+
+
+async def test_the_dashboard_sees_the_updaters_sync_engine_paused(
+    make_engine: EngineFactory,
+) -> None:
+    from types import SimpleNamespace
+
+    from parcelwatch.web.runtime import updater_state
+
+    updater = Updater(make_engine())
+    app = SimpleNamespace(state=SimpleNamespace(updater=updater))
+    assert updater_state(app).paused is False  # type: ignore[arg-type]
+    updater.sync_engine.pause()
+    assert updater_state(app).paused is True  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """The sync engine: claim due shipments page by page, call their carriers in batches within
 each provider's budget, write each batch's results in one transaction, and record the pass.
 
-One engine serves the in-process updater, `parcelwatch sync`, manual refresh and workers.
+One engine serves the in-process updater, `parcelwatch sync` and manual refresh.
 Stopping is clean: after `stop()` no new batch starts; batches already calling finish and
 are written, or, past the deadline, are cancelled and dropped unwritten (leases released).
 """

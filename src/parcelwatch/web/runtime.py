@@ -64,14 +64,14 @@ def updater_state(app: FastAPI) -> UpdaterState:
     updater = getattr(app.state, "updater", None)
     if updater is None:
         return UpdaterState(available=False)
-    engine = getattr(updater, "engine", None)
+    sync_engine = getattr(updater, "sync_engine", None)
     return UpdaterState(
         available=True,
         enabled=bool(getattr(updater, "enabled", False)),
         running=bool(getattr(updater, "running", False)),
-        paused=bool(getattr(engine, "paused", False)),
-        in_flight_batches=int(getattr(engine, "in_flight_batches", 0) or 0),
-        pass_in_progress=getattr(engine, "current", None) is not None,
+        paused=bool(getattr(sync_engine, "paused", False)),
+        in_flight_batches=int(getattr(sync_engine, "in_flight_batches", 0) or 0),
+        pass_in_progress=getattr(sync_engine, "current", None) is not None,
     )
 
 
