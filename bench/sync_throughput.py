@@ -46,6 +46,7 @@ from parcelwatch.logs import configure_logging
 from parcelwatch.migrate import upgrade
 from parcelwatch.models import Shipment
 from parcelwatch.sync.engine import SyncEngine
+from parcelwatch.sync.outcomes import PassTrigger
 from parcelwatch.sync.selection import Selection
 from parcelwatch.sync.testing import FakeCarrier, StaticProviders
 
@@ -222,11 +223,11 @@ async def run_engine(
         stack.push_async_callback(engine.aclose)
         selection = None
         if repoll:
-            await engine.run_pass(trigger="bench")
+            await engine.run_pass(trigger=PassTrigger.BENCH)
             selection = Selection(force=True)
         emulator_before = process_cpu(emulator)
         cpu_before, wall_before = time.process_time(), time.perf_counter()
-        summary = await engine.run_pass(selection, trigger="bench")
+        summary = await engine.run_pass(selection, trigger=PassTrigger.BENCH)
         wall = time.perf_counter() - wall_before
         cpu = time.process_time() - cpu_before
         emulator_after = process_cpu(emulator)

@@ -25,7 +25,7 @@ async def test_the_updater_syncs_due_shipments_soon_after_start_and_stops_cleanl
     shipment = add_shipment("ups")
     updater = Updater(make_engine(), first_delay=0.01, idle_cap=0.2, empty_pause=0.05)
     updater.start()
-    await eventually(lambda: updater.engine.last_summary is not None)
+    await eventually(lambda: updater.sync_engine.last_summary is not None)
     await updater.stop()
     assert not updater.running
     assert reload(database, shipment.id).auto_refresh_count == 1
@@ -92,8 +92,22 @@ async def test_a_paused_updater_still_reports_its_heartbeat_as_paused(
 
     def paused_beat() -> bool:
         with database.sessions() as session:
-            beat = session.get(EngineHeartbeat, updater.engine.engine_id)
+            beat = session.get(EngineHeartbeat, updater.sync_engine.engine_id)
             return beat is not None and beat.paused
 
     await eventually(paused_beat)
     await updater.stop()
+
+
+async def test_the_dashboard_sees_the_updaters_sync_engine_paused(
+    make_engine: EngineFactory,
+) -> None:
+    from types import SimpleNamespace
+
+    from parcelwatch.web.runtime import updater_state
+
+    updater = Updater(make_engine())
+    app = SimpleNamespace(state=SimpleNamespace(updater=updater))
+    assert updater_state(app).paused is False  # type: ignore[arg-type]
+    updater.sync_engine.pause()
+    assert updater_state(app).paused is True  # type: ignore[arg-type]

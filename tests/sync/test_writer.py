@@ -176,7 +176,7 @@ async def test_a_write_for_a_lease_taken_over_by_another_engine_is_dropped(
     database: Database, add_shipment: ShipmentFactory, make_engine: EngineFactory
 ) -> None:
     from parcelwatch.sync.scheduling import SchedulePolicy
-    from parcelwatch.sync.writer import Kind, ShipmentResult, write_results
+    from parcelwatch.sync.writer import ShipmentResult, ShipmentResultKind, write_results
 
     shipment = add_shipment("ups")
     now = utcnow()
@@ -193,7 +193,7 @@ async def test_a_write_for_a_lease_taken_over_by_another_engine_is_dropped(
         now=later,
     )
     assert theirs.id == mine.id
-    result = ShipmentResult(mine, Kind.FOUND, "ups", info=delivered_info())
+    result = ShipmentResult(mine, ShipmentResultKind.FOUND, "ups", info=delivered_info())
     with database.engine.begin() as connection:
         summary = write_results(connection, [result], owner="slow", policy=SchedulePolicy())
     assert summary.lost == 1

@@ -28,9 +28,10 @@ from parcelwatch.emulator import dhl, fedex, shipengine, ups, usps
 from parcelwatch.emulator.clock import EmulatorClock
 from parcelwatch.emulator.config import EmulatorConfig
 from parcelwatch.emulator.guard import CarrierErrors, CarrierGuard
+from parcelwatch.emulator.signing import KeySet
 from parcelwatch.emulator.state import EmulatorState, Stats
 from parcelwatch.emulator.storylines import Region
-from parcelwatch.emulator.webhooks import KeySet, send_shipengine_webhook
+from parcelwatch.emulator.webhooks import send_shipengine_webhook
 
 __all__ = ["create_emulator_app", "emulator_state"]
 

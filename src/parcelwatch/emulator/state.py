@@ -13,8 +13,8 @@ from typing import Any
 from parcelwatch.emulator.clock import EmulatorClock
 from parcelwatch.emulator.config import EmulatorConfig
 from parcelwatch.emulator.faults import TokenBucket
+from parcelwatch.emulator.signing import KeySet, default_key_set
 from parcelwatch.emulator.storylines import Region, Timeline, build_timeline, choose_storyline
-from parcelwatch.emulator.webhooks import KeySet, default_key_set
 
 API_KEY_CARRIERS = ("dhl", "shipengine")  # the key travels as `client_id`
 

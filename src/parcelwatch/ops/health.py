@@ -38,7 +38,7 @@ from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.ops.checks import Check, HealthReport, Level
 from parcelwatch.ops.health_carriers import CARRIER_CACHE, CarrierCheckCache, carrier_checks
-from parcelwatch.ops.metrics import SUCCESSFUL_OUTCOMES
+from parcelwatch.sync.outcomes import FAILED_PASS_OUTCOMES, SUCCESSFUL_PASS_OUTCOMES, PassOutcome
 
 __all__ = [
     "DEFAULT_ALERT_THRESHOLD_HOURS",
@@ -53,7 +53,6 @@ DEFAULT_ALERT_THRESHOLD_HOURS = 6.0
 MAX_ALERT_THRESHOLD_HOURS = 24.0 * 365 * 10  # ten years; beyond, a date cannot hold it
 ERROR_RATE_WARNING = 0.10
 ERROR_RATE_CRITICAL = 0.50
-FAILED_OUTCOMES = ("failed", "error")
 STALE_LIST_LIMIT = 200
 
 
@@ -66,7 +65,7 @@ class HealthOptions:
 
 async def run_health(
     settings: Settings,
-    engine: Engine,
+    db: Engine,
     options: HealthOptions | None = None,
     *,
     providers: Mapping[str, Provider] | None = None,
@@ -75,7 +74,7 @@ async def run_health(
     """Run every check: the database ones in a thread, the carrier ones concurrently."""
     options = options or HealthOptions()
     now = utcnow()
-    database = asyncio.to_thread(database_checks, settings, engine, options, now)
+    database = asyncio.to_thread(database_checks, settings, db, options, now)
     if options.check_carriers:
         (checks, stale), carriers = await asyncio.gather(
             database, carrier_checks(settings, providers, cache=cache)
@@ -92,24 +91,24 @@ def health_report(
 ) -> HealthReport:
     """The database checks only (no carrier calls), for synchronous callers such as pages."""
     now = utcnow()
-    engine = session.get_bind().engine
-    checks, stale = database_checks(settings, engine, options or HealthOptions(), now)
+    db = session.get_bind().engine
+    checks, stale = database_checks(settings, db, options or HealthOptions(), now)
     return HealthReport(checked_at=now, checks=checks, stale_shipments=stale)
 
 
 def database_checks(
-    settings: Settings, engine: Engine, options: HealthOptions, now: datetime
+    settings: Settings, db: Engine, options: HealthOptions, now: datetime
 ) -> tuple[list[Check], list[dict[str, Any]] | None]:
     try:
-        with engine.connect() as connection:
+        with db.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as error:
         message = f"database unreachable: {type(error).__name__}"
-        return [Check("database", Level.CRITICAL, message, {"dialect": engine.dialect.name})], None
+        return [Check("database", Level.CRITICAL, message, {"dialect": db.dialect.name})], None
     lifecycle = Lifecycle.from_settings(settings, tracked=Routing(settings).tracked())
-    with Session(engine) as session:
+    with Session(db) as session:
         checks = [
-            Check("database", Level.OK, "database reachable", {"dialect": engine.dialect.name}),
+            Check("database", Level.OK, "database reachable", {"dialect": db.dialect.name}),
             _sync_activity(session, settings, options, now),
             _stale(session, lifecycle, now),
             _error_rate(session, now),
@@ -133,7 +132,7 @@ def _sync_activity(
     }
     success = session.execute(
         select(SyncRun.started_at, SyncRun.finished_at)
-        .where(SyncRun.outcome.in_(SUCCESSFUL_OUTCOMES))
+        .where(SyncRun.outcome.in_(SUCCESSFUL_PASS_OUTCOMES))
         .order_by(SyncRun.started_at.desc())
         .limit(1)
     ).first()
@@ -219,13 +218,13 @@ def _error_rate(session: Session, now: datetime) -> Check:
     runs = session.execute(
         select(SyncRun.outcome, SyncRun.checked, SyncRun.failed).where(
             SyncRun.started_at >= now - timedelta(hours=1),
-            or_(SyncRun.finished_at.is_not(None), SyncRun.outcome != "running"),
+            or_(SyncRun.finished_at.is_not(None), SyncRun.outcome != PassOutcome.RUNNING),
         )
     ).all()
     outcomes = Counter(run.outcome for run in runs)
     checked = sum(run.checked for run in runs)
     failed = sum(run.failed for run in runs)
-    failed_runs = sum(outcomes[outcome] for outcome in FAILED_OUTCOMES)
+    failed_runs = sum(outcomes[outcome] for outcome in FAILED_PASS_OUTCOMES)
     rate = failed / checked if checked else 0.0
     figures = {
         "runs": len(runs),

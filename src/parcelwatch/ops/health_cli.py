@@ -41,13 +41,13 @@ def health(
 
     Exit status: 0 healthy, 1 warning, 2 critical."""
     settings = settings_or_exit()
-    engine = create_db_engine(settings.sqlalchemy_url)
+    db = create_db_engine(settings.sqlalchemy_url)
     options = HealthOptions(alert_threshold_hours=alert_threshold, check_stale=check_stale)
     try:
         with carrier_settings(settings) as asked_with:
-            report = asyncio.run(run_health(asked_with, engine, options))
+            report = asyncio.run(run_health(asked_with, db, options))
     finally:
-        engine.dispose()
+        db.dispose()
     if json_output:
         print_json(report.as_dict())
     else:

@@ -21,13 +21,13 @@ from sqlalchemy import Engine, func, select
 from parcelwatch import __version__
 from parcelwatch.domain import utcnow
 from parcelwatch.models import Shipment, SyncRun
+from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES
 
 if TYPE_CHECKING:  # the provider modules count calls here; the settings import them
     from parcelwatch.lifecycle import Lifecycle
 
 __all__ = [
     "BUILD_INFO",
-    "SUCCESSFUL_OUTCOMES",
     "BuildInfoCollector",
     "DatabaseCollector",
     "CARRIER_API_CALLS",
@@ -107,16 +107,14 @@ HTTP_REQUEST_DURATION = Histogram(
 
 # -- computed at scrape time from the database (any process's work shows) -----------------
 
-SUCCESSFUL_OUTCOMES = ("ok", "partial")  # a pass that completed; `partial` = some shipments failed
-
 
 class DatabaseCollector(Collector):
     """Shipment and sync-run gauges read at scrape time with a few indexed queries: one
     GROUP BY over `ix_shipments_status_carrier`, one range over `ix_shipments_due`, and
     newest-first reads of `ix_sync_runs_started_at`. Never the whole table in memory."""
 
-    def __init__(self, engine: Engine, lifecycle: Lifecycle) -> None:
-        self.engine = engine
+    def __init__(self, db: Engine, lifecycle: Lifecycle) -> None:
+        self.db = db
         self.lifecycle = lifecycle
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
@@ -124,7 +122,7 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         now = utcnow()
-        with self.engine.connect() as connection:
+        with self.db.connect() as connection:
             by_status = connection.execute(
                 select(Shipment.status, Shipment.carrier, func.count()).group_by(
                     Shipment.status, Shipment.carrier
@@ -142,7 +140,7 @@ class DatabaseCollector(Collector):
             )
             last_success = connection.execute(
                 select(SyncRun.started_at, SyncRun.finished_at)
-                .where(SyncRun.outcome.in_(SUCCESSFUL_OUTCOMES))
+                .where(SyncRun.outcome.in_(SUCCESSFUL_PASS_OUTCOMES))
                 .order_by(SyncRun.started_at.desc())
                 .limit(1)
             ).first()

@@ -95,13 +95,13 @@ def readyz(request: Request, settings: SettingsDep, database: DatabaseDep) -> JS
     return JSONResponse({"status": "ready"})
 
 
-def _updater_problem(database: Engine, updater: Updater) -> str | None:
+def _updater_problem(db: Engine, updater: Updater) -> str | None:
     if not updater.running:
         return "the tracking updater is not running"
-    sync_engine = updater.engine
+    sync_engine = updater.sync_engine
     if sync_engine.paused or utcnow() - sync_engine.started_at < HEARTBEAT_MAX_AGE:
         return None
-    with Session(database) as session:
+    with Session(db) as session:
         beat = session.scalar(
             select(EngineHeartbeat.heartbeat_at).where(
                 EngineHeartbeat.engine_id == sync_engine.engine_id

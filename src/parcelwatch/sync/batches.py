@@ -6,54 +6,77 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
+
+from sqlalchemy import Engine
 
 from parcelwatch.logs import get_logger
 from parcelwatch.ops.metrics import UPDATE_DURATION, UPDATE_FAILURES, UPDATE_SUCCESSES
-from parcelwatch.sync.calls import Group
+from parcelwatch.sync.calls import CarrierGroup
 from parcelwatch.sync.claims import ClaimedShipment
+from parcelwatch.sync.outcomes import ShipmentOutcome
 from parcelwatch.sync.runs import PassSummary
-from parcelwatch.sync.writer import Kind, ShipmentResult, WriteSummary, write_results
+from parcelwatch.sync.scheduling import SchedulePolicy
+from parcelwatch.sync.writer import ShipmentResult, ShipmentResultKind, WriteSummary, write_results
 
-if TYPE_CHECKING:
-    from parcelwatch.sync.engine import SyncEngine
-
-__all__ = ["BatchWriter", "Done"]
+__all__ = ["BatchWriter", "CalledBatch"]
 
 log = get_logger(__name__)
+RunInDb = Callable[..., Awaitable[Any]]
 
-_SUCCESS_OUTCOMES = {"updated": "updated", "unchanged": "unchanged", "expired": "updated"}
+# The update counter counts an expiry as an update.
+_SUCCESS_LABELS = {
+    ShipmentOutcome.UPDATED: "updated",
+    ShipmentOutcome.UNCHANGED: "unchanged",
+    ShipmentOutcome.EXPIRED: "updated",
+}
 
 
 @dataclass(slots=True)
-class Done:
+class CalledBatch:
     """A batch whose carrier call is over, waiting to be written."""
 
-    group: Group
+    group: CarrierGroup
     batch: Sequence[ClaimedShipment]
     results: list[ShipmentResult]
     started: float
 
 
 class BatchWriter:
-    """The one writer of a pass (writes are serialized on the engine's database thread)."""
+    """The one writer of a pass (writes are serialized on the engine's database thread).
+
+    It gets only what writing needs, not the engine: the database, `run_in_db` (the engine's
+    database thread), the lease `owner`, the schedule policy, and `wake` to tell the engine
+    there is room for more batches."""
 
     def __init__(
         self,
-        engine: SyncEngine,
         *,
+        database: Engine,
+        run_in_db: RunInDb,
+        owner: str,
+        policy: SchedulePolicy,
+        wake: Callable[[], None],
+        write_group: int,
+        record_outcomes: bool,
         summary: PassSummary,
         releases: list[ClaimedShipment],
         progress: Callable[[PassSummary], None] | None,
     ) -> None:
-        self.engine = engine
+        self.database = database
+        self.run_in_db = run_in_db
+        self.owner = owner
+        self.policy = policy
+        self.wake = wake
+        self.write_group = write_group
+        self.record_outcomes = record_outcomes
         self.summary = summary
         self.releases = releases
         self.progress = progress
 
-    async def drain(self, queue: asyncio.Queue[Done | None]) -> None:
+    async def drain(self, queue: asyncio.Queue[CalledBatch | None]) -> None:
         """Write what arrives until the `None` that ends the pass."""
         finished = False
         while not finished:
@@ -62,7 +85,7 @@ class BatchWriter:
                 return
             items = [item]
             count = len(item.results)
-            while count < self.engine.options.write_group and not queue.empty():
+            while count < self.write_group and not queue.empty():
                 more = queue.get_nowait()
                 if more is None:
                     finished = True
@@ -72,13 +95,13 @@ class BatchWriter:
             await self._write(items)
             for done in items:
                 done.group.queued -= len(done.batch)
-            self.engine.wake()
+            self.wake()
             if self.progress is not None:
                 self.progress(self.summary)
 
-    async def _write(self, items: list[Done]) -> None:
+    async def _write(self, items: list[CalledBatch]) -> None:
         try:
-            written = await self.engine.in_db(self._write_in_transaction, items)
+            written = await self.run_in_db(self._write_in_transaction, items)
             self._account(items, written)
             return
         except Exception:
@@ -91,15 +114,13 @@ class BatchWriter:
         for item in items:  # one batch's failure loses nothing else
             await self._write([item])
 
-    def _write_in_transaction(self, items: list[Done]) -> WriteSummary:
+    def _write_in_transaction(self, items: list[CalledBatch]) -> WriteSummary:
         results = [result for item in items for result in item.results]
-        writing = self.engine.db.connect().execution_options(sqlite_begin="IMMEDIATE")
+        writing = self.database.connect().execution_options(sqlite_begin="IMMEDIATE")
         with writing as connection, connection.begin():
-            return write_results(
-                connection, results, owner=self.engine.engine_id, policy=self.engine.policy
-            )
+            return write_results(connection, results, owner=self.owner, policy=self.policy)
 
-    def _account(self, items: list[Done], written: WriteSummary) -> None:
+    def _account(self, items: list[CalledBatch], written: WriteSummary) -> None:
         summary = self.summary
         for name in ("updated", "unchanged", "not_found", "failed", "deferred", "disabled"):
             setattr(summary, name, getattr(summary, name) + getattr(written, name))
@@ -113,17 +134,19 @@ class BatchWriter:
                 outcome = written.outcomes.get(result.shipment.id)
                 if outcome is None:
                     continue
-                if self.engine.options.record_outcomes:
+                if self.record_outcomes:
                     summary.outcomes[result.shipment.id] = outcome
                 _count(item.group.carrier, result, outcome, summary)
 
 
-def _count(carrier: str, result: ShipmentResult, outcome: str, summary: PassSummary) -> None:
-    if result.kind is Kind.FOUND:
-        UPDATE_SUCCESSES.labels(carrier=carrier, outcome=_SUCCESS_OUTCOMES[outcome]).inc()
-    elif result.kind is Kind.NOT_FOUND:
+def _count(
+    carrier: str, result: ShipmentResult, outcome: ShipmentOutcome, summary: PassSummary
+) -> None:
+    if result.kind is ShipmentResultKind.FOUND:
+        UPDATE_SUCCESSES.labels(carrier=carrier, outcome=_SUCCESS_LABELS[outcome]).inc()
+    elif result.kind is ShipmentResultKind.NOT_FOUND:
         UPDATE_SUCCESSES.labels(carrier=carrier, outcome="not_found").inc()
-    elif result.kind is Kind.FAILED:
+    elif result.kind is ShipmentResultKind.FAILED:
         UPDATE_FAILURES.labels(carrier=carrier, outcome="shipment_error").inc()
         summary.error_counts[result.message or "error"] += 1
     else:

@@ -21,9 +21,9 @@ from parcelwatch.sync.circuit import CircuitBreaker, CircuitState
 from parcelwatch.sync.claims import ClaimedShipment
 from parcelwatch.sync.limits import Budget
 from parcelwatch.sync.retry import ProviderRetryPolicy, call_with_retries
-from parcelwatch.sync.writer import Kind, ShipmentResult
+from parcelwatch.sync.writer import ShipmentResult, ShipmentResultKind
 
-__all__ = ["Abandoned", "CallStats", "Group", "call_batch"]
+__all__ = ["Abandoned", "CallStats", "CarrierGroup", "call_batch"]
 
 log = get_logger(__name__)
 
@@ -44,7 +44,7 @@ class CallStats:
 
 
 @dataclass(slots=True)
-class Group:
+class CarrierGroup:
     """The shipments of one parcel carrier and the provider that tracks them."""
 
     carrier: str
@@ -58,7 +58,7 @@ class Group:
 
 
 async def _request(
-    group: Group,
+    group: CarrierGroup,
     numbers: Sequence[str],
     *,
     seconds: float,
@@ -79,7 +79,7 @@ async def _request(
 
 
 async def _track(
-    group: Group,
+    group: CarrierGroup,
     numbers: Sequence[str],
     *,
     retry: ProviderRetryPolicy,
@@ -111,35 +111,44 @@ async def _track(
 
 
 def _deferred(
-    batch: Sequence[ClaimedShipment], group: Group, message: str, now: datetime
+    batch: Sequence[ClaimedShipment], group: CarrierGroup, message: str, now: datetime
 ) -> list[ShipmentResult]:
     until = now + max(MIN_DEFER, timedelta(seconds=group.breaker.retry_in()))
     return [
-        ShipmentResult(s, Kind.DEFERRED, group.provider.code, message=message, defer_until=until)
+        ShipmentResult(
+            s, ShipmentResultKind.DEFERRED, group.provider.code, message=message, defer_until=until
+        )
         for s in batch
     ]
 
 
 def _to_result(
-    shipment: ClaimedShipment, answer: TrackResult | None, group: Group, now: datetime
+    shipment: ClaimedShipment, answer: TrackResult | None, group: CarrierGroup, now: datetime
 ) -> ShipmentResult:
     provider = group.provider.code
     if answer is None:
-        return ShipmentResult(shipment, Kind.FAILED, provider, message="the carrier gave no answer")
+        return ShipmentResult(
+            shipment, ShipmentResultKind.FAILED, provider, message="the carrier gave no answer"
+        )
     if answer.outcome is TrackOutcome.FOUND and answer.info is not None:
-        return ShipmentResult(shipment, Kind.FOUND, provider, info=answer.info)
+        return ShipmentResult(shipment, ShipmentResultKind.FOUND, provider, info=answer.info)
     if answer.outcome is TrackOutcome.NOT_FOUND:
-        return ShipmentResult(shipment, Kind.NOT_FOUND, provider, message=answer.message)
+        return ShipmentResult(
+            shipment, ShipmentResultKind.NOT_FOUND, provider, message=answer.message
+        )
     error = answer.error
     if isinstance(error, CarrierWideError):
         return _deferred([shipment], group, str(error), now)[0]
     return ShipmentResult(
-        shipment, Kind.FAILED, provider, message=answer.message or str(error) or "error"
+        shipment,
+        ShipmentResultKind.FAILED,
+        provider,
+        message=answer.message or str(error) or "error",
     )
 
 
-def _map(
-    batch: Sequence[ClaimedShipment], answers: Sequence[TrackResult], group: Group
+def _results_for_answers(
+    batch: Sequence[ClaimedShipment], answers: Sequence[TrackResult], group: CarrierGroup
 ) -> list[ShipmentResult]:
     now = utcnow()
     by_number = {answer.tracking_number: answer for answer in answers}
@@ -151,7 +160,7 @@ def _map(
 
 
 async def call_batch(
-    group: Group,
+    group: CarrierGroup,
     batch: Sequence[ClaimedShipment],
     *,
     retry: ProviderRetryPolicy,
@@ -183,7 +192,7 @@ async def call_batch(
             )
             group.breaker.record_success()
             stats.carrier_successes.add(provider)
-            return _map(batch, answers, group)
+            return _results_for_answers(batch, answers, group)
     except TimeoutError:
         error: CarrierWideError = UnavailableError(
             f"batch not done within {batch_timeout:g}s", carrier=provider
@@ -201,13 +210,15 @@ async def call_batch(
     except Exception as bug:  # a carrier module bug must not stop the pass
         log.exception("carrier module raised", carrier=provider)
         message = f"{provider}: unexpected {type(bug).__name__}: {bug}"
-        return [ShipmentResult(s, Kind.FAILED, provider, message=message) for s in batch]
+        return [
+            ShipmentResult(s, ShipmentResultKind.FAILED, provider, message=message) for s in batch
+        ]
     finally:
         group.breaker.release_probe()
 
 
 def _carrier_down(
-    group: Group, batch: Sequence[ClaimedShipment], error: CarrierWideError, stats: CallStats
+    group: CarrierGroup, batch: Sequence[ClaimedShipment], error: CarrierWideError, stats: CallStats
 ) -> list[ShipmentResult]:
     group.breaker.record_failure(error)
     stats.carrier_failures[group.provider.code] = str(error)
@@ -218,7 +229,7 @@ def _carrier_down(
 
 
 async def _one_by_one(
-    group: Group,
+    group: CarrierGroup,
     batch: Sequence[ClaimedShipment],
     failure: CarrierError,
     retry: ProviderRetryPolicy,
@@ -230,7 +241,11 @@ async def _one_by_one(
     """Each number on its own, until the batch's time is up (the rest is deferred)."""
     provider = group.provider.code
     if len(batch) == 1:
-        kind = Kind.FAILED if not isinstance(failure, CarrierWideError) else Kind.DEFERRED
+        kind = (
+            ShipmentResultKind.FAILED
+            if not isinstance(failure, CarrierWideError)
+            else ShipmentResultKind.DEFERRED
+        )
         return [ShipmentResult(batch[0], kind, provider, message=str(failure))]
     results: list[ShipmentResult] = []
     for index, shipment in enumerate(batch):
@@ -252,9 +267,11 @@ async def _one_by_one(
                 may_start=may_continue,
                 first_only=False,
             )
-            results.extend(_map([shipment], answers, group))
+            results.extend(_results_for_answers([shipment], answers, group))
         except CarrierWideError as wide:
             results.extend(_carrier_down(group, [shipment], wide, stats))
         except CarrierError as own:
-            results.append(ShipmentResult(shipment, Kind.FAILED, provider, message=str(own)))
+            results.append(
+                ShipmentResult(shipment, ShipmentResultKind.FAILED, provider, message=str(own))
+            )
     return results

@@ -67,7 +67,7 @@ SNAPSHOT_COLUMNS = (
 
 
 def claim(
-    engine: Engine,
+    db: Engine,
     *,
     owner: str,
     where: ColumnElement[bool],
@@ -86,7 +86,7 @@ def claim(
         candidates = candidates.order_by(Shipment.next_check_at, Shipment.id)
     candidates = candidates.limit(limit).with_for_update(skip_locked=True)
     expires = now + lease
-    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+    with db.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
         with connection.begin():
             claimed = [ClaimedShipment.from_row(row) for row in connection.execute(candidates)]
             if claimed:
@@ -115,12 +115,12 @@ _RELEASE = (
 )
 
 
-def release(engine: Engine, *, owner: str, shipments: Sequence[ClaimedShipment]) -> None:
+def release(db: Engine, *, owner: str, shipments: Sequence[ClaimedShipment]) -> None:
     """Give back leases without writing anything (an abandoned batch): each shipment gets
     back the `next_check_at` it had when it was claimed."""
     if not shipments:
         return
     rows = [{"b_id": s.id, "b_owner": owner, "b_next": s.next_check_at} for s in shipments]
-    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+    with db.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
         with connection.begin():
             connection.execute(_RELEASE, rows)

@@ -33,6 +33,7 @@ from parcelwatch.models import Shipment
 from parcelwatch.shipments.service import find_shipment
 from parcelwatch.sync import report
 from parcelwatch.sync.engine import EngineOptions, ProviderLookup, SyncEngine
+from parcelwatch.sync.outcomes import PassOutcome, PassTrigger
 from parcelwatch.sync.runs import PassSummary
 from parcelwatch.sync.selection import Selection
 
@@ -130,7 +131,7 @@ async def _main(
     json_output: bool,
 ) -> int:
     async with open_registry(settings) as registry:
-        engine = SyncEngine(
+        sync_engine = SyncEngine(
             settings=settings,
             db=db,
             providers=registry,
@@ -138,7 +139,7 @@ async def _main(
             options=EngineOptions(concurrency=concurrency, record_outcomes=True),
         )
         try:
-            configured = engine.configured_carriers()
+            configured = sync_engine.configured_carriers()
             if show_stats:
                 with Session(db) as session:
                     document = report.stats(session, settings, configured)
@@ -149,14 +150,14 @@ async def _main(
             selection = Selection(force=force, shipment_ids=ids, carriers=carriers)
             if dry_run:
                 return _dry_run(db, settings, registry, selection, json_output)
-            if not engine.configured_carriers(carriers):
+            if not sync_engine.configured_carriers(carriers):
                 return _nothing_configured(db, settings, selection, json_output)
             try:
-                summary = await _run(engine, selection, db, settings, force=force)
+                summary = await _run(sync_engine, selection, db, settings, force=force)
             except SQLAlchemyError as error:
                 fail(f"database error during the sync: {type(error).__name__}: {error}", EXIT_FATAL)
         finally:
-            await engine.aclose()
+            await sync_engine.aclose()
     _output_summary(summary, json_output, verbose)
     return _exit_code(summary)
 
@@ -233,16 +234,16 @@ def _progress(total: int) -> Iterator[Progress | None]:
 
 
 async def _run(
-    engine: SyncEngine, selection: Selection, db: Engine, settings: Settings, *, force: bool
+    sync_engine: SyncEngine, selection: Selection, db: Engine, settings: Settings, *, force: bool
 ) -> PassSummary:
     with Session(db) as session:
         if selection.shipment_ids is not None:
             total = len(selection.shipment_ids)
         elif force:
-            total = report.plan(session, settings, engine.providers, selection, limit=0)[1]
+            total = report.plan(session, settings, sync_engine.providers, selection, limit=0)[1]
         else:
             total = report.count_due(
-                session, settings, engine.configured_carriers(selection.carriers)
+                session, settings, sync_engine.configured_carriers(selection.carriers)
             )
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
@@ -250,7 +251,7 @@ async def _run(
     def interrupted() -> None:
         _say("parcelwatch: stopping after the batches in flight…", err=True)
         deadline = 0.0 if stopping else STOP_DEADLINE
-        stopping.append(loop.create_task(engine.stop(deadline)))
+        stopping.append(loop.create_task(sync_engine.stop(deadline)))
 
     loop.add_signal_handler(signal.SIGINT, interrupted)
     try:
@@ -262,19 +263,25 @@ async def _run(
                     done = summary.synced + summary.failed + summary.deferred + summary.skipped
                     progress.update(task, completed=done)
 
-            trigger = "sync-force" if force or selection.shipment_ids else "sync"
-            summary = await engine.run_pass(selection, trigger=trigger, progress=advance)
+            trigger = (
+                PassTrigger.SYNC_FORCE if force or selection.shipment_ids else PassTrigger.SYNC
+            )
+            summary = await sync_engine.run_pass(selection, trigger=trigger, progress=advance)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         for pending in stopping:
             await pending
-    if selection.shipment_ids and not engine.stopping:
-        _explain_skipped(db, settings, engine, selection.shipment_ids, summary)
+    if selection.shipment_ids and not sync_engine.stopping:
+        _explain_skipped(db, settings, sync_engine, selection.shipment_ids, summary)
     return summary
 
 
 def _explain_skipped(
-    db: Engine, settings: Settings, engine: SyncEngine, ids: Sequence[int], summary: PassSummary
+    db: Engine,
+    settings: Settings,
+    sync_engine: SyncEngine,
+    ids: Sequence[int],
+    summary: PassSummary,
 ) -> None:
     """Named shipments the pass did not sync (final, disabled, leased elsewhere...): why."""
     missing = [shipment_id for shipment_id in ids if shipment_id not in summary.outcomes]
@@ -282,7 +289,7 @@ def _explain_skipped(
         return
     with Session(db) as session:
         entries, _ = report.plan(
-            session, settings, engine.providers, Selection(shipment_ids=missing)
+            session, settings, sync_engine.providers, Selection(shipment_ids=missing)
         )
     for entry in entries:
         summary.outcomes[entry.id] = f"skipped: {entry.reason}"
@@ -290,9 +297,9 @@ def _explain_skipped(
 
 
 def _exit_code(summary: PassSummary) -> int:
-    if summary.outcome == "failed":
+    if summary.outcome is PassOutcome.FAILED:
         return EXIT_FATAL
-    if summary.outcome in ("partial", "stopped", "error"):
+    if summary.outcome in (PassOutcome.PARTIAL, PassOutcome.STOPPED, PassOutcome.ERROR):
         return EXIT_SOME_FAILED
     return 0
 

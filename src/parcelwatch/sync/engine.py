@@ -1,7 +1,7 @@
 """The sync engine: claim due shipments page by page, call their carriers in batches within
 each provider's budget, write each batch's results in one transaction, and record the pass.
 
-One engine serves the in-process updater, `parcelwatch sync`, manual refresh and workers.
+One engine serves the in-process updater, `parcelwatch sync` and manual refresh.
 Stopping is clean: after `stop()` no new batch starts; batches already calling finish and
 are written, or, past the deadline, are cancelled and dropped unwritten (leases released).
 """
@@ -34,11 +34,12 @@ from parcelwatch.ops.metrics import (
     LAST_SUCCESSFUL_SYNC,
     UPDATE_ATTEMPTS,
 )
-from parcelwatch.sync.batches import BatchWriter, Done
-from parcelwatch.sync.calls import Abandoned, CallStats, Group, call_batch
+from parcelwatch.sync.batches import BatchWriter, CalledBatch
+from parcelwatch.sync.calls import Abandoned, CallStats, CarrierGroup, call_batch
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker
 from parcelwatch.sync.claims import ClaimedShipment, claim, release
 from parcelwatch.sync.limits import Budget, SharedRate, budget_spec
+from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES, PassOutcome, PassTrigger
 from parcelwatch.sync.retry import ProviderRetryPolicy
 from parcelwatch.sync.runs import PassSummary, beat, finish_run, start_run
 from parcelwatch.sync.scheduling import SchedulePolicy
@@ -177,12 +178,12 @@ class SyncEngine:
             self._breakers[provider] = CircuitBreaker(provider, self.options.breaker)
         return self._breakers[provider]
 
-    def _group(self, carrier: str, provider: Provider) -> Group:
+    def _group(self, carrier: str, provider: Provider) -> CarrierGroup:
         if provider.code not in self._budgets:
             spec = budget_spec(self.settings, provider.code, concurrency=self.options.concurrency)
             self._budgets[provider.code] = Budget(spec, provider=provider.code, shared=self._shared)
         size = max(1, min(self.settings.auto_update_batch_size, provider.max_batch))
-        return Group(
+        return CarrierGroup(
             carrier=carrier,
             provider=provider,
             budget=self._budgets[provider.code],
@@ -190,7 +191,7 @@ class SyncEngine:
             batch_size=size,
         )
 
-    def _capacity(self, group: Group) -> int:
+    def _capacity(self, group: CarrierGroup) -> int:
         """Claimed-but-unwritten shipments per carrier: enough to keep every slot busy, few
         enough to be done well within the lease at the carrier's request rate."""
         spec = group.budget.spec
@@ -203,7 +204,7 @@ class SyncEngine:
         self,
         selection: Selection | None = None,
         *,
-        trigger: str = "sync",
+        trigger: PassTrigger = PassTrigger.SYNC,
         progress: Progress | None = None,
     ) -> PassSummary:
         """Sync what `selection` names (due shipments by default) until nothing is left."""
@@ -211,36 +212,44 @@ class SyncEngine:
         summary = PassSummary(trigger=trigger, engine_id=self.engine_id)
         self.running, self.current = True, summary
         self._idle.clear()
-        groups: dict[str, Group] = {}
+        groups: dict[str, CarrierGroup] = {}
         for code in self.configured_carriers(selection.carriers):
             provider = self.providers.provider_for(code)
             if provider is not None:
                 groups[code] = self._group(code, provider)
         stats = CallStats()
-        queue: asyncio.Queue[Done | None] = asyncio.Queue()
+        queue: asyncio.Queue[CalledBatch | None] = asyncio.Queue()
         releases: list[ClaimedShipment] = []
         try:
             summary.run_id = await self.in_db(start_run, self.db, summary)
             # Every log line of this pass (tasks copy the context) names the run.
             structlog.contextvars.bind_contextvars(run_id=summary.run_id, trigger=trigger)
             await self.heartbeat()
-            writer = asyncio.create_task(
-                BatchWriter(self, summary=summary, releases=releases, progress=progress).drain(
-                    queue
-                )
+            writer = BatchWriter(
+                database=self.db,
+                run_in_db=self.in_db,
+                owner=self.engine_id,
+                policy=self.policy,
+                wake=self.wake,
+                write_group=self.options.write_group,
+                record_outcomes=self.options.record_outcomes,
+                summary=summary,
+                releases=releases,
+                progress=progress,
             )
+            writing = asyncio.create_task(writer.drain(queue))
             try:
                 await self._produce(selection, groups, queue, summary, stats, releases)
             finally:
                 while self._tasks:
                     await asyncio.gather(*list(self._tasks), return_exceptions=True)
                 await queue.put(None)
-                await writer
+                await writing
             if releases:
                 await self.in_db(release, self.db, owner=self.engine_id, shipments=releases)
             summary.outcome = self._outcome(summary, stats)
         except BaseException:
-            summary.outcome = "error"
+            summary.outcome = PassOutcome.ERROR
             raise
         finally:
             summary.api_calls, summary.retries = stats.api_calls, stats.retries
@@ -261,12 +270,12 @@ class SyncEngine:
             await self.in_db(finish_run, self.db, summary)
         except Exception:
             log.exception("could not record the sync run", run_id=summary.run_id)
-        if summary.outcome in ("ok", "partial"):
+        if summary.outcome in SUCCESSFUL_PASS_OUTCOMES:
             LAST_SUCCESSFUL_SYNC.set(time.time())
         # A pass that changed nothing is routine for the updater (it wakes for every due
         # shipment): debug, so `info` logs show what moved and what failed.
         quiet = summary.updated == summary.failed == summary.deferred == 0
-        emit = log.debug if quiet and summary.trigger == "updater" else log.info
+        emit = log.debug if quiet and summary.trigger == PassTrigger.UPDATER else log.info
         emit(
             "sync pass finished",
             run_id=summary.run_id,
@@ -279,15 +288,15 @@ class SyncEngine:
             seconds=round(summary.duration_seconds, 2),
         )
 
-    def _outcome(self, summary: PassSummary, stats: CallStats) -> str:
+    def _outcome(self, summary: PassSummary, stats: CallStats) -> PassOutcome:
         if self._stopping:
-            return "stopped"
+            return PassOutcome.STOPPED
         down = [code for code in stats.carrier_failures if code not in stats.carrier_successes]
         if summary.checked and summary.synced == 0 and down and not stats.carrier_successes:
-            return "failed"
+            return PassOutcome.FAILED
         if summary.failed or summary.deferred or summary.abandoned:
-            return "partial"
-        return "ok"
+            return PassOutcome.PARTIAL
+        return PassOutcome.OK
 
     async def heartbeat(self) -> None:
         """Refresh this engine's row in `engine_heartbeats` (health checks read it)."""
@@ -307,8 +316,8 @@ class SyncEngine:
     async def _produce(
         self,
         selection: Selection,
-        groups: dict[str, Group],
-        queue: asyncio.Queue[Done | None],
+        groups: dict[str, CarrierGroup],
+        queue: asyncio.Queue[CalledBatch | None],
         summary: PassSummary,
         stats: CallStats,
         releases: list[ClaimedShipment],
@@ -356,7 +365,7 @@ class SyncEngine:
             if not claimed_any:
                 await self._wake.wait()
 
-    def _claim(self, group: Group, selection: Selection, room: int) -> list[ClaimedShipment]:
+    def _claim(self, group: CarrierGroup, selection: Selection, room: int) -> list[ClaimedShipment]:
         now = utcnow()
         where = claimable_filter(
             selection,
@@ -377,9 +386,9 @@ class SyncEngine:
 
     async def _batch(
         self,
-        group: Group,
+        group: CarrierGroup,
         batch: Sequence[ClaimedShipment],
-        queue: asyncio.Queue[Done | None],
+        queue: asyncio.Queue[CalledBatch | None],
         summary: PassSummary,
         stats: CallStats,
         releases: list[ClaimedShipment],
@@ -417,11 +426,11 @@ class SyncEngine:
             raise
         finally:
             self.in_flight_batches -= 1
-        await queue.put(Done(group, batch, results, started))
+        await queue.put(CalledBatch(group, batch, results, started))
 
     def _abandon(
         self,
-        group: Group,
+        group: CarrierGroup,
         batch: Sequence[ClaimedShipment],
         summary: PassSummary,
         releases: list[ClaimedShipment],

@@ -24,12 +24,20 @@ from parcelwatch.errors import Conflict, NotFound, TooManyRequests
 from parcelwatch.lifecycle import MANUAL_COOLDOWN, Lifecycle
 from parcelwatch.models import Shipment
 from parcelwatch.sync.engine import SyncEngine
+from parcelwatch.sync.outcomes import PassTrigger, ShipmentOutcome
 from parcelwatch.sync.selection import Selection
 
 __all__ = ["REFRESHED_OUTCOMES", "RefreshResult", "cooldown_ends", "refresh"]
 
 # A pass outcome that means the carrier answered (the shipment is now current).
-REFRESHED_OUTCOMES = frozenset({"updated", "unchanged", "not_found", "expired"})
+REFRESHED_OUTCOMES = frozenset(
+    {
+        ShipmentOutcome.UPDATED,
+        ShipmentOutcome.UNCHANGED,
+        ShipmentOutcome.NOT_FOUND,
+        ShipmentOutcome.EXPIRED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +75,7 @@ async def refresh(
         raise Conflict(f"{shipment.carrier} is not configured: {reason}.")
     await run_in_threadpool(_reserve, sessions, shipment_id, force)
     summary = await engine.run_pass(
-        Selection(manual=True, shipment_ids=[shipment_id]), trigger="manual"
+        Selection(manual=True, shipment_ids=[shipment_id]), trigger=PassTrigger.MANUAL
     )
     outcome = summary.outcomes.get(shipment_id)
     if outcome is None:  # another engine holds it (the updater, a cron sync)

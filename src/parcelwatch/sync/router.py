@@ -110,7 +110,7 @@ async def updater_status(updater: UpdaterDep, _admin: AdminDep) -> UpdaterStatus
 
 
 async def _status(updater: Updater) -> UpdaterStatus:
-    engine = updater.engine
+    engine = updater.sync_engine
     due, next_due, last_run = await run_in_threadpool(
         report.backlog, engine.db, engine.settings, engine.configured_carriers()
     )

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from parcelwatch.domain import utcnow
 from parcelwatch.models import EngineHeartbeat, SyncRun
+from parcelwatch.sync.outcomes import PassOutcome, PassTrigger
 
 __all__ = ["MAX_ERRORS_KEPT", "PassSummary", "beat", "finish_run", "run_as_dict", "start_run"]
 
@@ -22,15 +23,15 @@ MAX_ERRORS_KEPT = 20
 
 @dataclass(slots=True)
 class PassSummary:
-    """What one pass did; `outcome` is `ok`, `partial` (some shipments failed or were
-    deferred), `failed` (every carrier called was down), `stopped` or `error`."""
+    """What one pass did. `outcomes` holds a `ShipmentOutcome` per shipment id (the CLI adds
+    `skipped: <reason>` for named shipments it could not take)."""
 
-    trigger: str
+    trigger: PassTrigger
     engine_id: str
     run_id: int | None = None
     started_at: datetime = field(default_factory=utcnow)
     finished_at: datetime | None = None
-    outcome: str = "running"
+    outcome: PassOutcome = PassOutcome.RUNNING
     checked: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -94,17 +95,17 @@ def run_as_dict(run: SyncRun, *, max_errors: int) -> dict[str, Any]:
     }
 
 
-def _writing(engine: Engine) -> Engine:
-    return engine.execution_options(sqlite_begin="IMMEDIATE")
+def _writing(db: Engine) -> Engine:
+    return db.execution_options(sqlite_begin="IMMEDIATE")
 
 
-def start_run(engine: Engine, summary: PassSummary) -> int:
-    with Session(_writing(engine)) as session, session.begin():
+def start_run(db: Engine, summary: PassSummary) -> int:
+    with Session(_writing(db)) as session, session.begin():
         run = SyncRun(
             trigger=summary.trigger,
             engine_id=summary.engine_id,
             started_at=summary.started_at,
-            outcome="running",
+            outcome=PassOutcome.RUNNING,
             errors=[],
         )
         session.add(run)
@@ -112,10 +113,10 @@ def start_run(engine: Engine, summary: PassSummary) -> int:
         return run.id
 
 
-def finish_run(engine: Engine, summary: PassSummary) -> None:
+def finish_run(db: Engine, summary: PassSummary) -> None:
     if summary.run_id is None:
         return
-    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+    with db.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
         with connection.begin():
             connection.execute(
                 update(SyncRun)
@@ -134,9 +135,9 @@ def finish_run(engine: Engine, summary: PassSummary) -> None:
             )
 
 
-def beat(engine: Engine, *, engine_id: str, kind: str, started_at: datetime, paused: bool) -> None:
+def beat(db: Engine, *, engine_id: str, kind: str, started_at: datetime, paused: bool) -> None:
     """Insert or refresh this engine's heartbeat row."""
-    with Session(_writing(engine)) as session, session.begin():
+    with Session(_writing(db)) as session, session.begin():
         row = session.get(EngineHeartbeat, engine_id)
         if row is None:
             session.add(

@@ -20,6 +20,7 @@ from parcelwatch.logs import get_logger
 from parcelwatch.ops.metrics import UPDATER_PAUSED
 from parcelwatch.sync import report
 from parcelwatch.sync.engine import ProviderLookup, SyncEngine
+from parcelwatch.sync.outcomes import PassTrigger
 
 __all__ = ["Updater", "sync_lifespan"]
 
@@ -33,18 +34,18 @@ STOP_DEADLINE = 10.0
 
 
 class Updater:
-    """Drives `engine` continuously in a background task."""
+    """Drives `sync_engine` continuously in a background task."""
 
     def __init__(
         self,
-        engine: SyncEngine,
+        sync_engine: SyncEngine,
         *,
         first_delay: float | None = None,
         idle_cap: float = IDLE_CAP,
         empty_pause: float = EMPTY_PASS_PAUSE,
         stop_deadline: float = STOP_DEADLINE,
     ) -> None:
-        self.engine = engine
+        self.sync_engine = sync_engine
         self.first_delay = FIRST_PASS_DELAY if first_delay is None else first_delay
         self.idle_cap = idle_cap
         self.empty_pause = empty_pause
@@ -63,13 +64,13 @@ class Updater:
         self._task = asyncio.create_task(self._run(), name="parcelwatch-updater")
 
     def pause(self) -> None:
-        self.engine.pause()
+        self.sync_engine.pause()
         self._wake.set()
         UPDATER_PAUSED.set(1)
         log.info("updater paused")
 
     def resume(self) -> None:
-        self.engine.resume()
+        self.sync_engine.resume()
         UPDATER_PAUSED.set(0)
         self._wake.set()
         log.info("updater resumed")
@@ -81,7 +82,7 @@ class Updater:
         """No new batch; in-flight batches finish or are dropped unwritten in the deadline."""
         if self._task is None:
             return
-        await self.engine.stop(self.stop_deadline)
+        await self.sync_engine.stop(self.stop_deadline)
         self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), 2.0)
@@ -98,18 +99,18 @@ class Updater:
 
     async def _run(self) -> None:
         await self._sleep(self.first_delay)
-        while not self.engine.stopping:
-            if self.engine.paused:
-                await self.engine.heartbeat()
-                await self._sleep(min(self.idle_cap, self.engine.options.heartbeat_every))
+        while not self.sync_engine.stopping:
+            if self.sync_engine.paused:
+                await self.sync_engine.heartbeat()
+                await self._sleep(min(self.idle_cap, self.sync_engine.options.heartbeat_every))
                 continue
             try:
-                summary = await self.engine.run_pass(trigger="updater")
+                summary = await self.sync_engine.run_pass(trigger=PassTrigger.UPDATER)
             except Exception:
                 log.exception("updater pass failed")
                 await self._sleep(ERROR_PAUSE)
                 continue
-            if self.engine.stopping:
+            if self.sync_engine.stopping:
                 return
             delay = await self._until_next_due()
             if summary.checked == 0:
@@ -118,9 +119,9 @@ class Updater:
 
     async def _until_next_due(self) -> float:
         def query() -> float:
-            with Session(self.engine.db) as session:
-                carriers = self.engine.configured_carriers()
-                due = report.next_due_at(session, self.engine.settings, carriers)
+            with Session(self.sync_engine.db) as session:
+                carriers = self.sync_engine.configured_carriers()
+                due = report.next_due_at(session, self.sync_engine.settings, carriers)
             if due is None:
                 return self.idle_cap
             return max(1.0, (due - utcnow()).total_seconds())
@@ -134,7 +135,7 @@ class Updater:
 
 @asynccontextmanager
 async def sync_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Lifespan hook: builds the engine (and the updater when AUTO_UPDATE_ENABLED) over the
+    """Lifespan hook: builds the sync engine (and the updater when AUTO_UPDATE_ENABLED) over the
     app's database; tests may preset `app.state.sync_providers`."""
     settings = app.state.settings
     async with AsyncExitStack() as stack:
@@ -143,12 +144,12 @@ async def sync_lifespan(app: FastAPI) -> AsyncIterator[None]:
             registry = await stack.enter_async_context(open_registry(settings))
             preset = registry
         providers: ProviderLookup = preset
-        engine = SyncEngine(
+        sync_engine = SyncEngine(
             settings=settings, db=app.state.database, providers=providers, kind="server"
         )
-        updater = Updater(engine)
-        app.state.sync_engine = engine
-        app.state.sync_manual = engine.sibling("manual")
+        updater = Updater(sync_engine)
+        app.state.sync_engine = sync_engine
+        app.state.sync_manual = sync_engine.sibling("manual")
         app.state.updater = updater
         UPDATER_PAUSED.set(0)
         if settings.auto_update_enabled:
@@ -158,4 +159,4 @@ async def sync_lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             await updater.stop()
             await app.state.sync_manual.aclose()
-            await engine.aclose()
+            await sync_engine.aclose()

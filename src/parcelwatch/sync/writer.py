@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from parcelwatch.domain import ShipmentStatus, TrackInfo, utcnow
 from parcelwatch.models import Shipment, TrackingEvent
 from parcelwatch.sync.claims import SNAPSHOT_COLUMNS, ClaimedShipment
+from parcelwatch.sync.outcomes import ShipmentOutcome
 from parcelwatch.sync.scheduling import (
     SchedulePolicy,
     expiry_detail,
@@ -32,8 +33,8 @@ from parcelwatch.sync.scheduling import (
 )
 
 __all__ = [
-    "Kind",
     "ShipmentResult",
+    "ShipmentResultKind",
     "WriteSummary",
     "apply_track_info",
     "events_digest",
@@ -46,7 +47,9 @@ _shipments = cast(Table, Shipment.__table__)
 _events = cast(Table, TrackingEvent.__table__)
 
 
-class Kind(StrEnum):
+class ShipmentResultKind(StrEnum):
+    """What the carrier call came to for one shipment (the writer picks its UPDATE by it)."""
+
     FOUND = "found"
     NOT_FOUND = "not_found"
     FAILED = "failed"  # the shipment's own failure: counts toward the threshold
@@ -58,7 +61,7 @@ class ShipmentResult:
     """The outcome of calling the carrier for one claimed shipment."""
 
     shipment: ClaimedShipment
-    kind: Kind
+    kind: ShipmentResultKind
     provider: str
     info: TrackInfo | None = None
     message: str | None = None
@@ -76,22 +79,7 @@ class WriteSummary:
     expired: int = 0
     lost: int = 0  # lease lost (expired and taken, or shipment deleted): nothing written
     events_added: int = 0
-    outcomes: dict[int, str] = field(default_factory=dict)
-
-    def add(self, other: WriteSummary) -> None:
-        for name in (
-            "updated",
-            "unchanged",
-            "not_found",
-            "failed",
-            "deferred",
-            "disabled",
-            "expired",
-            "lost",
-            "events_added",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.outcomes.update(other.outcomes)
+    outcomes: dict[int, ShipmentOutcome] = field(default_factory=dict)
 
 
 def _found_values(
@@ -175,13 +163,13 @@ def _failed_values(
     }, False
 
 
-def _statement(kind: Kind, owned: bool) -> Update:
+def _statement(kind: ShipmentResultKind, owned: bool) -> Update:
     table = _shipments
     where = [table.c.id == bindparam("b_id")]
     if owned:
         where.append(table.c.lease_owner == bindparam("b_owner"))
     lease = {"lease_owner": None, "lease_expires_at": None}
-    if kind is Kind.FOUND:
+    if kind is ShipmentResultKind.FOUND:
         values: dict[str, Any] = {
             "status": bindparam("v_status"),
             "status_detail": bindparam("v_status_detail"),
@@ -200,7 +188,7 @@ def _statement(kind: Kind, owned: bool) -> Update:
             "next_check_at": bindparam("v_next_check_at"),
             "events_digest": bindparam("v_events_digest"),
         }
-    elif kind is Kind.NOT_FOUND:
+    elif kind is ShipmentResultKind.NOT_FOUND:
         values = {
             "status": bindparam("v_status"),
             "status_detail": bindparam("v_status_detail"),
@@ -211,7 +199,7 @@ def _statement(kind: Kind, owned: bool) -> Update:
             "last_auto_refresh_error": None,
             "next_check_at": bindparam("v_next_check_at"),
         }
-    elif kind is Kind.FAILED:
+    elif kind is ShipmentResultKind.FAILED:
         values = {
             "auto_refresh_enabled": bindparam("v_enabled"),
             "auto_refresh_fail_count": table.c.auto_refresh_fail_count + 1,
@@ -228,7 +216,9 @@ def _statement(kind: Kind, owned: bool) -> Update:
     return update(table).where(*where).values(**values, **lease)
 
 
-_STATEMENTS = {(kind, owned): _statement(kind, owned) for kind in Kind for owned in (True, False)}
+_STATEMENTS = {
+    (kind, owned): _statement(kind, owned) for kind in ShipmentResultKind for owned in (True, False)
+}
 
 
 def _insert_events(connection: Connection, rows: list[dict[str, Any]]) -> int:
@@ -310,39 +300,47 @@ def write_results(
         owned = _still_owned(connection, [r.shipment.id for r in results], owner)
         summary.lost = sum(1 for r in results if r.shipment.id not in owned)
         results = [r for r in results if r.shipment.id in owned]
-    params: dict[Kind, list[dict[str, Any]]] = {kind: [] for kind in Kind}
+    params: dict[ShipmentResultKind, list[dict[str, Any]]] = {
+        kind: [] for kind in ShipmentResultKind
+    }
     event_rows: list[dict[str, Any]] = []
     for result in results:
         shipment_id = result.shipment.id
         base = {"b_id": shipment_id, "b_owner": owner, "v_updated_at": now}
-        if result.kind is Kind.FOUND and result.info is not None:
+        if result.kind is ShipmentResultKind.FOUND and result.info is not None:
             values, changed, expired = _found_values(result, result.info, now, policy)
             keys = [event.dedupe_key for event in result.info.events]
             values["v_events_digest"] = digest = events_digest(keys)
             if digest != result.shipment.events_digest:  # else every event is stored already
                 event_rows.extend(_event_rows(shipment_id, result.info, keys, now))
-            outcome = "expired" if expired else "updated" if changed else "unchanged"
+            outcome = (
+                ShipmentOutcome.EXPIRED
+                if expired
+                else ShipmentOutcome.UPDATED
+                if changed
+                else ShipmentOutcome.UNCHANGED
+            )
             summary.expired += expired
             summary.updated += changed
             summary.unchanged += not changed
-            kind = Kind.FOUND
-        elif result.kind is Kind.NOT_FOUND:
+            kind = ShipmentResultKind.FOUND
+        elif result.kind is ShipmentResultKind.NOT_FOUND:
             values, expired = _not_found_values(result, now, policy)
-            outcome = "expired" if expired else "not_found"
+            outcome = ShipmentOutcome.EXPIRED if expired else ShipmentOutcome.NOT_FOUND
             summary.expired += expired
             summary.not_found += 1
-            kind = Kind.NOT_FOUND
-        elif result.kind is Kind.FAILED:
+            kind = ShipmentResultKind.NOT_FOUND
+        elif result.kind is ShipmentResultKind.FAILED:
             values, disabled = _failed_values(result, now, policy)
-            outcome = "disabled" if disabled else "failed"
+            outcome = ShipmentOutcome.DISABLED if disabled else ShipmentOutcome.FAILED
             summary.failed += 1
             summary.disabled += disabled
-            kind = Kind.FAILED
+            kind = ShipmentResultKind.FAILED
         else:
             values = {"v_error": result.message, "v_next_check_at": result.defer_until or now}
-            outcome = "deferred"
+            outcome = ShipmentOutcome.DEFERRED
             summary.deferred += 1
-            kind = Kind.DEFERRED
+            kind = ShipmentResultKind.DEFERRED
         summary.outcomes[shipment_id] = outcome
         params[kind].append(base | values)
     summary.events_added = _insert_events(connection, event_rows)
@@ -372,7 +370,7 @@ def apply_track_info(
     claimed = ClaimedShipment.from_row(row)
     if claimed.status.is_final and not info.status.is_final:
         info = _keep_final(session, shipment_id, info)
-    result = ShipmentResult(claimed, Kind.FOUND, provider, info=info)
+    result = ShipmentResult(claimed, ShipmentResultKind.FOUND, provider, info=info)
     summary = write_results(
         session.connection(), [result], owner=None, policy=policy or SchedulePolicy(), now=now
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from parcelwatch.api.deps import SessionDep, ShipmentId
 from parcelwatch.carriers.detect import find_tracking_numbers
@@ -143,7 +143,3 @@ def delete(
     except NotFound as error:
         return not_found(request, error.detail)
     return _see_other(f"/shipments?notice=deleted&deleted={number}")
-
-
-def html_error(request: Request, title: str, message: str, code: int) -> HTMLResponse:
-    return render(request, "error.html", {"title": title, "message": message}, status_code=code)

@@ -66,14 +66,14 @@ def updater_state(app: FastAPI) -> UpdaterState:
     updater = updater_of(app)
     if updater is None:
         return UpdaterState(available=False)
-    engine = updater.engine
+    sync_engine = updater.sync_engine
     return UpdaterState(
         available=True,
         enabled=updater.enabled,
         running=updater.running,
-        paused=engine.paused,
-        in_flight_batches=engine.in_flight_batches,
-        pass_in_progress=engine.current is not None,
+        paused=sync_engine.paused,
+        in_flight_batches=sync_engine.in_flight_batches,
+        pass_in_progress=sync_engine.current is not None,
     )
 
 

@@ -42,13 +42,13 @@ def alert(
         else:
             _print_deliveries(deliveries)
         raise typer.Exit(0 if all(d.delivered for d in deliveries) else 1)
-    engine = create_db_engine(settings.sqlalchemy_url)
+    db = create_db_engine(settings.sqlalchemy_url)
     try:
         options = HealthOptions(alert_threshold_hours=alert_threshold)
         with carrier_settings(settings) as asked_with:
-            run = asyncio.run(check_and_alert(asked_with, engine, options=options))
+            run = asyncio.run(check_and_alert(asked_with, db, options=options))
     finally:
-        engine.dispose()
+        db.dispose()
     if json_output:
         print_json(run.as_dict())
     else:

@@ -189,7 +189,7 @@ def record(session: Session, notices: Sequence[Notice], now: datetime) -> None:
 
 async def check_and_alert(
     settings: Settings,
-    engine: Engine,
+    db: Engine,
     *,
     options: HealthOptions | None = None,
     providers: Mapping[str, Provider] | None = None,
@@ -197,11 +197,11 @@ async def check_and_alert(
     retry: AlertRetryPolicy | None = None,
 ) -> AlertRun:
     """Run the health checks and notify every enabled channel of what changed or is due."""
-    report = await run_health(settings, engine, options, providers=providers)
+    report = await run_health(settings, db, options, providers=providers)
     now = utcnow()
 
     def read() -> Decision:
-        with Session(engine) as session:
+        with Session(db) as session:
             return decide(session, report, settings, now)
 
     try:
@@ -225,7 +225,7 @@ async def check_and_alert(
     if remember and (told or len(run.deliveries) == 1):
 
         def write() -> None:
-            writing = engine.execution_options(sqlite_begin="IMMEDIATE")
+            writing = db.execution_options(sqlite_begin="IMMEDIATE")
             with Session(writing) as session, session.begin():
                 record(session, decision.notices, now)
 
