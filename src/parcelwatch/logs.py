@@ -99,6 +99,23 @@ class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
         return redact(super().format(record))
 
 
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a line is written, not the stream it was when
+    logging was configured (a command run by a test runner, or under a redirected stderr,
+    would otherwise write to a closed stream)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 class _QueueHandler(logging.handlers.QueueHandler):
     """Queues the record as it is: the listener's handler renders it (the stock `prepare`
     would render here, in the caller's thread)."""
@@ -147,7 +164,7 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StandardError()
     handler.setFormatter(
         _RedactingFormatter(
             foreign_pre_chain=shared,

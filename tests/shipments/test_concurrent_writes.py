@@ -5,19 +5,17 @@ PostgreSQL."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 
 from parcelwatch.api.app import create_app
 from parcelwatch.config import load_settings
 from parcelwatch.models import Shipment
-from tests.conftest import Database
+from tests.conftest import Database, serving
 
 WRITERS = 50
 SAME_NUMBER_WRITERS = 200  # on PostgreSQL these once queued on one row lock and timed out
@@ -32,24 +30,8 @@ def server(database: Database) -> Iterator[str]:
         update_interval="1s",
         _env_file=None,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, name="parcelwatch-writes-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "the app stopped while starting"
-        assert time.monotonic() < deadline, "the app did not start within 20 seconds"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving(create_app(settings)) as url:
+        yield url
 
 
 def _in_parallel(url: str, requests: list[tuple[str, str, dict[str, object] | None]]) -> list[int]:

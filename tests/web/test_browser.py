@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,7 +13,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from parcelwatch.config import load_settings
@@ -24,6 +21,7 @@ from parcelwatch.emulator import EmulatorConfig, create_emulator_app, emulator_s
 from parcelwatch.emulator.config import Pin
 from parcelwatch.emulator.server import run_in_thread
 from parcelwatch.emulator.storylines import Storyline
+from tests.conftest import serving
 
 # `make test` sets PARCELWATCH_REQUIRE_BROWSER=1: there a missing browser fails the run
 # instead of quietly skipping the dashboard's end-to-end tests.
@@ -63,25 +61,6 @@ class Live:
     emulator: Starlette
 
 
-def _serve(app: object) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")  # type: ignore[arg-type]
-    )
-    thread = threading.Thread(target=server.run, name="parcelwatch-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "the app stopped while starting"
-        assert time.monotonic() < deadline, "the app did not start within 20 seconds"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-
 @pytest.fixture(scope="module")
 def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The app and the emulator on free local ports; the emulator's clock stands still
@@ -108,7 +87,8 @@ def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             _env_file=None,
         )
         app = create_app(demo_settings(base, emulator_url))
-        yield from (Live(url, emulator) for url in _serve(app))
+        with serving(app) as url:
+            yield Live(url, emulator)
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 CODE = "ups"
-NOT_FOUND_WARNINGS = frozenset({"TW0001"})
 TRANSACTION_SOURCE = "parcelwatch"
 TRACK_PARAMS = {
     "locale": "en_US",
