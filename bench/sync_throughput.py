@@ -48,7 +48,7 @@ from parcelwatch.models import Shipment
 from parcelwatch.sync.engine import SyncEngine
 from parcelwatch.sync.outcomes import PassTrigger
 from parcelwatch.sync.selection import Selection
-from parcelwatch.sync.testing import FakeCarrier, StaticProviders
+from parcelwatch.sync.testing import FakeProvider, StaticProviders
 
 PROVIDERS = {  # provider -> (parcel carrier code its shipments use, numbers per request cap)
     "usps": ("usps", 1),
@@ -213,7 +213,7 @@ async def run_engine(
     async with AsyncExitStack() as stack:
         if in_process:  # the engine and the database alone: carriers answer from memory
             fakes = {
-                carrier: FakeCarrier(code=provider, max_batch=cap)
+                carrier: FakeProvider(code=provider, max_batch=cap)
                 for provider, (carrier, cap) in PROVIDERS.items()
             }
             providers: Any = StaticProviders(fakes)

@@ -23,7 +23,7 @@ from parcelwatch.domain import utcnow
 from parcelwatch.models import AlertState
 from parcelwatch.ops.alerts.dispatch import AlertRetryPolicy, check_and_alert, send_test_alert
 from parcelwatch.ops.health import HealthOptions
-from parcelwatch.sync.testing import FakeCarrier
+from parcelwatch.sync.testing import FakeProvider
 from tests.conftest import Database
 from tests.ops.conftest import Mailbox, Receiver, RunFactory
 
@@ -179,12 +179,12 @@ async def test_a_problem_whose_check_is_no_longer_run_is_announced_as_recovered(
     assert [(n.key, n.severity) for n in unconfigured.notices] == [("carriers", "warning")]
     # a carrier is configured: the "carriers" check gives way to "carrier:ups"
     configured = await check_and_alert(
-        alert_settings, database.engine, providers={"ups": FakeCarrier(code="ups")}, retry=FAST
+        alert_settings, database.engine, providers={"ups": FakeProvider(code="ups")}, retry=FAST
     )
     assert [(n.kind, n.key) for n in configured.notices] == [("recovery", "carriers")]
     assert "RECOVERED: carriers" in mail(mailbox)["Subject"]
     quiet = await check_and_alert(
-        alert_settings, database.engine, providers={"ups": FakeCarrier(code="ups")}, retry=FAST
+        alert_settings, database.engine, providers={"ups": FakeProvider(code="ups")}, retry=FAST
     )
     assert quiet.notices == []
     assert len(mailbox.messages) == 2
@@ -306,7 +306,7 @@ def test_the_server_evaluates_alerts_on_its_own_when_enabled(
     add_run(minutes_ago=8 * 60)
     app = create_app(settings)
     app.state.alert_first_delay = 0.0
-    app.state.health_providers = {"ups": FakeCarrier(code="ups")}
+    app.state.health_providers = {"ups": FakeProvider(code="ups")}
     with TestClient(app):
         deadline = time.monotonic() + 10
         while not receiver.at("/hook") and time.monotonic() < deadline:

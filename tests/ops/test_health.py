@@ -16,7 +16,7 @@ from parcelwatch.api.app import create_app
 from parcelwatch.cli.main import app as cli
 from parcelwatch.config import Settings, load_settings
 from parcelwatch.domain import ShipmentStatus, utcnow
-from parcelwatch.sync.testing import FakeCarrier
+from parcelwatch.sync.testing import FakeProvider
 from tests.conftest import Database
 from tests.ops.conftest import RunFactory, ShipmentFactory
 from tests.sync.conftest import Emulator, running_emulator
@@ -262,7 +262,7 @@ def test_a_carrier_refusing_credentials_is_critical(
     assert "sekrit" not in response.text
 
 
-class CountingCarrier(FakeCarrier):
+class CountingCarrier(FakeProvider):
     checks = 0
 
     async def check(self) -> None:

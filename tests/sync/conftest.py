@@ -23,7 +23,7 @@ from parcelwatch.shipments.service import register_shipment
 from parcelwatch.sync.circuit import BreakerPolicy
 from parcelwatch.sync.engine import EngineOptions, SyncEngine
 from parcelwatch.sync.retry import ProviderRetryPolicy
-from parcelwatch.sync.testing import FakeCarrier, StaticProviders
+from parcelwatch.sync.testing import FakeProvider, StaticProviders
 from tests.conftest import Database
 
 FAST_RETRY = ProviderRetryPolicy(retries=3, base=0.001, cap=0.01, max_retry_after=0.05)
@@ -66,13 +66,13 @@ def sync_settings(database: Database) -> Settings:
 
 
 @pytest.fixture
-def ups() -> FakeCarrier:
-    return FakeCarrier(code="ups", max_batch=1)
+def ups() -> FakeProvider:
+    return FakeProvider(code="ups", max_batch=1)
 
 
 @pytest.fixture
-def fedex() -> FakeCarrier:
-    return FakeCarrier(code="fedex", max_batch=30)
+def fedex() -> FakeProvider:
+    return FakeProvider(code="fedex", max_batch=30)
 
 
 EngineFactory = Callable[..., SyncEngine]
@@ -80,7 +80,7 @@ EngineFactory = Callable[..., SyncEngine]
 
 @pytest.fixture
 def make_engine(
-    database: Database, sync_settings: Settings, ups: FakeCarrier, fedex: FakeCarrier
+    database: Database, sync_settings: Settings, ups: FakeProvider, fedex: FakeProvider
 ) -> Iterator[EngineFactory]:
     engines: list[SyncEngine] = []
 

@@ -19,7 +19,7 @@ from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.models import SyncRun, TrackingEvent
 from parcelwatch.shipments.service import update_shipment
 from parcelwatch.sync.selection import Selection
-from parcelwatch.sync.testing import FakeCarrier, scripted_info
+from parcelwatch.sync.testing import FakeProvider, scripted_info
 from tests.conftest import Database
 from tests.sync.conftest import EngineFactory, ShipmentFactory, eventually, reload
 
@@ -49,7 +49,7 @@ async def test_a_due_shipment_gets_status_events_counters_and_next_check(
 
 
 async def test_delivered_and_disabled_shipments_are_never_polled(
-    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier
+    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     delivered = add_shipment("ups", status=ShipmentStatus.DELIVERED)
     disabled = add_shipment("ups", auto_refresh_enabled=False)
@@ -62,7 +62,7 @@ async def test_delivered_and_disabled_shipments_are_never_polled(
 
 
 async def test_cutoff_and_manual_cooldown_are_respected(
-    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier
+    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     now = utcnow()
     too_old = add_shipment("ups", created_at=now - timedelta(days=31))
@@ -87,7 +87,10 @@ async def test_repolling_adds_no_duplicate_event(
 
 
 async def test_batches_never_exceed_the_carrier_maximum_or_the_batch_size(
-    make_engine: EngineFactory, add_shipment: ShipmentFactory, fedex: FakeCarrier, ups: FakeCarrier
+    make_engine: EngineFactory,
+    add_shipment: ShipmentFactory,
+    fedex: FakeProvider,
+    ups: FakeProvider,
 ) -> None:
     for _ in range(25):
         add_shipment("fedex")
@@ -100,7 +103,7 @@ async def test_batches_never_exceed_the_carrier_maximum_or_the_batch_size(
 
 
 async def test_a_5xx_storm_opens_the_breaker_and_defers_without_disabling(
-    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier, database: Database
+    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider, database: Database
 ) -> None:
     shipments = [add_shipment("ups") for _ in range(6)]
     ups.fail_with = UnavailableError("HTTP 503", carrier="ups", status_code=503)
@@ -121,7 +124,7 @@ async def test_a_5xx_storm_opens_the_breaker_and_defers_without_disabling(
 
 
 async def test_transient_errors_are_retried_and_then_succeed(
-    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier
+    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     add_shipment("ups")
     failures = [RateLimitedError("429", retry_after=0.01), UnavailableError("502")]
@@ -143,7 +146,7 @@ async def test_a_failed_batch_is_retried_number_by_number(
     database: Database,
     make_engine: EngineFactory,
     add_shipment: ShipmentFactory,
-    fedex: FakeCarrier,
+    fedex: FakeProvider,
 ) -> None:
     good = add_shipment("fedex")
     bad = add_shipment("fedex")
@@ -163,7 +166,7 @@ async def test_a_failed_batch_is_retried_number_by_number(
 
 
 async def test_own_failures_disable_after_the_threshold_and_patch_re_enables(
-    database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier
+    database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     shipment = add_shipment("ups")
     ups.script = lambda n: TrackResult.failed(
@@ -189,7 +192,7 @@ async def test_own_failures_disable_after_the_threshold_and_patch_re_enables(
 
 
 async def test_final_answers_stop_polling_and_silent_shipments_expire(
-    database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier
+    database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     delivered = add_shipment("ups")
     silent = add_shipment("ups", created_at=utcnow() - timedelta(days=20))
@@ -226,7 +229,7 @@ async def test_every_pass_is_recorded_as_a_sync_run(
 
 
 async def test_concurrency_stays_within_the_providers_budget(
-    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier
+    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     for _ in range(12):
         add_shipment("ups")
@@ -237,7 +240,7 @@ async def test_concurrency_stays_within_the_providers_budget(
 
 
 async def test_pause_stops_new_batches_until_resume(
-    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier
+    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     for _ in range(10):
         add_shipment("ups")
@@ -260,7 +263,7 @@ async def test_stop_mid_run_leaves_no_half_written_batch(
     database: Database,
     make_engine: EngineFactory,
     add_shipment: ShipmentFactory,
-    fedex: FakeCarrier,
+    fedex: FakeProvider,
 ) -> None:
     shipments = [add_shipment("fedex") for _ in range(40)]
     fedex.delay = 0.5
@@ -283,7 +286,7 @@ async def test_stop_lets_in_flight_batches_finish_within_the_deadline(
     database: Database,
     make_engine: EngineFactory,
     add_shipment: ShipmentFactory,
-    fedex: FakeCarrier,
+    fedex: FakeProvider,
 ) -> None:
     for _ in range(40):
         add_shipment("fedex")

@@ -16,7 +16,7 @@ from parcelwatch.config import Settings
 from parcelwatch.models import EngineHeartbeat
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker, CircuitState
 from parcelwatch.sync.retry import ProviderRetryPolicy
-from parcelwatch.sync.testing import FakeCarrier, StaticProviders
+from parcelwatch.sync.testing import FakeProvider, StaticProviders
 from tests.conftest import Database
 from tests.sync.conftest import EngineFactory, ShipmentFactory, reload
 
@@ -61,7 +61,7 @@ def test_refused_credentials_open_the_breaker_at_once() -> None:
 
 
 async def test_a_retry_after_too_long_to_wait_defers_without_retrying(
-    database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier
+    database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     shipment = add_shipment("ups")
     ups.fail_with = RateLimitedError("429", carrier="ups", retry_after=3600)
@@ -72,7 +72,7 @@ async def test_a_retry_after_too_long_to_wait_defers_without_retrying(
 
 
 async def test_the_concurrency_option_caps_requests_in_flight(
-    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier
+    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     for _ in range(8):
         add_shipment("ups")
@@ -94,7 +94,7 @@ async def test_an_engine_reports_a_heartbeat(
 
 
 async def test_update_metrics_count_attempts_successes_and_failures(
-    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier
+    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     def value(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
@@ -122,7 +122,7 @@ async def test_a_batch_over_the_batch_timeout_is_deferred_not_failed(
     make_engine: EngineFactory,
     add_shipment: ShipmentFactory,
     sync_settings: Settings,
-    ups: FakeCarrier,
+    ups: FakeProvider,
 ) -> None:
     shipment = add_shipment("ups")
     ups.delay = 30  # a carrier that never finishes answering
@@ -144,7 +144,7 @@ async def test_a_batch_over_the_batch_timeout_is_deferred_not_failed(
 async def test_a_short_retry_after_is_waited_for_before_the_retry(
     database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory
 ) -> None:
-    class RateLimitedOnce(FakeCarrier):
+    class RateLimitedOnce(FakeProvider):
         sent_at: list[float]
 
         async def track(self, numbers: Sequence[str], *, carrier: str) -> list[TrackResult]:

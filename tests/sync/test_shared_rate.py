@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from parcelwatch.sync.limits import Budget, BudgetSpec, SharedRate
-from parcelwatch.sync.testing import FakeCarrier
+from parcelwatch.sync.testing import FakeProvider
 from tests.sync.conftest import EngineFactory, ShipmentFactory
 
 pytestmark = pytest.mark.anyio
@@ -78,7 +78,7 @@ async def test_the_engine_uses_the_shared_rate_when_redis_url_is_set(
     redis_url: str,
     make_engine: EngineFactory,
     add_shipment: ShipmentFactory,
-    ups: FakeCarrier,
+    ups: FakeProvider,
     sync_settings: object,
 ) -> None:
     from parcelwatch.config import Settings

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from parcelwatch.api.app import create_app
 from parcelwatch.models import SyncRun
-from parcelwatch.sync.testing import FakeCarrier
+from parcelwatch.sync.testing import FakeProvider
 from parcelwatch.sync.updater import Updater
 from tests.conftest import Database
 from tests.sync.conftest import Emulator, EngineFactory, ShipmentFactory, eventually, reload
@@ -43,7 +43,7 @@ async def test_the_updater_picks_up_newly_due_shipments_without_a_restart(
 
 
 async def test_pausing_the_updater_stops_new_batches(
-    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeCarrier
+    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     for _ in range(20):
         add_shipment("ups")

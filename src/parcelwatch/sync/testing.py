@@ -13,7 +13,7 @@ from parcelwatch.carriers.base import Provider, TrackResult
 from parcelwatch.carriers.errors import CarrierError
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo, utcnow
 
-__all__ = ["FakeCarrier", "StaticProviders", "scripted_info"]
+__all__ = ["FakeProvider", "StaticProviders", "scripted_info"]
 
 Script = Callable[[str], TrackResult]
 
@@ -31,7 +31,7 @@ def scripted_info(number: str, status: ShipmentStatus = ShipmentStatus.IN_TRANSI
     return TrackInfo(status=status, status_detail=f"{status.value} scan", events=(event,))
 
 
-class FakeCarrier(Provider):
+class FakeProvider(Provider):
     """Answers from `script(number)`; `fail_with` makes every request raise (a carrier-wide
     failure); `delay` simulates latency. Counts requests and numbers it was asked for."""
 
