@@ -3,10 +3,9 @@ PARCELWATCH_TEST_POSTGRES_URL is set), settings pointing at it, and the API app.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,13 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
+import structlog
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from parcelwatch import logs
 from parcelwatch.config import Settings, load_settings
 from parcelwatch.db import Base, create_db_engine, make_session_factory
+from parcelwatch.emulator.server import run_in_thread
+from parcelwatch.logs import flush_logs
 from parcelwatch.migrate import upgrade
 
 POSTGRES_URL = os.environ.get("PARCELWATCH_TEST_POSTGRES_URL")
@@ -124,21 +127,19 @@ def api(settings: Settings) -> Iterator[TestClient]:
 
 
 @contextmanager
-def serving(app: object) -> Iterator[str]:
+def serving(app: FastAPI) -> Iterator[str]:
     """The app under uvicorn on a free local port with its lifespan; yields its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")  # type: ignore[arg-type]
-    )
-    thread = threading.Thread(target=server.run, name="parcelwatch-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "the app stopped while starting"
-        assert time.monotonic() < deadline, "the app did not start within 20 seconds"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with run_in_thread(app=app, lifespan="on", startup_timeout=20) as url:
+        yield url
+
+
+@pytest.fixture
+def restored_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For a test that configures logging: no registered secret leaks in from an earlier
+    test, and the root logger, structlog and its context are as found afterwards."""
+    monkeypatch.setattr(logs, "_secrets", ())
+    yield
+    flush_logs()
+    logging.getLogger().handlers[:] = []
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()

@@ -9,25 +9,24 @@ settings hold.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import schemathesis
-import structlog
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, seed
 from hypothesis import settings as hypothesis_settings
 from schemathesis import checks
 
-from parcelwatch import logs
 from parcelwatch.api.app import create_app
 from parcelwatch.config import Settings, load_settings
 from parcelwatch.logs import configure_logging, flush_logs, register_settings_secrets
 from tests.conftest import Database
+
+pytestmark = pytest.mark.usefixtures("restored_logging")
 
 EXAMPLES = int(os.environ.get("PARCELWATCH_FUZZ_EXAMPLES", "25"))
 
@@ -63,15 +62,6 @@ SECRETS = {
     "alert_webhook_secret": "planted-alert-secret-77",
 }
 DB_PASSWORD = "planted-db-password-1e"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(logs, "_secrets", ())
-    yield
-    flush_logs()
-    logging.getLogger().handlers[:] = []
-    structlog.reset_defaults()
 
 
 def _planted_settings(database: Database) -> Settings:

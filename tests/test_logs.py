@@ -7,12 +7,10 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 import structlog
 
-from parcelwatch import logs
 from parcelwatch.config import load_settings
 from parcelwatch.logs import (
     REDACTED,
@@ -23,15 +21,7 @@ from parcelwatch.logs import (
     register_settings_secrets,
 )
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(logs, "_secrets", ())
-    yield
-    flush_logs()
-    logging.getLogger().handlers[:] = []
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
+pytestmark = pytest.mark.usefixtures("restored_logging")
 
 
 def _lines(captured: str) -> list[dict[str, object]]:

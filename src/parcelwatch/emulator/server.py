@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import uvicorn
 from starlette.applications import Starlette
@@ -40,10 +41,12 @@ def run_in_thread(
     host: str = "127.0.0.1",
     port: int = 0,
     startup_timeout: float = 10.0,
+    lifespan: Literal["on", "off"] = "off",
 ) -> Iterator[str]:
     """Serve the emulator (`app`, or a new one from `config`) with uvicorn in a daemon
     thread; yield its base URL (`http://127.0.0.1:<port>`, port 0 picks a free one) and
-    stop it on exit. Pass your own `app` to reach `emulator_state(app)` while it runs."""
+    stop it on exit. Pass your own `app` to reach `emulator_state(app)` while it runs; tests
+    serve parcelwatch itself this way too, with `lifespan="on"`."""
     quiet_emulated_resets()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -52,7 +55,7 @@ def run_in_thread(
             port=port,
             log_level="warning",
             access_log=False,
-            lifespan="off",
+            lifespan=lifespan,
             timeout_graceful_shutdown=1,  # do not wait out a `timeout` fault's hang
         )
     )
@@ -62,7 +65,7 @@ def run_in_thread(
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            raise RuntimeError(f"the carrier emulator did not start on {host}:{port}")
+            raise RuntimeError(f"the app did not start on {host}:{port}")
         time.sleep(0.01)
     bound = server.servers[0].sockets[0].getsockname()[1]
     try:
