@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck pytest fuzz emulator bench clean chromium
+.PHONY: run test audit lint typecheck pytest fuzz emulator bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(VENV)/.installed-test chromium  ## lint, type-check and run the whole te
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	PARCELWATCH_REQUIRE_BROWSER=1 $(BIN)/pytest
+	$(BIN)/python .ci/audit.py
+
+audit: $(VENV)/.installed-test  ## pip-audit the pinned dependencies (reported, not failing, when offline)
+	$(BIN)/python .ci/audit.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
