@@ -24,6 +24,7 @@ def test_the_enums_keep_the_strings_stored_in_sync_runs_and_shown_by_the_cli() -
         "failed",
         "stopped",
         "error",
+        "abandoned",
     ]
     assert [o.value for o in ShipmentOutcome] == [
         "updated",

@@ -39,6 +39,7 @@ from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.ops.checks import Check, HealthReport, Level
 from parcelwatch.ops.health_carriers import CARRIER_CACHE, CarrierCheckCache, carrier_checks
 from parcelwatch.sync.outcomes import FAILED_PASS_OUTCOMES, SUCCESSFUL_PASS_OUTCOMES, PassOutcome
+from parcelwatch.sync.recovery import gone_engine_ids
 
 __all__ = [
     "DEFAULT_ALERT_THRESHOLD_HOURS",
@@ -137,9 +138,16 @@ def _sync_activity(
         .limit(1)
     ).first()
     latest = session.execute(
-        select(SyncRun.outcome, SyncRun.started_at).order_by(SyncRun.started_at.desc()).limit(1)
+        select(SyncRun.outcome, SyncRun.engine_id).order_by(SyncRun.started_at.desc()).limit(1)
     ).first()
-    figures["latest_outcome"] = latest.outcome if latest else None
+    latest_outcome = latest.outcome if latest else None
+    if (
+        latest is not None
+        and latest_outcome == PassOutcome.RUNNING
+        and latest.engine_id in gone_engine_ids(session, now=now)
+    ):
+        latest_outcome = PassOutcome.ABANDONED
+    figures["latest_outcome"] = latest_outcome
     if success is None:
         first_started = session.scalar(select(func.min(SyncRun.started_at)))
         if first_started is None:

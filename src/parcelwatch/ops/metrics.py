@@ -36,6 +36,8 @@ __all__ = [
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
     "LAST_SUCCESSFUL_SYNC",
+    "LEASES_TAKEN_OVER",
+    "RUNS_ABANDONED",
     "UNKNOWN_STATUS_CODES",
     "UPDATER_PAUSED",
     "UPDATE_ATTEMPTS",
@@ -94,6 +96,14 @@ UPDATER_PAUSED = Gauge(
     "parcelwatch_updater_paused",
     "1 while the in-process updater is paused",
     multiprocess_mode="livemax",
+)
+LEASES_TAKEN_OVER = Counter(
+    "parcelwatch_sync_leases_taken_over_total",
+    "Leases of crashed engines (heartbeat gone) made due again before they ran out",
+)
+RUNS_ABANDONED = Counter(
+    "parcelwatch_sync_runs_abandoned_total",
+    "Sync runs left running by a crashed engine, closed as abandoned",
 )
 HTTP_REQUESTS = Counter(
     "parcelwatch_http_requests_total", "HTTP requests served", ["method", "route", "status"]

@@ -318,6 +318,8 @@ def _output_summary(summary: PassSummary, json_output: bool, verbose: bool) -> N
         f"{summary.api_calls} API calls in {summary.duration_seconds:.1f}s"
     )
     console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if summary.taken_over:
+        _say(f"  took over {summary.taken_over} leases of engines that are gone (crashed)")
     for provider, error in summary.carriers_down.items():
         _say(f"  {provider} down: {error}")
     if verbose:

@@ -32,6 +32,8 @@ from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.logs import get_logger
 from parcelwatch.ops.metrics import (
     LAST_SUCCESSFUL_SYNC,
+    LEASES_TAKEN_OVER,
+    RUNS_ABANDONED,
     UPDATE_ATTEMPTS,
 )
 from parcelwatch.sync.batches import BatchWriter, CalledBatch
@@ -40,8 +42,9 @@ from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker
 from parcelwatch.sync.claims import ClaimedShipment, claim, release
 from parcelwatch.sync.limits import Budget, SharedRate, budget_spec
 from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES, PassOutcome, PassTrigger
+from parcelwatch.sync.recovery import HEARTBEAT_EVERY, Recovery, recover, stale_after
 from parcelwatch.sync.retry import ProviderRetryPolicy
-from parcelwatch.sync.runs import PassSummary, beat, finish_run, start_run
+from parcelwatch.sync.runs import PassSummary, beat, finish_run, forget_engine, start_run
 from parcelwatch.sync.scheduling import SchedulePolicy
 from parcelwatch.sync.selection import Selection, claimable_filter
 
@@ -68,7 +71,7 @@ class EngineOptions:
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     lease: timedelta = timedelta(minutes=10)
     write_group: int = 500  # most shipments written in one transaction (several batches)
-    heartbeat_every: float = 30.0
+    heartbeat_every: float = HEARTBEAT_EVERY
     record_outcomes: bool = False  # keep every shipment's outcome in the summary
 
 
@@ -108,6 +111,8 @@ class SyncEngine:
         self._idle = asyncio.Event()
         self._idle.set()
         self._last_beat = 0.0
+        self._beating: asyncio.Task[None] | None = None
+        self._beat_holders = 0
         self._shared = SharedRate.from_url(settings.redis_url) if settings.redis_url else None
         self._owns_shared = True
 
@@ -156,9 +161,15 @@ class SyncEngine:
             await self._idle.wait()
 
     async def aclose(self) -> None:
-        """Close what `close` cannot: the Redis connection of a shared rate limit."""
+        """Close what `close` cannot: the Redis connection of a shared rate limit; and say
+        goodbye (delete the heartbeat row), so that a row left behind means a crash."""
         if self._shared is not None and self._owns_shared:
             await self._shared.close()
+        if self._last_beat:
+            try:
+                await self.in_db(forget_engine, self.db, engine_id=self.engine_id)
+            except Exception:
+                log.exception("could not delete the heartbeat row")
         self.close()
 
     def close(self) -> None:
@@ -220,11 +231,13 @@ class SyncEngine:
         stats = CallStats()
         queue: asyncio.Queue[CalledBatch | None] = asyncio.Queue()
         releases: list[ClaimedShipment] = []
+        self.hold_heartbeat()
         try:
             summary.run_id = await self.in_db(start_run, self.db, summary)
             # Every log line of this pass (tasks copy the context) names the run.
             structlog.contextvars.bind_contextvars(run_id=summary.run_id, trigger=trigger)
             await self.heartbeat()
+            await self.recover()
             writer = BatchWriter(
                 database=self.db,
                 run_in_db=self.in_db,
@@ -260,6 +273,7 @@ class SyncEngine:
             }
             summary.finished_at = utcnow()
             self.running, self.current, self.last_summary = False, None, summary
+            self.release_heartbeat()
             await self._finish(summary)
             structlog.contextvars.unbind_contextvars("run_id", "trigger")
             self._idle.set()
@@ -312,6 +326,56 @@ class SyncEngine:
             )
         except Exception:
             log.exception("heartbeat failed")
+
+    def hold_heartbeat(self) -> None:
+        """Beat every `heartbeat_every` seconds until as many `release_heartbeat` calls (a
+        pass holds it while it runs; the updater for as long as it lives): a long pass or a
+        sleeping updater still shows it is alive, and its leases are not taken over."""
+        self._beat_holders += 1
+        if self._beating is None or self._beating.done():
+            self._beating = asyncio.create_task(self._keep_beating(), name="parcelwatch-beat")
+
+    def release_heartbeat(self) -> None:
+        self._beat_holders = max(0, self._beat_holders - 1)
+        if not self._beat_holders and self._beating is not None:
+            self._beating.cancel()
+            self._beating = None
+
+    async def _keep_beating(self) -> None:
+        every = self.options.heartbeat_every
+        while True:
+            await asyncio.sleep(max(every / 10, self._last_beat + every - time.monotonic()))
+            if time.monotonic() - self._last_beat >= every * 0.9:
+                await self.heartbeat()
+                await self.recover()
+
+    async def recover(self) -> Recovery:
+        """Clean up after engines that are gone (see `parcelwatch.sync.recovery`)."""
+        try:
+            found = await self.in_db(
+                recover,
+                self.db,
+                now=utcnow(),
+                silent_for=stale_after(self.options.heartbeat_every),
+                me=self.engine_id,
+            )
+        except Exception:
+            log.exception("could not clean up after gone engines")
+            return Recovery()
+        if found:
+            if self.current is not None:
+                self.current.taken_over += found.leases_taken_over
+            LEASES_TAKEN_OVER.inc(found.leases_taken_over)
+            RUNS_ABANDONED.inc(found.runs_closed)
+            log.warning(
+                "took over from engines that are gone",
+                engines=list(found.engines),
+                runs_closed=found.runs_closed,
+                leases_taken_over=found.leases_taken_over,
+            )
+            if found.leases_taken_over:
+                self.wake()
+        return found
 
     async def _produce(
         self,

@@ -35,6 +35,7 @@ class PassOutcome(StrEnum):
     FAILED = "failed"  # every carrier called was down
     STOPPED = "stopped"
     ERROR = "error"
+    ABANDONED = "abandoned"  # its engine died mid-pass (closed by another engine's clean-up)
 
 
 SUCCESSFUL_PASS_OUTCOMES = (PassOutcome.OK, PassOutcome.PARTIAL)

@@ -16,6 +16,7 @@ from parcelwatch.domain import utcnow
 from parcelwatch.lifecycle import MANUAL_COOLDOWN, Lifecycle, open_filter, sync_failing_filter
 from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.sync.engine import ProviderLookup
+from parcelwatch.sync.recovery import gone_engine_ids
 from parcelwatch.sync.runs import run_as_dict
 from parcelwatch.sync.selection import Selection, claimable_filter
 
@@ -164,6 +165,7 @@ def stats(session: Session, settings: Settings, carriers: Sequence[str]) -> dict
         select(func.count()).where(lifecycle.waiting_for_carrier(now))
     )
     runs = session.scalars(select(SyncRun).order_by(SyncRun.started_at.desc()).limit(10)).all()
+    gone = gone_engine_ids(session, now=now)
     by_status: dict[str, int] = {}
     by_carrier: dict[str, int] = {}
     for status, carrier, count in by_status_carrier:
@@ -184,5 +186,5 @@ def stats(session: Session, settings: Settings, carriers: Sequence[str]) -> dict
         "failing": failing or 0,
         "disabled": disabled or 0,
         "configured_carriers": list(carriers),
-        "last_runs": [run_as_dict(run, max_errors=5) for run in runs],
+        "last_runs": [run_as_dict(run, max_errors=5, gone_engines=gone) for run in runs],
     }

@@ -5,18 +5,27 @@ from __future__ import annotations
 import os
 import socket
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
 
 from parcelwatch.domain import utcnow
 from parcelwatch.models import EngineHeartbeat, SyncRun
 from parcelwatch.sync.outcomes import PassOutcome, PassTrigger
 
-__all__ = ["MAX_ERRORS_KEPT", "PassSummary", "beat", "finish_run", "run_as_dict", "start_run"]
+__all__ = [
+    "MAX_ERRORS_KEPT",
+    "PassSummary",
+    "beat",
+    "finish_run",
+    "forget_engine",
+    "run_as_dict",
+    "start_run",
+]
 
 MAX_ERRORS_KEPT = 20
 
@@ -42,6 +51,7 @@ class PassSummary:
     expired: int = 0
     skipped: int = 0
     abandoned: int = 0
+    taken_over: int = 0  # leases of gone engines this pass's clean-up made due again
     api_calls: int = 0
     retries: int = 0
     events_added: int = 0
@@ -75,13 +85,19 @@ class PassSummary:
         return data
 
 
-def run_as_dict(run: SyncRun, *, max_errors: int) -> dict[str, Any]:
-    """A recorded pass as the admin status and `sync --stats` show it."""
+def run_as_dict(
+    run: SyncRun, *, max_errors: int, gone_engines: Collection[str] = ()
+) -> dict[str, Any]:
+    """A recorded pass as the admin status and `sync --stats` show it; a run still `running`
+    whose engine is among `gone_engines` shows as `abandoned`."""
+    outcome = run.outcome
+    if outcome == PassOutcome.RUNNING and run.engine_id in gone_engines:
+        outcome = PassOutcome.ABANDONED
     return {
         "id": run.id,
         "trigger": run.trigger,
         "engine_id": run.engine_id,
-        "outcome": run.outcome,
+        "outcome": outcome,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "checked": run.checked,
@@ -154,3 +170,12 @@ def beat(db: Engine, *, engine_id: str, kind: str, started_at: datetime, paused:
         else:
             row.heartbeat_at = utcnow()
             row.paused = paused
+
+
+def forget_engine(db: Engine, *, engine_id: str) -> None:
+    """Delete this engine's heartbeat row: it closed cleanly (a row left behind means a crash)."""
+    with db.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+        with connection.begin():
+            connection.execute(
+                delete(EngineHeartbeat).where(EngineHeartbeat.engine_id == engine_id)
+            )

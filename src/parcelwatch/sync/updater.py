@@ -54,6 +54,7 @@ class Updater:
         self.next_wake_at: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._holding_heartbeat = False
 
     @property
     def running(self) -> bool:
@@ -61,6 +62,8 @@ class Updater:
 
     def start(self) -> None:
         self.enabled = True
+        self.sync_engine.hold_heartbeat()  # alive between passes too
+        self._holding_heartbeat = True
         self._task = asyncio.create_task(self._run(), name="parcelwatch-updater")
 
     def pause(self) -> None:
@@ -82,6 +85,9 @@ class Updater:
         """No new batch; in-flight batches finish or are dropped unwritten in the deadline."""
         if self._task is None:
             return
+        if self._holding_heartbeat:
+            self._holding_heartbeat = False
+            self.sync_engine.release_heartbeat()
         await self.sync_engine.stop(self.stop_deadline)
         self._wake.set()
         try:
