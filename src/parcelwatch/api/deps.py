@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -147,15 +148,34 @@ async def _transaction_turn(request: Request) -> AsyncIterator[None]:
         yield
 
 
-def get_session(
+async def get_session(
     request: Request, _turn: Annotated[None, Depends(_transaction_turn, scope="function")]
-) -> Iterator[Session]:
+) -> AsyncIterator[Session]:
     """One transaction per request: committed when the route returns, rolled back on error.
     It waits its turn at the app's `TransactionGate`, and a request that may write starts as
-    a writer (`BEGIN IMMEDIATE` on SQLite), so writers of other processes queue too."""
-    write = request.method not in READ_METHODS
-    with session_scope(sessions_of(request.app), write=write) as session:
+    a writer (`BEGIN IMMEDIATE` on SQLite), so writers of other processes queue too.
+
+    An async dependency, so that a reading request costs one hop to a worker thread (the
+    route's own) instead of three (a sync generator dependency is entered and left on worker
+    threads too; under load each hop waits for the GIL): a read session connects lazily in the
+    route's thread and is closed here, which only gives the connection back to the pool. A
+    writing one begins, commits and rolls back on worker threads: those wait for locks."""
+    factory = sessions_of(request.app)
+    if request.method in READ_METHODS:
+        session = factory()
+        try:
+            yield session
+        finally:
+            session.close()
+        return
+    scope = session_scope(factory, write=True)
+    session = await run_in_threadpool(scope.__enter__)
+    try:
         yield session
+    except BaseException as error:
+        await run_in_threadpool(scope.__exit__, type(error), error, error.__traceback__)
+        raise
+    await run_in_threadpool(scope.__exit__, None, None, None)
 
 
 def get_updater(request: Request) -> Updater:
