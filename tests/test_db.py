@@ -4,6 +4,7 @@ and write sessions that queue for SQLite's one writer."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
+from sqlalchemy import Column, Integer, MetaData, Table, event, insert, select, text
 from sqlalchemy.dialects import sqlite
 
 from parcelwatch.db import UTCDateTime, create_db_engine, make_session_factory, session_scope
@@ -88,4 +89,47 @@ def test_a_write_session_waits_for_another_sqlite_writer_instead_of_failing(
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM t")) == 2
     assert seen == 1  # it began after the other writer committed
+    engine.dispose()
+
+
+def test_writers_of_one_process_take_turns_without_meeting_sqlites_busy_handler(
+    tmp_path: Path,
+) -> None:
+    """With SQLite's busy wait switched off, writers of one engine that overlap all the time
+    still never see "database is locked": each waits for its turn on the engine's lock and is
+    handed it as the previous one commits or rolls back (no sleep-and-retry)."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'turns.db'}")
+
+    @event.listens_for(engine, "connect")
+    def no_busy_wait(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    errors: list[Exception] = []
+
+    def write(rollback_every: int) -> None:
+        for n in range(40):
+            try:
+                writing = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+                with writing as connection:
+                    transaction = connection.begin()
+                    connection.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                    time.sleep(0.002)  # hold the lock while the others want it
+                    if n % rollback_every == 0:
+                        transaction.rollback()
+                    else:
+                        transaction.commit()
+            except Exception as error:
+                errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(every,)) for every in (3, 5, 7, 11)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with engine.connect() as connection:
+        kept = connection.scalar(text("SELECT count(*) FROM t"))
+    assert kept == sum(40 - len(range(0, 40, every)) for every in (3, 5, 7, 11))
     engine.dispose()
