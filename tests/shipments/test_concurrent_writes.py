@@ -5,8 +5,10 @@ PostgreSQL."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -15,7 +17,9 @@ from sqlalchemy import func, select
 from parcelwatch.api.app import create_app
 from parcelwatch.config import load_settings
 from parcelwatch.models import Shipment
+from parcelwatch.shipments.service import register_shipment
 from tests.conftest import Database, serving
+from tests.sync.conftest import running_emulator
 
 WRITERS = 50
 SAME_NUMBER_WRITERS = 200  # on PostgreSQL these once queued on one row lock and timed out
@@ -100,3 +104,49 @@ def test_parallel_bulk_patch_and_delete_never_answer_500(server: str, database: 
     with database.sessions() as session:
         numbers = session.scalars(select(Shipment.tracking_number)).all()
     assert sorted(numbers) == [f"BULK{i:06d}" for i in range(10)]
+
+
+@pytest.fixture
+def busy_server(database: Database) -> Iterator[str]:
+    """The app with its updater polling 150 DHL shipments through the emulator (40 ms a
+    request) the whole time the test writes."""
+    with database.sessions.begin() as session:
+        for i in range(150):
+            register_shipment(session, tracking_number=f"BUSY{i:06d}", carrier="dhl")
+    with running_emulator(
+        head_start=timedelta(days=2), latency={"distribution": "fixed", "ms": 40}
+    ) as emulator:
+        settings = emulator.settings_for(
+            database, auto_update_enabled=True, dhl_rate_limit=200.0, dhl_max_concurrency=4
+        )
+        with serving(create_app(settings)) as url:
+            deadline = time.monotonic() + 20
+            while emulator.stats()["requests"].get("dhl", 0) < 5:
+                assert time.monotonic() < deadline, "the updater never started polling"
+                time.sleep(0.05)
+            yield url
+            polled = emulator.stats()["requests"].get("dhl", 0)
+    assert polled > 5
+
+
+def test_parallel_writes_while_the_updater_writes_never_answer_500_and_keep_one_row_each(
+    busy_server: str, database: Database
+) -> None:
+    requests: list[tuple[str, str, dict[str, object] | None]] = []
+    for i in range(WRITERS):
+        body = {"tracking_number": f"LIVE{i % 25:06d}", "carrier": "dhl"}  # each number twice
+        requests.append(("POST", "/api/shipments", body))
+    for i in range(0, 150, 10):
+        requests.append(("PATCH", f"/api/shipments/{i + 1}", {"description": f"busy {i}"}))
+    requests.append(("DELETE", "/api/shipments/2", None))
+    codes = _in_parallel(busy_server, requests)
+    assert 500 not in codes
+    assert sorted(codes[:WRITERS]) == [200] * 25 + [201] * 25
+    assert set(codes[WRITERS:]) <= {200, 204}
+    with database.sessions() as session:
+        live = session.scalars(
+            select(Shipment.tracking_number).where(Shipment.tracking_number.like("LIVE%"))
+        ).all()
+        described = session.scalar(select(func.count()).where(Shipment.description.like("busy %")))
+    assert sorted(live) == [f"LIVE{i:06d}" for i in range(25)]
+    assert described == 15
