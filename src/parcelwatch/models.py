@@ -18,10 +18,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from parcelwatch.accounts.roles import Role
 from parcelwatch.db import Base, UTCDateTime
 from parcelwatch.domain import ShipmentStatus, utcnow
 
-__all__ = ["AlertState", "EngineHeartbeat", "Shipment", "SyncRun", "TrackingEvent"]
+__all__ = ["AlertState", "EngineHeartbeat", "Shipment", "SyncRun", "TrackingEvent", "User"]
 
 StatusColumn = Enum(
     ShipmentStatus,
@@ -189,3 +190,34 @@ class EngineHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+RoleColumn = Enum(
+    Role,
+    native_enum=False,
+    length=16,
+    values_callable=lambda enum: [member.value for member in enum],
+    validate_strings=True,
+    name="user_role",
+)
+
+
+class User(Base):
+    """A person's account. `name` is stored normalized (NFKC, lower case), so it is unique
+    whatever case it is typed in; `password_hash` is NULL for an account that only signs in
+    through the reverse proxy."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_users_name"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[Role] = mapped_column(RoleColumn)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

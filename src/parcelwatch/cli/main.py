@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from parcelwatch import __version__
+from parcelwatch.accounts.cli import app as users_app
 from parcelwatch.carriers.cli import app as carriers_app
 from parcelwatch.cli import db, serve
 from parcelwatch.emulator.cli import emulator as emulator_command
@@ -41,6 +42,7 @@ app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(carriers_app, name="carriers")
 app.add_typer(shipments_app, name="shipments")
+app.add_typer(users_app, name="users")
 app.command("emulator")(emulator_command)
 app.command("sync")(sync_command)
 app.command("health")(health_command)
