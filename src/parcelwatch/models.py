@@ -18,11 +18,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from parcelwatch.accounts.roles import Role
+from parcelwatch.accounts.roles import Role, Scope
 from parcelwatch.db import Base, UTCDateTime
 from parcelwatch.domain import ShipmentStatus, utcnow
 
-__all__ = ["AlertState", "EngineHeartbeat", "Shipment", "SyncRun", "TrackingEvent", "User"]
+__all__ = [
+    "AlertState",
+    "EngineHeartbeat",
+    "Shipment",
+    "SyncRun",
+    "TrackingEvent",
+    "User",
+    "ApiToken",
+]
 
 StatusColumn = Enum(
     ShipmentStatus,
@@ -221,3 +229,39 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+ScopeColumn = Enum(
+    Scope,
+    native_enum=False,
+    length=16,
+    values_callable=lambda enum: [member.value for member in enum],
+    validate_strings=True,
+    name="token_scope",
+)
+
+
+class ApiToken(Base):
+    """A personal API token. Only the SHA-256 of the token is kept (a token is 256 random
+    bits, so a fast hash is as safe as a slow one and a lookup stays one indexed read); the
+    `prefix` (its first characters) lets a person recognise it in a list."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uq_api_tokens_hash"),
+        Index("ix_api_tokens_user", "user_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[Scope] = mapped_column(ScopeColumn)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()

@@ -5,34 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 
 import pytest
-from click.testing import Result
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from parcelwatch.accounts import service
 from parcelwatch.accounts.roles import Role
-from parcelwatch.cli.main import app
-from parcelwatch.config import Settings
 from parcelwatch.models import User
+from tests.accounts.conftest import GOOD, OTHER, Invoke
 from tests.conftest import Database
-
-Invoke = Callable[..., Result]
-GOOD = "correct horse battery staple"
-OTHER = "a different long passphrase"
-
-
-@pytest.fixture
-def run(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Invoke:
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    runner = CliRunner()
-
-    def invoke(*args: str, input: str | None = None) -> Result:
-        return runner.invoke(app, list(args), input=input)
-
-    return invoke
 
 
 def stored(database: Database, name: str) -> User | None:

@@ -35,7 +35,8 @@ PasswordStdinOption = typer.Option(
 
 
 @contextmanager
-def _session(*, write: bool = False) -> Iterator[Session]:
+def database_transaction(*, write: bool = False) -> Iterator[Session]:
+    """The configured database, one transaction; a refused request is one line, exit 1."""
     settings = settings_or_exit()
     try:
         with database_session(settings, write=write) as session:
@@ -81,7 +82,7 @@ def create(
 ) -> None:
     """Create an account (the first one must be the owner)."""
     secret = _password(password, password_stdin)
-    with _session(write=True) as session:
+    with database_transaction(write=True) as session:
         user = service.create_user(session, name=name, role=role, password=secret)
         shown = _as_dict(user)
     if json_output:
@@ -93,7 +94,7 @@ def create(
 @app.command("list")
 def list_users(json_output: bool = JsonOption) -> None:
     """Every account, with its role and last sign-in."""
-    with _session() as session:
+    with database_transaction() as session:
         users = [_as_dict(user) for user in service.list_users(session)]
     if json_output:
         print_json(users)
@@ -124,7 +125,7 @@ def reset_password(
 ) -> None:
     """Set a new password for an account."""
     secret = _password(password, password_stdin)
-    with _session(write=True) as session:
+    with database_transaction(write=True) as session:
         user = service.set_password(session, name, secret)
         shown = user.name
     console.print(f"password of {escape(shown)} changed", highlight=False)
@@ -138,6 +139,6 @@ def delete(
     """Delete an account (never the owner)."""
     if not yes and not typer.confirm(f"Delete the account {name!r}?"):
         raise typer.Exit(1)
-    with _session(write=True) as session:
+    with database_transaction(write=True) as session:
         service.delete_user(session, name)
     console.print(f"deleted {escape(name)}", highlight=False)

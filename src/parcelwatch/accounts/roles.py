@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Role"]
+__all__ = ["Role", "Scope"]
 
 
 class Role(StrEnum):
     OWNER = "owner"  # the first account: everything
     ADMIN = "admin"  # users, operations, every tracker
     MEMBER = "member"  # their own trackers
+
+
+class Scope(StrEnum):
+    """What an API token may do."""
+
+    READ = "read"  # GET only
+    WRITE = "write"  # and register, edit, delete, refresh
+    ADMIN = "admin"  # and operations (pause, resume, users); owners and admins only

@@ -6,6 +6,7 @@ import typer
 
 from parcelwatch import __version__
 from parcelwatch.accounts.cli import app as users_app
+from parcelwatch.accounts.tokens_cli import app as tokens_app
 from parcelwatch.carriers.cli import app as carriers_app
 from parcelwatch.cli import db, serve
 from parcelwatch.emulator.cli import emulator as emulator_command
@@ -43,6 +44,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(carriers_app, name="carriers")
 app.add_typer(shipments_app, name="shipments")
 app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 app.command("emulator")(emulator_command)
 app.command("sync")(sync_command)
 app.command("health")(health_command)

@@ -1,4 +1,4 @@
-"""accounts: the users table
+"""accounts: users and their API tokens
 
 Revision ID: 0006
 Revises: 0005
@@ -36,7 +36,31 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name="uq_users_name"),
         sqlite_autoincrement=True,
     )
+    op.create_table(
+        "api_tokens",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column(
+            "user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+        ),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column(
+            "scope",
+            sa.Enum("read", "write", "admin", native_enum=False, length=16, name="token_scope"),
+            nullable=False,
+        ),
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        sa.Column("prefix", sa.String(16), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", UTCDateTime(), nullable=True),
+        sa.Column("expires_at", UTCDateTime(), nullable=True),
+        sa.Column("revoked_at", UTCDateTime(), nullable=True),
+        sa.UniqueConstraint("token_hash", name="uq_api_tokens_hash"),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_api_tokens_user", "api_tokens", ["user_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_api_tokens_user", table_name="api_tokens")
+    op.drop_table("api_tokens")
     op.drop_table("users")
