@@ -2,7 +2,8 @@
 
     CarrierError
     ├── CarrierWideError            the carrier as a whole failed; never counted against a shipment
-    │   ├── AuthError               credentials refused (after one token refresh), missing scope
+    │   ├── AuthError               credentials refused: the token endpoint (or an API key) said no
+    │   │   └── TokenRejectedError  a tracking call refused a bearer token right after its renewal
     │   ├── RateLimitedError        429; `retry_after` seconds when the carrier said
     │   └── UnavailableError        5xx, timeout, connection refused or reset
     ├── BadResponseError            a body we cannot understand (malformed JSON, wrong shape)
@@ -12,6 +13,10 @@
 
 A `BatchRefusedError` is never retried as it is: the sync engine tracks the batch's numbers
 one by one, each within the budget, so the bad number fails alone.
+
+Only refused credentials suspend a carrier at once (`AuthError.credentials_refused`): an
+OAuth token refused by a tracking call even after one renewal (expired again at once, or
+issued without a scope) is an auth error for that call, counted like an outage.
 
 A number the carrier does not know is not an error: it is a `TrackResult` with outcome
 `NOT_FOUND`.
@@ -28,6 +33,7 @@ __all__ = [
     "InvalidNumberError",
     "NumberError",
     "RateLimitedError",
+    "TokenRejectedError",
     "UnavailableError",
 ]
 
@@ -53,7 +59,17 @@ class CarrierWideError(CarrierError):
 
 
 class AuthError(CarrierWideError):
-    pass
+    """The carrier refused to authenticate us."""
+
+    credentials_refused: bool = True  # the secret itself was refused: it will not heal soon
+
+
+class TokenRejectedError(AuthError):
+    """A tracking call answered 401 to a bearer token even after one renewal: an auth error
+    for that call (the token expired again, was revoked, or lacks a scope), not proof that
+    the client id and secret are wrong; the token endpoint accepted them moments ago."""
+
+    credentials_refused = False
 
 
 class RateLimitedError(CarrierWideError):
