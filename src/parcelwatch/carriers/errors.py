@@ -5,7 +5,8 @@
     │   ├── AuthError               credentials refused: the token endpoint (or an API key) said no
     │   │   └── TokenRejectedError  a tracking call refused a bearer token right after its renewal
     │   ├── RateLimitedError        429; `retry_after` seconds when the carrier said
-    │   └── UnavailableError        5xx, timeout, connection refused or reset
+    │   ├── UnavailableError        5xx, timeout, connection refused or reset
+    │   └── FailurePatternError     most answers of a pass failed the same way (malformed...)
     ├── BadResponseError            a body we cannot understand (malformed JSON, wrong shape)
     ├── BatchRefusedError           a request for several numbers refused for one of them
     └── NumberError                 about one tracking number only
@@ -30,6 +31,7 @@ __all__ = [
     "BatchRefusedError",
     "CarrierError",
     "CarrierWideError",
+    "FailurePatternError",
     "InvalidNumberError",
     "NumberError",
     "RateLimitedError",
@@ -89,6 +91,12 @@ class RateLimitedError(CarrierWideError):
 
 class UnavailableError(CarrierWideError):
     retryable = True
+
+
+class FailurePatternError(CarrierWideError):
+    """Most of a provider's answers in a pass failed the same way (malformed bodies, say):
+    found by the sync engine, not raised by a provider. The carrier is failing, not its
+    shipments; they are deferred as in an outage."""
 
 
 class BadResponseError(CarrierError):

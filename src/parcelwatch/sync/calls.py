@@ -12,6 +12,8 @@ from parcelwatch.carriers.base import Provider, TrackOutcome, TrackResult
 from parcelwatch.carriers.errors import (
     CarrierError,
     CarrierWideError,
+    FailurePatternError,
+    NumberError,
     UnavailableError,
 )
 from parcelwatch.domain import utcnow
@@ -20,10 +22,11 @@ from parcelwatch.ops.metrics import CARRIER_API_RETRIES
 from parcelwatch.sync.circuit import CircuitBreaker, CircuitState
 from parcelwatch.sync.claims import ClaimedShipment
 from parcelwatch.sync.limits import Budget
+from parcelwatch.sync.patterns import FailurePattern
 from parcelwatch.sync.retry import ProviderRetryPolicy, call_with_retries
 from parcelwatch.sync.writer import ShipmentResult, ShipmentResultKind
 
-__all__ = ["Abandoned", "CallStats", "CarrierGroup", "call_batch"]
+__all__ = ["Abandoned", "CallStats", "CarrierGroup", "call_batch", "judge_held", "pattern_of"]
 
 log = get_logger(__name__)
 
@@ -55,6 +58,7 @@ class CarrierGroup:
     queued: int = 0
     exhausted: bool = False
     cursor: int = 0
+    pattern: FailurePattern = field(default_factory=FailurePattern)  # shared per provider
 
 
 async def _request(
@@ -122,14 +126,32 @@ def _deferred(
     ]
 
 
+def pattern_of(error: BaseException | None) -> str | None:
+    """The kind of a failure that may be carrier-wide when most answers share it; `None` for
+    a number's own failure (the carrier refused that number) and a carrier-wide error."""
+    if error is None:
+        return "no answer"
+    if isinstance(error, NumberError | CarrierWideError):
+        return None
+    if isinstance(error, CarrierError):
+        return type(error).__name__
+    return "carrier module error"
+
+
+def _own_failure(
+    shipment: ClaimedShipment, provider: str, message: str, error: BaseException | None
+) -> ShipmentResult:
+    return ShipmentResult(
+        shipment, ShipmentResultKind.FAILED, provider, message=message, pattern=pattern_of(error)
+    )
+
+
 def _to_result(
     shipment: ClaimedShipment, answer: TrackResult | None, group: CarrierGroup, now: datetime
 ) -> ShipmentResult:
     provider = group.provider.code
     if answer is None:
-        return ShipmentResult(
-            shipment, ShipmentResultKind.FAILED, provider, message="the carrier gave no answer"
-        )
+        return _own_failure(shipment, provider, "the carrier gave no answer", None)
     if answer.outcome is TrackOutcome.FOUND and answer.info is not None:
         return ShipmentResult(shipment, ShipmentResultKind.FOUND, provider, info=answer.info)
     if answer.outcome is TrackOutcome.NOT_FOUND:
@@ -139,12 +161,8 @@ def _to_result(
     error = answer.error
     if isinstance(error, CarrierWideError):
         return _deferred([shipment], group, str(error), now)[0]
-    return ShipmentResult(
-        shipment,
-        ShipmentResultKind.FAILED,
-        provider,
-        message=answer.message or str(error) or "error",
-    )
+    message = answer.message or str(error) or "error"
+    return _own_failure(shipment, provider, message, error or CarrierError(message))
 
 
 def _results_for_answers(
@@ -201,7 +219,8 @@ async def call_batch(
     except CarrierWideError as wide:
         return _carrier_down(group, batch, wide, stats)
     except CarrierError as failure:
-        group.breaker.record_success()  # the carrier answered; the problem is the content
+        # Not a success for the breaker: a carrier answering only garbage is failing too
+        # (`judge_held` tells it apart from a few bad numbers).
         return await _one_by_one(
             group, batch, failure, retry, request_timeout, stats, may_continue, deadline
         )
@@ -210,9 +229,7 @@ async def call_batch(
     except Exception as bug:  # a carrier module bug must not stop the pass
         log.exception("carrier module raised", carrier=provider)
         message = f"{provider}: unexpected {type(bug).__name__}: {bug}"
-        return [
-            ShipmentResult(s, ShipmentResultKind.FAILED, provider, message=message) for s in batch
-        ]
+        return [_own_failure(s, provider, message, bug) for s in batch]
     finally:
         group.breaker.release_probe()
 
@@ -241,12 +258,10 @@ async def _one_by_one(
     """Each number on its own, until the batch's time is up (the rest is deferred)."""
     provider = group.provider.code
     if len(batch) == 1:
-        kind = (
-            ShipmentResultKind.FAILED
-            if not isinstance(failure, CarrierWideError)
-            else ShipmentResultKind.DEFERRED
-        )
-        return [ShipmentResult(batch[0], kind, provider, message=str(failure))]
+        if isinstance(failure, CarrierWideError):  # pragma: no cover - deferred by the caller
+            deferred = ShipmentResultKind.DEFERRED
+            return [ShipmentResult(batch[0], deferred, provider, message=str(failure))]
+        return [_own_failure(batch[0], provider, str(failure), failure)]
     results: list[ShipmentResult] = []
     for index, shipment in enumerate(batch):
         if group.breaker.state is not CircuitState.CLOSED:
@@ -271,7 +286,25 @@ async def _one_by_one(
         except CarrierWideError as wide:
             results.extend(_carrier_down(group, [shipment], wide, stats))
         except CarrierError as own:
-            results.append(
-                ShipmentResult(shipment, ShipmentResultKind.FAILED, provider, message=str(own))
-            )
+            results.append(_own_failure(shipment, provider, str(own), own))
     return results
+
+
+def judge_held(
+    group: CarrierGroup, results: Sequence[ShipmentResult], stats: CallStats
+) -> list[ShipmentResult]:
+    """A held batch's results once its provider's pattern can be judged: failures of a kind
+    most recent answers share become a carrier-wide failure (deferred, counted by the breaker
+    once per batch); the others stay the shipments' own."""
+    pattern = group.pattern
+    wide = [r for r in results if r.pattern is not None and pattern.carrier_wide(r.pattern)]
+    if not wide:
+        return list(results)
+    kind = wide[0].pattern or ""
+    error = FailurePatternError(
+        f"carrier-wide failure: {pattern.describe(kind)}; last: {wide[0].message}",
+        carrier=group.provider.code,
+    )
+    deferred = _carrier_down(group, [r.shipment for r in wide], error, stats)
+    instead = {id(r): d for r, d in zip(wide, deferred, strict=True)}
+    return [instead.get(id(r), r) for r in results]

@@ -37,11 +37,12 @@ from parcelwatch.ops.metrics import (
     UPDATE_ATTEMPTS,
 )
 from parcelwatch.sync.batches import BatchWriter, CalledBatch
-from parcelwatch.sync.calls import Abandoned, CallStats, CarrierGroup, call_batch
+from parcelwatch.sync.calls import Abandoned, CallStats, CarrierGroup, call_batch, judge_held
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker
 from parcelwatch.sync.claims import ClaimedShipment, claim, release
 from parcelwatch.sync.limits import Budget, SharedRate, budget_spec
 from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES, PassOutcome, PassTrigger
+from parcelwatch.sync.patterns import FailurePattern
 from parcelwatch.sync.recovery import HEARTBEAT_EVERY, Recovery, recover, stale_after
 from parcelwatch.sync.retry import ProviderRetryPolicy
 from parcelwatch.sync.runs import PassSummary, beat, finish_run, forget_engine, start_run
@@ -224,10 +225,12 @@ class SyncEngine:
         self.running, self.current = True, summary
         self._idle.clear()
         groups: dict[str, CarrierGroup] = {}
+        patterns: dict[str, FailurePattern] = {}  # one per provider, for this pass
         for code in self.configured_carriers(selection.carriers):
             provider = self.providers.provider_for(code)
             if provider is not None:
                 groups[code] = self._group(code, provider)
+                groups[code].pattern = patterns.setdefault(provider.code, FailurePattern())
         stats = CallStats()
         queue: asyncio.Queue[CalledBatch | None] = asyncio.Queue()
         releases: list[ClaimedShipment] = []
@@ -256,6 +259,8 @@ class SyncEngine:
             finally:
                 while self._tasks:
                     await asyncio.gather(*list(self._tasks), return_exceptions=True)
+                for group in groups.values():  # what is still held is judged on what was seen
+                    await self._settle(group.pattern, queue, stats, final=True)
                 await queue.put(None)
                 await writing
             if releases:
@@ -465,6 +470,7 @@ class SyncEngine:
             await self.in_db(release, self.db, owner=self.engine_id, shipments=batch)
             return
         self.in_flight_batches += 1
+        group.pattern.in_flight += 1
         started = time.perf_counter()
         UPDATE_ATTEMPTS.labels(carrier=group.carrier).inc(len(batch))
         try:
@@ -490,7 +496,32 @@ class SyncEngine:
             raise
         finally:
             self.in_flight_batches -= 1
-        await queue.put(CalledBatch(group, batch, results, started))
+            group.pattern.in_flight -= 1
+        called = CalledBatch(group, batch, results, started)
+        group.pattern.record(results)
+        if any(result.pattern is not None for result in results):
+            group.pattern.held.append(called)  # written once the pattern can be judged
+        else:
+            await queue.put(called)
+        await self._settle(group.pattern, queue, stats, final=False)
+
+    async def _settle(
+        self,
+        pattern: FailurePattern,
+        queue: asyncio.Queue[CalledBatch | None],
+        stats: CallStats,
+        *,
+        final: bool,
+    ) -> None:
+        """Queue the held batches for writing once their provider's answers can be judged
+        (enough of them, no call in flight, or the pass is over): a carrier-wide pattern is
+        deferred, an isolated failure stays the shipment's own (`sync.patterns`)."""
+        if not pattern.held or not (final or pattern.can_judge()):
+            return
+        held, pattern.held = pattern.held, []
+        for called in held:
+            called.results = judge_held(called.group, called.results, stats)
+            await queue.put(called)
 
     def _abandon(
         self,

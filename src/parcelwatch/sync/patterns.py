@@ -1,0 +1,58 @@
+"""Telling a carrier-wide failure pattern from shipments' own failures.
+
+When most of a provider's answers in a pass fail the same way (malformed bodies, no answer
+for the number, a carrier module error), the provider is failing, not its shipments: those
+failures are deferred like an outage's and never counted against the shipments. Failures
+that could belong to such a pattern are held back, unwritten, until the pass has seen enough
+of the provider's answers to judge, or has no call to it left in flight; isolated ones (a
+few bad numbers among good answers) are then written as the shipments' own, as before.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from parcelwatch.sync.writer import ShipmentResult, ShipmentResultKind
+
+if TYPE_CHECKING:
+    from parcelwatch.sync.batches import CalledBatch
+
+__all__ = ["MIN_ANSWERS", "MIN_SAME", "WINDOW", "FailurePattern"]
+
+WINDOW = 20  # the provider's most recent answers in this pass that are judged
+MIN_ANSWERS = 10  # answers needed for a verdict while calls to the provider are in flight
+MIN_SAME = 2  # one failure alone is never a pattern
+
+
+@dataclass(slots=True)
+class FailurePattern:
+    """One provider's recent answers in one pass: `None` for an answer the carrier gave
+    properly (found, not found, a number it refuses), else the failure's kind."""
+
+    recent: deque[str | None] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    in_flight: int = 0  # batches of this provider calling right now
+    held: list[CalledBatch] = field(default_factory=list)
+
+    def record(self, results: Sequence[ShipmentResult]) -> None:
+        for result in results:
+            if result.kind is ShipmentResultKind.DEFERRED:
+                continue  # a known carrier-wide failure: the breaker has it already
+            failed = result.kind is ShipmentResultKind.FAILED
+            self.recent.append(result.pattern if failed else None)
+
+    def can_judge(self) -> bool:
+        return len(self.recent) >= MIN_ANSWERS or self.in_flight == 0
+
+    def same(self, kind: str) -> int:
+        return sum(1 for seen in self.recent if seen == kind)
+
+    def carrier_wide(self, kind: str) -> bool:
+        """Most of the recent answers failed this way (and more than one did)."""
+        same = self.same(kind)
+        return same >= MIN_SAME and same * 2 > len(self.recent)
+
+    def describe(self, kind: str) -> str:
+        return f"{self.same(kind)} of its last {len(self.recent)} answers failed ({kind})"
