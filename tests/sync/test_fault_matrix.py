@@ -5,6 +5,7 @@ disables a shipment; a carrier-wide pattern of malformed answers is the carrier'
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -111,3 +112,108 @@ async def test_a_few_malformed_numbers_in_a_good_carrier_count_against_those_shi
             after = reload(database, shipment.id)
             assert after.auto_refresh_fail_count == 0
             assert after.auto_refresh_count == 3
+
+
+# -- the matrix ------------------------------------------------------------------------------
+PARTIAL, TOTAL = 0.25, 1.0
+CARRIERS = {"usps": 4, "ups": 4, "fedex": 8}  # FedEx in batches of 2: four batches
+SHIPMENTS = sum(CARRIERS.values())
+CLOSED, OPEN, OPEN_FOR_AUTH = "closed", "open", "open for refused credentials"
+
+
+def injected(fault: str, rate: float) -> dict[str, Any]:
+    """The emulator configuration for `fault` at `rate` (of tracking requests; for refused
+    credentials `PARTIAL` means one carrier of three refuses, `TOTAL` all of them)."""
+    if fault == "rate_limited":  # 429 with Retry-After once the bucket is empty
+        per_second = 3.0 if rate < 1 else 0.001
+        return {"rate_limits": dict.fromkeys(CARRIERS, per_second)}
+    if fault == "refused_credentials":
+        if rate < 1:
+            return {"credentials": {"ups": {"client_id": "not-ours", "client_secret": "x"}}}
+        return {"reject_credentials": True}
+    return {"faults": {fault: rate, "timeout_seconds": 1.0}}
+
+
+# What the breaker of a carrier hit by the fault does; None: it may go either way.
+BREAKER: dict[tuple[str, float], str | None] = {
+    ("server_error", PARTIAL): CLOSED,  # retries absorb most; a rare loss is one deferral
+    ("server_error", TOTAL): OPEN,
+    ("timeout", PARTIAL): None,
+    ("timeout", TOTAL): OPEN,
+    ("rate_limited", PARTIAL): None,
+    ("rate_limited", TOTAL): OPEN,
+    ("connection_reset", PARTIAL): CLOSED,
+    ("connection_reset", TOTAL): OPEN,
+    ("malformed", PARTIAL): CLOSED,
+    ("malformed", TOTAL): OPEN,
+    ("token_expiry", PARTIAL): CLOSED,
+    ("token_expiry", TOTAL): OPEN,  # counted like an outage: not the 15-minute auth pause
+    ("refused_credentials", PARTIAL): OPEN_FOR_AUTH,
+    ("refused_credentials", TOTAL): OPEN_FOR_AUTH,
+}
+
+
+@pytest.mark.parametrize("rate", [PARTIAL, TOTAL], ids=["partial", "total"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "server_error",
+        "timeout",
+        "rate_limited",
+        "connection_reset",
+        "malformed",
+        "token_expiry",
+        "refused_credentials",
+    ],
+)
+async def test_a_fault_ends_the_pass_in_bounded_time_recorded_and_disabling_nobody(
+    database: Database, add_shipment: ShipmentFactory, fault: str, rate: float
+) -> None:
+    shipments = [add_shipment(carrier) for carrier, count in CARRIERS.items() for _ in range(count)]
+    hit = {"ups"} if (fault, rate) == ("refused_credentials", PARTIAL) else set(CARRIERS)
+    with running_emulator(head_start=HEAD_START, **injected(fault, rate)) as emulator:
+        settings = fast(emulator, database)
+        async with engine_for(settings, database) as engine:
+            started = time.monotonic()
+            summary = await engine.run_pass()
+            seconds = time.monotonic() - started
+            breakers = {code: engine.breaker_for(code) for code in CARRIERS}
+
+    assert seconds < 15, f"the pass took {seconds:.1f}s"
+    assert summary.checked == SHIPMENTS
+    assert summary.synced + summary.failed + summary.deferred == SHIPMENTS
+    assert summary.disabled == 0
+    for shipment in shipments:
+        after = reload(database, shipment.id)
+        assert after.auto_refresh_enabled, after.last_auto_refresh_error
+        if fault != "malformed" or rate == TOTAL:  # carrier-wide: never the shipment's
+            assert after.auto_refresh_fail_count == 0, after.last_auto_refresh_error
+    if rate == TOTAL:
+        assert summary.outcome is not PassOutcome.OK
+        assert summary.synced < SHIPMENTS
+    if summary.failed or summary.deferred:
+        assert summary.outcome in (PassOutcome.PARTIAL, PassOutcome.FAILED)
+    if summary.synced == 0:
+        assert summary.outcome is PassOutcome.FAILED
+        assert summary.carriers_down.keys() == hit
+
+    [run] = runs(database)
+    assert run.outcome == summary.outcome
+    assert run.checked == SHIPMENTS
+    assert run.failed == summary.failed + summary.deferred
+    assert bool(run.errors) == bool(summary.failed or summary.deferred)
+
+    expected = BREAKER[(fault, rate)]
+    for code in hit:
+        breaker = breakers[code]
+        if expected == CLOSED:
+            assert breaker.state == "closed", (code, breaker.last_error)
+        elif expected == OPEN:
+            assert breaker.state == "open", code
+            if fault != "rate_limited":  # which waits at least the carrier's Retry-After
+                assert breaker.retry_in() <= breaker.policy.cooldown  # an outage's cool-down
+        elif expected == OPEN_FOR_AUTH:
+            assert breaker.state == "open", code
+            assert breaker.retry_in() > breaker.policy.cooldown
+    for code in set(CARRIERS) - hit:
+        assert breakers[code].state == "closed"
