@@ -114,6 +114,49 @@ async def test_a_few_malformed_numbers_in_a_good_carrier_count_against_those_shi
             assert after.auto_refresh_count == 3
 
 
+async def test_a_fedex_batch_answered_only_with_garbage_is_not_split_to_the_end(
+    database: Database, add_shipment: ShipmentFactory
+) -> None:
+    """Most of a batch failing the same way is the carrier's failure: after three numbers
+    on their own failed alike (none answered) the rest of the batch is deferred unasked."""
+    shipments = [add_shipment("fedex") for _ in range(10)]
+    faults = {"carriers": {"fedex": {"malformed": 1.0}}}
+    with running_emulator(head_start=HEAD_START, faults=faults) as emulator:
+        settings = fast(emulator, database, auto_update_batch_size=10)
+        async with engine_for(settings, database) as engine:
+            summary = await engine.run_pass()
+        stats = emulator.stats()
+
+    tracking_requests = stats["requests"]["fedex"] - stats["tokens_issued"]["fedex"]
+    assert tracking_requests == 4 + 3 * 4  # the batch and three numbers, each with 3 retries
+    assert (summary.deferred, summary.failed) == (10, 0)
+    assert_none_disabled_nor_counted(database, shipments)
+
+
+async def test_the_updater_s_small_passes_see_a_storm_seen_by_earlier_passes(
+    database: Database, add_shipment: ShipmentFactory
+) -> None:
+    """One engine remembers a provider's recent answers across its passes: a pass that polls
+    a single shipment during a storm defers it, as the bigger pass before it did. A fresh
+    engine (a new `sync` process) with that single failure counts it: it may be the number's."""
+    shipments = [add_shipment("ups") for _ in range(5)]
+    faults = {"carriers": {"ups": {"malformed": 1.0}}}
+    alone = Selection(shipment_ids=[shipments[0].id])
+    with running_emulator(head_start=HEAD_START, faults=faults) as emulator:
+        settings = fast(emulator, database)
+        async with engine_for(settings, database) as engine:
+            first = await engine.run_pass(Selection(force=True))
+            engine.breaker_for("ups").record_success()  # the cool-down is over
+            second = await engine.run_pass(alone)
+        assert (first.deferred, second.deferred, second.failed) == (5, 1, 0)
+        assert_none_disabled_nor_counted(database, shipments)
+
+        async with engine_for(settings, database) as fresh:
+            third = await fresh.run_pass(alone)
+    assert third.failed == 1
+    assert reload(database, shipments[0].id).auto_refresh_fail_count == 1
+
+
 # -- the matrix ------------------------------------------------------------------------------
 PARTIAL, TOTAL = 0.25, 1.0
 CARRIERS = {"usps": 4, "ups": 4, "fedex": 8}  # FedEx in batches of 2: four batches

@@ -4,6 +4,7 @@ number fallback, and turning `TrackResult`s into per-shipment results for the wr
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from parcelwatch.ops.metrics import CARRIER_API_RETRIES
 from parcelwatch.sync.circuit import CircuitBreaker, CircuitState
 from parcelwatch.sync.claims import ClaimedShipment
 from parcelwatch.sync.limits import Budget
-from parcelwatch.sync.patterns import FailurePattern
+from parcelwatch.sync.patterns import HeldFailures
 from parcelwatch.sync.retry import ProviderRetryPolicy, call_with_retries
 from parcelwatch.sync.writer import ShipmentResult, ShipmentResultKind
 
@@ -31,6 +32,7 @@ __all__ = ["Abandoned", "CallStats", "CarrierGroup", "call_batch", "judge_held",
 log = get_logger(__name__)
 
 MIN_DEFER = timedelta(minutes=1)
+SAME_IN_BATCH = 3  # numbers of a split batch failing alike, none answered: stop splitting
 MayStart = Callable[[], bool]
 
 
@@ -58,7 +60,7 @@ class CarrierGroup:
     queued: int = 0
     exhausted: bool = False
     cursor: int = 0
-    pattern: FailurePattern = field(default_factory=FailurePattern)  # shared per provider
+    held: HeldFailures = field(default_factory=HeldFailures)  # one per provider and pass
 
 
 async def _request(
@@ -255,7 +257,9 @@ async def _one_by_one(
     may_continue: MayStart,
     deadline: float,
 ) -> list[ShipmentResult]:
-    """Each number on its own, until the batch's time is up (the rest is deferred)."""
+    """Each number on its own, until the batch's time is up (the rest is deferred), or until
+    `SAME_IN_BATCH` numbers failed the same way and none was answered: a carrier-wide pattern
+    (the rest is deferred; `judge_held` decides about those that failed)."""
     provider = group.provider.code
     if len(batch) == 1:
         if isinstance(failure, CarrierWideError):  # pragma: no cover - deferred by the caller
@@ -263,7 +267,16 @@ async def _one_by_one(
             return [ShipmentResult(batch[0], deferred, provider, message=str(failure))]
         return [_own_failure(batch[0], provider, str(failure), failure)]
     results: list[ShipmentResult] = []
+    kinds: Counter[str] = Counter()
     for index, shipment in enumerate(batch):
+        same = kinds.most_common(1)
+        if same and same[0][1] >= SAME_IN_BATCH and sum(kinds.values()) == index:
+            message = (
+                f"{provider}: the batch's first {index} numbers failed the same way "
+                f"({same[0][0]}); the rest deferred"
+            )
+            results.extend(_deferred(batch[index:], group, message, utcnow()))
+            break
         if group.breaker.state is not CircuitState.CLOSED:
             message = f"{provider} suspended: {group.breaker.last_error}"
             results.extend(_deferred(batch[index:], group, message, utcnow()))
@@ -282,11 +295,13 @@ async def _one_by_one(
                 may_start=may_continue,
                 first_only=False,
             )
-            results.extend(_results_for_answers([shipment], answers, group))
+            answered = _results_for_answers([shipment], answers, group)
         except CarrierWideError as wide:
-            results.extend(_carrier_down(group, [shipment], wide, stats))
+            answered = _carrier_down(group, [shipment], wide, stats)
         except CarrierError as own:
-            results.append(_own_failure(shipment, provider, str(own), own))
+            answered = [_own_failure(shipment, provider, str(own), own)]
+        results.extend(answered)
+        kinds.update(r.pattern for r in answered if r.pattern is not None)
     return results
 
 
@@ -296,7 +311,7 @@ def judge_held(
     """A held batch's results once its provider's pattern can be judged: failures of a kind
     most recent answers share become a carrier-wide failure (deferred, counted by the breaker
     once per batch); the others stay the shipments' own."""
-    pattern = group.pattern
+    pattern = group.held.pattern
     wide = [r for r in results if r.pattern is not None and pattern.carrier_wide(r.pattern)]
     if not wide:
         return list(results)
