@@ -29,7 +29,7 @@ HEAD_START = timedelta(days=2)
 def fast(emulator: Emulator, database: Database, **overrides: Any) -> Settings:
     """Settings against `emulator` with short timeouts, so a hung answer costs little."""
     values: dict[str, Any] = {
-        "auto_update_individual_timeout": timedelta(seconds=0.3),
+        "auto_update_individual_timeout": timedelta(seconds=0.5),
         "auto_update_batch_timeout": timedelta(seconds=5),
         "auto_update_batch_size": 2,
         **overrides,
@@ -174,7 +174,7 @@ def injected(fault: str, rate: float) -> dict[str, Any]:
         if rate < 1:
             return {"credentials": {"ups": {"client_id": "not-ours", "client_secret": "x"}}}
         return {"reject_credentials": True}
-    return {"faults": {fault: rate, "timeout_seconds": 1.0}}
+    return {"faults": {fault: rate, "timeout_seconds": 2.0}}
 
 
 # What the breaker of a carrier hit by the fault does; None: it may go either way.

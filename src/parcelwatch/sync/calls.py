@@ -40,6 +40,10 @@ class Abandoned(Exception):  # noqa: N818 - a signal, not an error
     """The engine is stopping (or paused before the batch began): drop the batch unwritten."""
 
 
+class Suspended(Exception):  # noqa: N818 - a signal, not an error
+    """The breaker opened while this request waited for its budget slot: defer, do not call."""
+
+
 @dataclass(slots=True)
 class CallStats:
     api_calls: int = 0
@@ -74,6 +78,8 @@ async def _request(
     async with group.budget.slot():
         if may_start is not None and not may_start():
             raise Abandoned
+        if group.breaker.state is CircuitState.OPEN:  # opened by another batch meanwhile
+            raise Suspended
         stats.api_calls += 1
         try:
             async with asyncio.timeout(seconds):
@@ -220,6 +226,9 @@ async def call_batch(
         return _carrier_down(group, batch, error, stats)
     except CarrierWideError as wide:
         return _carrier_down(group, batch, wide, stats)
+    except Suspended:
+        message = f"{provider} suspended after repeated failures: {group.breaker.last_error}"
+        return _deferred(batch, group, message, utcnow())
     except CarrierError as failure:
         # Not a success for the breaker: a carrier answering only garbage is failing too
         # (`judge_held` tells it apart from a few bad numbers).
@@ -298,6 +307,10 @@ async def _one_by_one(
             answered = _results_for_answers([shipment], answers, group)
         except CarrierWideError as wide:
             answered = _carrier_down(group, [shipment], wide, stats)
+        except Suspended:
+            message = f"{provider} suspended: {group.breaker.last_error}"
+            results.extend(_deferred(batch[index:], group, message, utcnow()))
+            break
         except CarrierError as own:
             answered = [_own_failure(shipment, provider, str(own), own)]
         results.extend(answered)
