@@ -223,9 +223,10 @@ def main() -> None:
         try:
             wait_until_up(server_url, server)
             before = updater_progress(server_url)
-            cpu_before = process_cpu(server) or 0.0
+            cpu_before, client_before = process_cpu(server) or 0.0, time.process_time()
             tally, elapsed = asyncio.run(run_load(server_url, range(1, args.shipments + 1), args))
             server_cpu = (process_cpu(server) or 0.0) - cpu_before
+            client_cpu = time.process_time() - client_before
             after = updater_progress(server_url)
         finally:
             server.terminate()
@@ -240,6 +241,7 @@ def main() -> None:
         "seconds": round(elapsed, 1),
         "updater_checks_during_load": after["updater_checks"] - before["updater_checks"],
         "server_cpu_seconds": round(server_cpu, 1),
+        "client_cpu_seconds": round(client_cpu, 1),
         "server_exit": server.returncode,
         "kinds": {},
     }
@@ -277,7 +279,8 @@ def main() -> None:
             f"{result['database']}: {args.shipments:,} shipments, {args.readers} readers + "
             f"{args.writers} writers for {result['seconds']} s, updater on "
             f"({result['updater_checks_during_load']:,} shipment checks during the load); "
-            f"server CPU {result['server_cpu_seconds']} s"
+            f"CPU seconds: server {result['server_cpu_seconds']}, "
+            f"load generator {result['client_cpu_seconds']}"
         )
         header = ("kind", "requests", "req/s", "p50", "p95", "p99", "max")
         print(f"{header[0]:6} " + " ".join(f"{h:>7}" for h in header[1:]) + "  errors")

@@ -129,6 +129,19 @@ async def test_a_malformed_fault_sends_half_a_json_body(build: Callable[..., Sta
         response.json()
 
 
+async def test_malformed_numbers_get_half_a_body_and_the_others_a_whole_one(
+    build: Callable[..., Starlette],
+) -> None:
+    other = NUMBER[:-1] + ("1" if NUMBER[-1] != "1" else "2")
+    async with make_client(build(faults={"malformed_numbers": [NUMBER]})) as client:
+        bad = await dhl_track(client)
+        good = await dhl_track(client, other)
+    assert bad.status_code == 200
+    with pytest.raises(ValueError, match="Expecting|Unterminated"):
+        bad.json()
+    assert good.json()["shipments"]
+
+
 async def test_a_token_expiry_fault_expires_the_presented_token(
     build: Callable[..., Starlette],
 ) -> None:

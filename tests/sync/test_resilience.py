@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -165,3 +166,35 @@ async def test_a_short_retry_after_is_waited_for_before_the_retry(
     assert ups.sent_at[1] - ups.sent_at[0] >= 0.3  # the carrier's Retry-After, not the back-off
     assert summary.updated == 1
     assert reload(database, shipment.id).auto_refresh_fail_count == 0
+
+
+async def test_batches_waiting_for_a_slot_when_the_breaker_opens_never_reach_the_carrier(
+    database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory
+) -> None:
+    """Four batches, two slots: the first two fail together and open the breaker (threshold
+    2) while the other two wait for a slot. Those two are deferred without a request."""
+
+    class FailingTogether(FakeProvider):
+        async def track(self, numbers: Sequence[str], *, carrier: str) -> list[TrackResult]:
+            self.requests += 1
+            if self.requests == 2:
+                both_waiting.set()
+            await both_waiting.wait()
+            raise UnavailableError("HTTP 503", carrier="ups", status_code=503)
+
+    both_waiting = asyncio.Event()
+    ups = FailingTogether(code="ups", max_batch=1)
+    shipments = [add_shipment("ups") for _ in range(4)]
+    engine = make_engine(
+        concurrency=2,
+        retry=ProviderRetryPolicy(retries=0),
+        providers=StaticProviders({"ups": ups}),
+    )
+
+    summary = await engine.run_pass()
+
+    assert ups.requests == 2
+    assert summary.deferred == 4
+    assert engine.breaker_for("ups").state is CircuitState.OPEN
+    for shipment in shipments:
+        assert reload(database, shipment.id).auto_refresh_fail_count == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated
@@ -23,7 +24,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from parcelwatch.carriers.base import Provider
 from parcelwatch.config import Settings
-from parcelwatch.db import session_scope
 from parcelwatch.shipments.service import MAX_ID
 from parcelwatch.sync.engine import SyncEngine
 from parcelwatch.sync.updater import Updater
@@ -116,10 +116,15 @@ class TransactionGate:
     thread left to commit on, and every waiter would time out together. So at most `capacity`
     request transactions are open at once (below both the thread pool and the connection
     pool), and on SQLite one writing request at a time; the rest wait here, costing nothing.
+
+    A freed place goes to a waiting writer before a waiting reader: writes are few and a
+    person waits on each, while a busy dashboard or script can keep the places full of reads
+    (without it, under a read load a write queued behind every read ahead of it).
     """
 
     def __init__(self, *, capacity: int, one_writer: bool) -> None:
-        self._open = asyncio.Semaphore(capacity)
+        self._free = capacity
+        self._waiting: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
         self._writer = asyncio.Lock() if one_writer else None
 
     @asynccontextmanager
@@ -127,8 +132,37 @@ class TransactionGate:
         async with AsyncExitStack() as stack:
             if write and self._writer is not None:
                 await stack.enter_async_context(self._writer)
-            await stack.enter_async_context(self._open)
+            await self._acquire(write)
+            stack.callback(self._release)
             yield
+
+    async def _acquire(self, write: bool) -> None:
+        if self._free > 0 and not self._anyone_waiting():
+            self._free -= 1
+            return
+        place = asyncio.get_running_loop().create_future()
+        self._waiting[write].append(place)
+        try:
+            await place
+        except asyncio.CancelledError:
+            if place.done() and not place.cancelled():  # given a place, then cancelled
+                self._release()
+            raise
+
+    def _anyone_waiting(self) -> bool:
+        for queue in self._waiting.values():
+            while queue and queue[0].done():  # cancelled while waiting
+                queue.popleft()
+        return any(self._waiting.values())
+
+    def _release(self) -> None:
+        for queue in (self._waiting[True], self._waiting[False]):
+            while queue:
+                place = queue.popleft()
+                if not place.done():
+                    place.set_result(None)
+                    return
+        self._free += 1
 
 
 # Below anyio's 40 worker threads and SQLAlchemy's default 5 + 10 pooled connections, leaving
@@ -155,11 +189,14 @@ async def get_session(
     It waits its turn at the app's `TransactionGate`, and a request that may write starts as
     a writer (`BEGIN IMMEDIATE` on SQLite), so writers of other processes queue too.
 
-    An async dependency, so that a reading request costs one hop to a worker thread (the
-    route's own) instead of three (a sync generator dependency is entered and left on worker
-    threads too; under load each hop waits for the GIL): a read session connects lazily in the
-    route's thread and is closed here, which only gives the connection back to the pool. A
-    writing one begins, commits and rolls back on worker threads: those wait for locks."""
+    An async dependency, so that a request costs one hop to a worker thread (the route's
+    own) instead of three (a sync generator dependency is entered and left on worker threads
+    too, and under load each hop waits its turn for the event loop and the GIL). The session
+    connects lazily, in the route's thread: a writing one then begins as the writer there
+    (which may wait for the lock). Closing a read session only gives its connection back to the
+    pool, so it happens here; so does a SQLite commit (WAL, no fsync: microseconds, and the
+    lock was this process's to hand over). A PostgreSQL commit is a round trip to the server:
+    it goes to a worker thread."""
     factory = sessions_of(request.app)
     if request.method in READ_METHODS:
         session = factory()
@@ -168,14 +205,24 @@ async def get_session(
         finally:
             session.close()
         return
-    scope = session_scope(factory, write=True)
-    session = await run_in_threadpool(scope.__enter__)
+    database = database_of(request.app)
+    session = factory(bind=database.execution_options(sqlite_begin="IMMEDIATE"))
+    inline = database.dialect.name == "sqlite"
     try:
         yield session
-    except BaseException as error:
-        await run_in_threadpool(scope.__exit__, type(error), error, error.__traceback__)
+    except BaseException:
+        if inline:
+            session.close()  # rolls back
+        else:
+            await run_in_threadpool(session.close)
         raise
-    await run_in_threadpool(scope.__exit__, None, None, None)
+    try:
+        if inline:
+            session.commit()
+        else:
+            await run_in_threadpool(session.commit)
+    finally:
+        session.close()
 
 
 def get_updater(request: Request) -> Updater:

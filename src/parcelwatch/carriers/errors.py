@@ -2,9 +2,11 @@
 
     CarrierError
     ├── CarrierWideError            the carrier as a whole failed; never counted against a shipment
-    │   ├── AuthError               credentials refused (after one token refresh), missing scope
+    │   ├── AuthError               credentials refused: the token endpoint (or an API key) said no
+    │   │   └── TokenRejectedError  a tracking call refused a bearer token right after its renewal
     │   ├── RateLimitedError        429; `retry_after` seconds when the carrier said
-    │   └── UnavailableError        5xx, timeout, connection refused or reset
+    │   ├── UnavailableError        5xx, timeout, connection refused or reset
+    │   └── FailurePatternError     most answers of a pass failed the same way (malformed...)
     ├── BadResponseError            a body we cannot understand (malformed JSON, wrong shape)
     ├── BatchRefusedError           a request for several numbers refused for one of them
     └── NumberError                 about one tracking number only
@@ -12,6 +14,10 @@
 
 A `BatchRefusedError` is never retried as it is: the sync engine tracks the batch's numbers
 one by one, each within the budget, so the bad number fails alone.
+
+Only refused credentials suspend a carrier at once (`AuthError.credentials_refused`): an
+OAuth token refused by a tracking call even after one renewal (expired again at once, or
+issued without a scope) is an auth error for that call, counted like an outage.
 
 A number the carrier does not know is not an error: it is a `TrackResult` with outcome
 `NOT_FOUND`.
@@ -25,9 +31,11 @@ __all__ = [
     "BatchRefusedError",
     "CarrierError",
     "CarrierWideError",
+    "FailurePatternError",
     "InvalidNumberError",
     "NumberError",
     "RateLimitedError",
+    "TokenRejectedError",
     "UnavailableError",
 ]
 
@@ -53,7 +61,17 @@ class CarrierWideError(CarrierError):
 
 
 class AuthError(CarrierWideError):
-    pass
+    """The carrier refused to authenticate us."""
+
+    credentials_refused: bool = True  # the secret itself was refused: it will not heal soon
+
+
+class TokenRejectedError(AuthError):
+    """A tracking call answered 401 to a bearer token even after one renewal: an auth error
+    for that call (the token expired again, was revoked, or lacks a scope), not proof that
+    the client id and secret are wrong; the token endpoint accepted them moments ago."""
+
+    credentials_refused = False
 
 
 class RateLimitedError(CarrierWideError):
@@ -73,6 +91,12 @@ class RateLimitedError(CarrierWideError):
 
 class UnavailableError(CarrierWideError):
     retryable = True
+
+
+class FailurePatternError(CarrierWideError):
+    """Most of a provider's answers in a pass failed the same way (malformed bodies, say):
+    found by the sync engine, not raised by a provider. The carrier is failing, not its
+    shipments; they are deferred as in an outage."""
 
 
 class BadResponseError(CarrierError):

@@ -24,6 +24,7 @@ from parcelwatch.carriers.errors import (
     BatchRefusedError,
     InvalidNumberError,
     RateLimitedError,
+    TokenRejectedError,
     UnavailableError,
 )
 from parcelwatch.carriers.parsing import as_dict, as_list, text
@@ -203,6 +204,8 @@ def track_results(
         return parse(decode_json(response, provider))
     detail = error_detail(response)
     raise_for_carrier_wide(response, provider, detail)
+    if status == 401 and _sent_bearer_token(response):
+        raise _token_rejected(detail, provider=provider, hints=hints)
     if status in (401, 403):
         hint = f"; {hints.auth_hint}" if hints.auth_hint else ""
         raise AuthError(
@@ -222,3 +225,25 @@ def track_results(
         error = InvalidNumberError(detail or hints.invalid, carrier=provider)
         return [TrackResult.failed(numbers[0], error)]
     raise BadResponseError(f"unexpected HTTP {status}", carrier=provider, status_code=status)
+
+
+def _sent_bearer_token(response: httpx.Response) -> bool:
+    """Did the refused call carry an OAuth bearer token? (API-key carriers send their key in
+    their own header: their 401 is refused credentials.)"""
+    try:
+        authorization = str(response.request.headers.get("Authorization", ""))
+    except RuntimeError:  # a response built without its request
+        return False
+    return authorization.lower().startswith("bearer ")
+
+
+def _token_rejected(detail: str, *, provider: str, hints: ResponseHints) -> TokenRejectedError:
+    """A 401 to a bearer token. `OAuthProvider.authorized` already renewed the token once and
+    repeated the call, so the client id and secret were accepted moments ago. A token the
+    carrier calls expired is not a scope problem: the hint is only given otherwise."""
+    if "expired" in detail.lower():
+        message = f"{hints.refused} (HTTP 401: {detail}): the token expired again when renewed"
+    else:
+        hint = f"; {hints.auth_hint}" if hints.auth_hint else ""
+        message = f"{hints.refused} (HTTP 401: {detail or 'unauthorized'}){hint}"
+    return TokenRejectedError(message, carrier=provider, status_code=401)

@@ -3,7 +3,8 @@
 A token is fetched once and reused until shortly before its `expires_in` (UPS sends that
 as a string); however many coroutines need a token at once, one fetch is in flight. A 401
 on a tracking call drops the token that was refused, fetches a new one once and repeats
-the call; a second 401 is the caller's `AuthError`.
+the call; a second 401 becomes the caller's `TokenRejectedError` (an auth error for that
+call). Only a refused token request is refused credentials (`AuthError`).
 """
 
 from __future__ import annotations

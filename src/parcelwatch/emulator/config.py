@@ -17,6 +17,7 @@ A scenario file is JSON or TOML with the same fields as `EmulatorConfig`, for ex
     malformed = 0.01
     token_expiry = 0.02
     connection_reset = 0.01
+    malformed_numbers = ["1Z999AA10123456784"]  # always malformed answers
     [faults.carriers.ups]
     server_error = 0.5
     [pins]
@@ -99,6 +100,9 @@ class Faults(FaultRates):
     carriers: dict[str, FaultRates] = Field(default_factory=dict)
     # Faults normally hit tracking calls only, so a client's token fetch still works.
     on_token_endpoints: bool = False
+    # Tracking numbers whose every answer is malformed (cut in half), whatever the rates: a
+    # few bad numbers in an otherwise good carrier. A FedEx answer naming one is cut whole.
+    malformed_numbers: list[str] = Field(default_factory=list)
 
     def for_carrier(self, carrier: str) -> FaultRates:
         return self.carriers.get(carrier, self)

@@ -4,6 +4,7 @@ number fallback, and turning `TrackResult`s into per-shipment results for the wr
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -12,6 +13,8 @@ from parcelwatch.carriers.base import Provider, TrackOutcome, TrackResult
 from parcelwatch.carriers.errors import (
     CarrierError,
     CarrierWideError,
+    FailurePatternError,
+    NumberError,
     UnavailableError,
 )
 from parcelwatch.domain import utcnow
@@ -20,19 +23,25 @@ from parcelwatch.ops.metrics import CARRIER_API_RETRIES
 from parcelwatch.sync.circuit import CircuitBreaker, CircuitState
 from parcelwatch.sync.claims import ClaimedShipment
 from parcelwatch.sync.limits import Budget
+from parcelwatch.sync.patterns import HeldFailures
 from parcelwatch.sync.retry import ProviderRetryPolicy, call_with_retries
 from parcelwatch.sync.writer import ShipmentResult, ShipmentResultKind
 
-__all__ = ["Abandoned", "CallStats", "CarrierGroup", "call_batch"]
+__all__ = ["Abandoned", "CallStats", "CarrierGroup", "call_batch", "judge_held", "pattern_of"]
 
 log = get_logger(__name__)
 
 MIN_DEFER = timedelta(minutes=1)
+SAME_IN_BATCH = 3  # numbers of a split batch failing alike, none answered: stop splitting
 MayStart = Callable[[], bool]
 
 
 class Abandoned(Exception):  # noqa: N818 - a signal, not an error
     """The engine is stopping (or paused before the batch began): drop the batch unwritten."""
+
+
+class Suspended(Exception):  # noqa: N818 - a signal, not an error
+    """The breaker opened while this request waited for its budget slot: defer, do not call."""
 
 
 @dataclass(slots=True)
@@ -55,6 +64,7 @@ class CarrierGroup:
     queued: int = 0
     exhausted: bool = False
     cursor: int = 0
+    held: HeldFailures = field(default_factory=HeldFailures)  # one per provider and pass
 
 
 async def _request(
@@ -68,6 +78,8 @@ async def _request(
     async with group.budget.slot():
         if may_start is not None and not may_start():
             raise Abandoned
+        if group.breaker.state is CircuitState.OPEN:  # opened by another batch meanwhile
+            raise Suspended
         stats.api_calls += 1
         try:
             async with asyncio.timeout(seconds):
@@ -122,14 +134,32 @@ def _deferred(
     ]
 
 
+def pattern_of(error: BaseException | None) -> str | None:
+    """The kind of a failure that may be carrier-wide when most answers share it; `None` for
+    a number's own failure (the carrier refused that number) and a carrier-wide error."""
+    if error is None:
+        return "no answer"
+    if isinstance(error, NumberError | CarrierWideError):
+        return None
+    if isinstance(error, CarrierError):
+        return type(error).__name__
+    return "carrier module error"
+
+
+def _own_failure(
+    shipment: ClaimedShipment, provider: str, message: str, error: BaseException | None
+) -> ShipmentResult:
+    return ShipmentResult(
+        shipment, ShipmentResultKind.FAILED, provider, message=message, pattern=pattern_of(error)
+    )
+
+
 def _to_result(
     shipment: ClaimedShipment, answer: TrackResult | None, group: CarrierGroup, now: datetime
 ) -> ShipmentResult:
     provider = group.provider.code
     if answer is None:
-        return ShipmentResult(
-            shipment, ShipmentResultKind.FAILED, provider, message="the carrier gave no answer"
-        )
+        return _own_failure(shipment, provider, "the carrier gave no answer", None)
     if answer.outcome is TrackOutcome.FOUND and answer.info is not None:
         return ShipmentResult(shipment, ShipmentResultKind.FOUND, provider, info=answer.info)
     if answer.outcome is TrackOutcome.NOT_FOUND:
@@ -139,12 +169,8 @@ def _to_result(
     error = answer.error
     if isinstance(error, CarrierWideError):
         return _deferred([shipment], group, str(error), now)[0]
-    return ShipmentResult(
-        shipment,
-        ShipmentResultKind.FAILED,
-        provider,
-        message=answer.message or str(error) or "error",
-    )
+    message = answer.message or str(error) or "error"
+    return _own_failure(shipment, provider, message, error or CarrierError(message))
 
 
 def _results_for_answers(
@@ -200,8 +226,12 @@ async def call_batch(
         return _carrier_down(group, batch, error, stats)
     except CarrierWideError as wide:
         return _carrier_down(group, batch, wide, stats)
+    except Suspended:
+        message = f"{provider} suspended after repeated failures: {group.breaker.last_error}"
+        return _deferred(batch, group, message, utcnow())
     except CarrierError as failure:
-        group.breaker.record_success()  # the carrier answered; the problem is the content
+        # Not a success for the breaker: a carrier answering only garbage is failing too
+        # (`judge_held` tells it apart from a few bad numbers).
         return await _one_by_one(
             group, batch, failure, retry, request_timeout, stats, may_continue, deadline
         )
@@ -210,9 +240,7 @@ async def call_batch(
     except Exception as bug:  # a carrier module bug must not stop the pass
         log.exception("carrier module raised", carrier=provider)
         message = f"{provider}: unexpected {type(bug).__name__}: {bug}"
-        return [
-            ShipmentResult(s, ShipmentResultKind.FAILED, provider, message=message) for s in batch
-        ]
+        return [_own_failure(s, provider, message, bug) for s in batch]
     finally:
         group.breaker.release_probe()
 
@@ -238,17 +266,26 @@ async def _one_by_one(
     may_continue: MayStart,
     deadline: float,
 ) -> list[ShipmentResult]:
-    """Each number on its own, until the batch's time is up (the rest is deferred)."""
+    """Each number on its own, until the batch's time is up (the rest is deferred), or until
+    `SAME_IN_BATCH` numbers failed the same way and none was answered: a carrier-wide pattern
+    (the rest is deferred; `judge_held` decides about those that failed)."""
     provider = group.provider.code
     if len(batch) == 1:
-        kind = (
-            ShipmentResultKind.FAILED
-            if not isinstance(failure, CarrierWideError)
-            else ShipmentResultKind.DEFERRED
-        )
-        return [ShipmentResult(batch[0], kind, provider, message=str(failure))]
+        if isinstance(failure, CarrierWideError):  # pragma: no cover - deferred by the caller
+            deferred = ShipmentResultKind.DEFERRED
+            return [ShipmentResult(batch[0], deferred, provider, message=str(failure))]
+        return [_own_failure(batch[0], provider, str(failure), failure)]
     results: list[ShipmentResult] = []
+    kinds: Counter[str] = Counter()
     for index, shipment in enumerate(batch):
+        same = kinds.most_common(1)
+        if same and same[0][1] >= SAME_IN_BATCH and sum(kinds.values()) == index:
+            message = (
+                f"{provider}: the batch's first {index} numbers failed the same way "
+                f"({same[0][0]}); the rest deferred"
+            )
+            results.extend(_deferred(batch[index:], group, message, utcnow()))
+            break
         if group.breaker.state is not CircuitState.CLOSED:
             message = f"{provider} suspended: {group.breaker.last_error}"
             results.extend(_deferred(batch[index:], group, message, utcnow()))
@@ -267,11 +304,35 @@ async def _one_by_one(
                 may_start=may_continue,
                 first_only=False,
             )
-            results.extend(_results_for_answers([shipment], answers, group))
+            answered = _results_for_answers([shipment], answers, group)
         except CarrierWideError as wide:
-            results.extend(_carrier_down(group, [shipment], wide, stats))
+            answered = _carrier_down(group, [shipment], wide, stats)
+        except Suspended:
+            message = f"{provider} suspended: {group.breaker.last_error}"
+            results.extend(_deferred(batch[index:], group, message, utcnow()))
+            break
         except CarrierError as own:
-            results.append(
-                ShipmentResult(shipment, ShipmentResultKind.FAILED, provider, message=str(own))
-            )
+            answered = [_own_failure(shipment, provider, str(own), own)]
+        results.extend(answered)
+        kinds.update(r.pattern for r in answered if r.pattern is not None)
     return results
+
+
+def judge_held(
+    group: CarrierGroup, results: Sequence[ShipmentResult], stats: CallStats
+) -> list[ShipmentResult]:
+    """A held batch's results once its provider's pattern can be judged: failures of a kind
+    most recent answers share become a carrier-wide failure (deferred, counted by the breaker
+    once per batch); the others stay the shipments' own."""
+    pattern = group.held.pattern
+    wide = [r for r in results if r.pattern is not None and pattern.carrier_wide(r.pattern)]
+    if not wide:
+        return list(results)
+    kind = wide[0].pattern or ""
+    error = FailurePatternError(
+        f"carrier-wide failure: {pattern.describe(kind)}; last: {wide[0].message}",
+        carrier=group.provider.code,
+    )
+    deferred = _carrier_down(group, [r.shipment for r in wide], error, stats)
+    instead = {id(r): d for r, d in zip(wide, deferred, strict=True)}
+    return [instead.get(id(r), r) for r in results]

@@ -1,6 +1,9 @@
 """A per-provider circuit breaker: after repeated carrier-wide failures (or at once on
 refused credentials) the carrier is not called for a cool-down; its shipments are deferred,
-never failed. After the cool-down one probe batch decides (half-open)."""
+never failed. After the cool-down one probe batch decides (half-open).
+
+Only a refused token request (or a refused API key) is refused credentials; a bearer token
+a tracking call refuses after its renewal (`TokenRejectedError`) counts like an outage."""
 
 from __future__ import annotations
 
@@ -82,7 +85,7 @@ class CircuitBreaker:
         self.failures += 1
         probing = self._probing
         self._probing = False
-        if isinstance(error, AuthError):
+        if isinstance(error, AuthError) and error.credentials_refused:
             self._open(max(self.policy.auth_cooldown, self.cooldown))
         elif probing:
             self.cooldown = min(self.cooldown * 2, self.policy.max_cooldown)

@@ -37,11 +37,12 @@ from parcelwatch.ops.metrics import (
     UPDATE_ATTEMPTS,
 )
 from parcelwatch.sync.batches import BatchWriter, CalledBatch
-from parcelwatch.sync.calls import Abandoned, CallStats, CarrierGroup, call_batch
+from parcelwatch.sync.calls import Abandoned, CallStats, CarrierGroup, call_batch, judge_held
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker
 from parcelwatch.sync.claims import ClaimedShipment, claim, release
 from parcelwatch.sync.limits import Budget, SharedRate, budget_spec
 from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES, PassOutcome, PassTrigger
+from parcelwatch.sync.patterns import FailurePattern, HeldFailures
 from parcelwatch.sync.recovery import HEARTBEAT_EVERY, Recovery, recover, stale_after
 from parcelwatch.sync.retry import ProviderRetryPolicy
 from parcelwatch.sync.runs import PassSummary, beat, finish_run, forget_engine, start_run
@@ -105,6 +106,7 @@ class SyncEngine:
         self._stopping = False
         self._budgets: dict[str, Budget] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._patterns: dict[str, FailurePattern] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parcelwatch-db")
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -127,6 +129,7 @@ class SyncEngine:
             options=replace(self.options, record_outcomes=True),
         )
         other._budgets, other._breakers = self._budgets, self._breakers
+        other._patterns = self._patterns
         other._shared, other._owns_shared = self._shared, False
         return other
 
@@ -224,10 +227,13 @@ class SyncEngine:
         self.running, self.current = True, summary
         self._idle.clear()
         groups: dict[str, CarrierGroup] = {}
+        held: dict[str, HeldFailures] = {}  # one per provider, for this pass
         for code in self.configured_carriers(selection.carriers):
             provider = self.providers.provider_for(code)
             if provider is not None:
                 groups[code] = self._group(code, provider)
+                pattern = self._patterns.setdefault(provider.code, FailurePattern())
+                groups[code].held = held.setdefault(provider.code, HeldFailures(pattern))
         stats = CallStats()
         queue: asyncio.Queue[CalledBatch | None] = asyncio.Queue()
         releases: list[ClaimedShipment] = []
@@ -256,6 +262,8 @@ class SyncEngine:
             finally:
                 while self._tasks:
                     await asyncio.gather(*list(self._tasks), return_exceptions=True)
+                for group in groups.values():  # what is still held is judged on what was seen
+                    await self._settle(group.held, queue, stats, final=True)
                 await queue.put(None)
                 await writing
             if releases:
@@ -465,6 +473,7 @@ class SyncEngine:
             await self.in_db(release, self.db, owner=self.engine_id, shipments=batch)
             return
         self.in_flight_batches += 1
+        group.held.in_flight += 1
         started = time.perf_counter()
         UPDATE_ATTEMPTS.labels(carrier=group.carrier).inc(len(batch))
         try:
@@ -490,7 +499,32 @@ class SyncEngine:
             raise
         finally:
             self.in_flight_batches -= 1
-        await queue.put(CalledBatch(group, batch, results, started))
+            group.held.in_flight -= 1
+        called = CalledBatch(group, batch, results, started)
+        group.held.pattern.record(results)
+        if any(result.pattern is not None for result in results):
+            group.held.batches.append(called)  # written once the pattern can be judged
+        else:
+            await queue.put(called)
+        await self._settle(group.held, queue, stats, final=False)
+
+    async def _settle(
+        self,
+        held: HeldFailures,
+        queue: asyncio.Queue[CalledBatch | None],
+        stats: CallStats,
+        *,
+        final: bool,
+    ) -> None:
+        """Queue the held batches for writing once their provider's answers can be judged
+        (enough of them, no call in flight, or the pass is over): a carrier-wide pattern is
+        deferred, an isolated failure stays the shipment's own (`sync.patterns`)."""
+        if not held.batches or not (final or held.can_judge()):
+            return
+        batches, held.batches = held.batches, []
+        for called in batches:
+            called.results = judge_held(called.group, called.results, stats)
+            await queue.put(called)
 
     def _abandon(
         self,

@@ -66,6 +66,9 @@ class ShipmentResult:
     info: TrackInfo | None = None
     message: str | None = None
     defer_until: datetime | None = None
+    # A failure that may be part of a carrier-wide pattern (its kind, e.g. a malformed body):
+    # the engine judges it before it is written (`sync.patterns`).
+    pattern: str | None = None
 
 
 @dataclass(slots=True)
