@@ -246,3 +246,26 @@ def test_the_footer_api_link_shows_the_operations_with_no_request_off_this_host(
     _shot(page, "api-docs")
     assert tried == []
     page.close()
+
+
+def test_no_page_breaks_its_content_security_policy(live: Live, browser_context: object) -> None:
+    """Every page, the live updates of the shipments list and the API docs run under the
+    policy the server sends: the browser reports no violation."""
+    expect = playwright_api.expect
+    page = browser_context.new_page()  # type: ignore[attr-defined]
+    violations: list[str] = []
+    page.on(  # type: ignore[attr-defined]
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    for path in ("/", "/shipments", "/shipments/1", "/add", "/operations", "/docs"):
+        response = page.goto(live.url + path)
+        assert "content-security-policy" in response.headers
+    expect(page.locator(".opblock-tag").first).to_be_visible()
+    page.goto(live.url + "/add")
+    page.get_by_label("Email or any text with tracking numbers").fill(EMAIL)
+    expect(page.locator("#found")).to_contain_text("Found 2 tracking numbers")
+    assert violations == []
+    page.close()
