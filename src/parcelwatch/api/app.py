@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from parcelwatch import __version__
 from parcelwatch.api.deps import transaction_gate_for
 from parcelwatch.api.docs import install_api_docs
+from parcelwatch.api.guards import AllowedHosts, CrossSiteWrites, public_origins
 from parcelwatch.carriers.router import router as carriers_router
 from parcelwatch.config import Settings, get_settings
 from parcelwatch.db import create_db_engine, make_session_factory
@@ -62,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = make_session_factory(database)
     app.state.transaction_gate = transaction_gate_for(database)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    # Added last, run first: a wrong Host is refused before anything else looks at it.
+    app.add_middleware(CrossSiteWrites, prefix="/api/", origins=public_origins(settings))
+    app.add_middleware(AllowedHosts, hosts=settings.trusted_hosts)
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.include_router(shipments_router, prefix="/api")
