@@ -15,6 +15,7 @@ from parcelwatch import __version__
 from parcelwatch.api.deps import transaction_gate_for
 from parcelwatch.api.docs import install_api_docs
 from parcelwatch.api.guards import AllowedHosts, CrossSiteWrites, public_origins
+from parcelwatch.api.methods import AnswerOptions, document_options
 from parcelwatch.carriers.router import router as carriers_router
 from parcelwatch.config import Settings, get_settings
 from parcelwatch.db import create_db_engine, make_session_factory
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = make_session_factory(database)
     app.state.transaction_gate = transaction_gate_for(database)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(AnswerOptions, routes=lambda: app.router.routes)
     # Added last, run first: a wrong Host is refused before anything else looks at it.
     app.add_middleware(CrossSiteWrites, prefix="/api/", origins=public_origins(settings))
     app.add_middleware(AllowedHosts, hosts=settings.trusted_hosts)
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_ops(app)  # /metrics, /healthz, /readyz, /api/health and the HTTP metrics
     install_dashboard(app)  # pages at /, assets at /static
     install_api_docs(app)  # /docs, its assets at /docs/assets (no CDN)
+    document_options(app)  # OPTIONS on every path: 204 with Allow
     return app
 
 
