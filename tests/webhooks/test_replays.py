@@ -3,6 +3,7 @@ status says "no change"; push ids are forgotten once their signature would be re
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator
@@ -164,3 +165,18 @@ async def test_a_refused_push_is_not_remembered(harness: Harness) -> None:
     assert (await harness.push(DELIVERED_NUMBER, timestamp=stale)).status_code == 400
     with harness.database.sessions() as session:
         assert session.scalar(select(func.count()).select_from(WebhookPush)) == 0
+
+
+@pytest.mark.anyio
+async def test_the_same_push_sent_concurrently_is_applied_once(harness: Harness) -> None:
+    raw = json.dumps(track_event(harness.emulator, DELIVERED_NUMBER, "ups")).encode()
+    headers = sign_webhook(harness.emulator.keys, raw, datetime.now(UTC))
+    headers["content-type"] = "application/json"
+    answers = await asyncio.gather(
+        *(harness.client.post(URL, content=raw, headers=headers) for _ in range(8))
+    )
+    assert [answer.status_code for answer in answers] == [200] * 8
+    outcomes = sorted(answer.json()["outcome"] for answer in answers)
+    assert outcomes == ["duplicate"] * 7 + ["updated"]
+    assert len(_pushes(harness)) == 1
+    assert _row(harness)["auto_refresh_count"] == 1

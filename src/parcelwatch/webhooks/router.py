@@ -12,15 +12,19 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 import httpx
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from parcelwatch.api.deps import SessionDep, SettingsDep, jwks_of, settings_of
 from parcelwatch.api.problems import answers
 from parcelwatch.carriers.errors import BadResponseError
 from parcelwatch.carriers.shipengine import CODE as SHIPENGINE
+from parcelwatch.config import Settings
 from parcelwatch.logs import get_logger
 from parcelwatch.webhooks.service import (
     AppliedPush,
@@ -117,10 +121,23 @@ async def shipengine_webhook(
     except (ValueError, BadResponseError) as error:
         raise HTTPException(422, f"Not a ShipEngine track event: {error}") from None
     identifier = push_id(headers[TIMESTAMP_HEADER], body)
-    # Remembered until its timestamp is refused anyway; a replay before then is a duplicate.
-    if not remember_push(
-        session, identifier, provider=SHIPENGINE, expires_at=signed_at + MAX_CLOCK_SKEW
-    ):
+    # On a worker thread: remembering the push can wait for a concurrent request holding the
+    # same push id (PostgreSQL's row lock), which on the event loop would stop that request
+    # from ever committing.
+    return await run_in_threadpool(
+        _receive, session, push, identifier, signed_at + MAX_CLOCK_SKEW, settings
+    )
+
+
+def _receive(
+    session: Session,
+    push: TrackEventPush,
+    identifier: str,
+    expires_at: datetime,
+    settings: Settings,
+) -> WebhookAck:
+    """Remember the push (a replay before `expires_at` is a duplicate), then apply it."""
+    if not remember_push(session, identifier, provider=SHIPENGINE, expires_at=expires_at):
         log.warning("shipengine webhook replayed", push_id=identifier[:12])
         return WebhookAck(
             applied=False,
