@@ -41,6 +41,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in CARRIER_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    # The test client sends `Host: testserver`; served tests use 127.0.0.1 (a default).
+    monkeypatch.setenv("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1,::1")
     monkeypatch.chdir(tmp_path)  # so no .env file of the developer's is read
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -33,6 +34,7 @@ from sqlalchemy.exc import ArgumentError
 from parcelwatch.carriers.providers import PROVIDERS
 
 __all__ = [
+    "LOOPBACK_HOSTS",
     "CommonSettings",
     "ConfigError",
     "Settings",
@@ -99,6 +101,23 @@ def _lower(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def _host_names(value: list[str]) -> list[str]:
+    """Host names as the Host header carries them, without a port: `example.com`,
+    `*.example.com` (any subdomain), `*` (any host), `::1` (brackets optional)."""
+    names = []
+    for item in value:
+        name = item.strip().lower()
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        if not name or "/" in name or " " in name or (name.count(":") == 1):
+            raise ValueError(
+                f"'{item}' is not a host name: list names such as parcelwatch.example.com, "
+                "*.example.com or 127.0.0.1, without scheme, port or path (or * for any host)"
+            )
+        names.append(name)
+    return names
+
+
 def _http_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")
@@ -110,6 +129,10 @@ CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 Rate = Annotated[float, Field(gt=0)]
 Concurrency = Annotated[int, Field(ge=1, le=1000)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+HostList = Annotated[list[str], NoDecode, BeforeValidator(_split_list), AfterValidator(_host_names)]
+
+# Always answered when ALLOWED_HOSTS is not set: the names of this machine's loopback.
+LOOPBACK_HOSTS: Final = ("localhost", "127.0.0.1", "::1")
 
 
 class CommonSettings(BaseSettings):
@@ -135,6 +158,11 @@ class CommonSettings(BaseSettings):
     )
     log_format: Annotated[Literal["console", "json"], BeforeValidator(_lower)] = "console"
     admin_api_key: SecretStr | None = None
+    # The Host names the server answers (DNS rebinding protection); empty: LOOPBACK_HOSTS.
+    allowed_hosts: HostList = Field(default_factory=list)
+    # Where people reach the server (https://parcelwatch.example.com); its host is allowed
+    # and its origin is this server's own for the same-origin checks.
+    public_url: HttpUrl | None = None
     parcelwatch_demo: bool | None = None
     redis_url: str | None = None
 
@@ -181,6 +209,16 @@ class CommonSettings(BaseSettings):
         if url.get_backend_name() == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """The Host names requests may carry: ALLOWED_HOSTS (else the loopback names), plus
+        the host of PUBLIC_URL."""
+        hosts = list(self.allowed_hosts or LOOPBACK_HOSTS)
+        public_host = urlsplit(self.public_url).hostname if self.public_url else None
+        if public_host and public_host not in hosts:
+            hosts.append(public_host)
+        return hosts
 
 
 def _provider_fields() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""SQLAlchemy tables: shipments, their tracking events, sync runs, alert state and heartbeats."""
+"""SQLAlchemy tables: shipments, their tracking events, sync runs, alert state, heartbeats and
+the webhook pushes already received."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ __all__ = [
     "TrackingEvent",
     "User",
     "ApiToken",
+    "WebhookPush",
 ]
 
 StatusColumn = Enum(
@@ -80,6 +82,9 @@ class Shipment(Base):
         Index("ix_shipments_status_carrier", "status", "carrier"),
         Index("ix_shipments_tracking_number", "tracking_number"),
         Index("ix_shipments_created_at", "created_at"),
+        # An id is never given again after a delete (SQLite's AUTOINCREMENT; PostgreSQL's
+        # sequence never reuses one): a stale link or script never reaches another shipment.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -198,6 +203,21 @@ class EngineHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WebhookPush(Base):
+    """A provider push already applied, remembered while its signature is still accepted, so
+    a replay of it is answered as a duplicate and changes nothing."""
+
+    __tablename__ = "webhook_pushes"
+    __table_args__ = (Index("ix_webhook_pushes_expires_at", "expires_at"),)
+
+    # SHA-256 of what the push's signature covers (for ShipEngine: timestamp and raw body).
+    push_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # After this the signature's timestamp is refused anyway: the row can go.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 RoleColumn = Enum(

@@ -232,7 +232,38 @@ def test_compose_runs_server_postgres_sync_and_alert() -> None:
     for name in ("server", "sync", "alert"):
         assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql://")
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert services["server"]["ports"] == ["8080:8080"]
+    assert services["server"]["ports"] == ["127.0.0.1:8080:8080"]
+
+
+def test_compose_publishes_the_unauthenticated_server_on_loopback_only() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        for published in service.get("ports", []):
+            address = str(published).split(":")[0]
+            assert str(published).count(":") == 2, f"{name} publishes {published} everywhere"
+            assert address == "127.0.0.1", f"{name} publishes {published} beyond loopback"
+
+
+def test_the_documented_docker_run_publishes_on_loopback_and_names_allowed_hosts() -> None:
+    readme = (DEPLOY.parent / "README.md").read_text()
+    runs = [line for line in readme.splitlines() if line.startswith("docker run ")]
+    assert runs
+    assert all("-p 127.0.0.1:8080:8080" in line for line in runs)
+    docker = readme[readme.index("\n### Docker\n") : readme.index("\n### Kubernetes\n")]
+    assert "ALLOWED_HOSTS" in docker
+    assert "PUBLIC_URL" in docker
+
+
+def test_kubernetes_allowed_hosts_is_a_valid_setting() -> None:
+    documents = yaml_documents(DEPLOY / "k8s" / "server.yaml")
+    env = {
+        item["name"]: item.get("value")
+        for doc in documents
+        for container in _containers(doc)
+        for item in container.get("env", [])
+    }
+    settings = load_settings(allowed_hosts=env["ALLOWED_HOSTS"], _env_file=None)
+    assert "127.0.0.1" in settings.trusted_hosts  # the probes' and a port-forward's address
 
 
 def test_kubernetes_server_probes_hit_real_routes_and_cronjobs_are_scheduled() -> None:

@@ -25,7 +25,7 @@ from parcelwatch.webhooks.signatures import JwksCache
 from tests.conftest import Database
 
 DELIVERED_NUMBER = find_number(Storyline.NORMAL)
-URL = "http://parcelwatch/api/webhooks/shipengine"
+URL = "http://localhost/api/webhooks/shipengine"  # a name in ALLOWED_HOSTS
 
 
 @dataclass

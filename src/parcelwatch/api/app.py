@@ -14,6 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from parcelwatch import __version__
 from parcelwatch.api.deps import transaction_gate_for
 from parcelwatch.api.docs import install_api_docs
+from parcelwatch.api.guards import AllowedHosts, CrossSiteWrites, public_origins
+from parcelwatch.api.methods import AnswerOptions, document_options
 from parcelwatch.api.security import SecurityHeaders
 from parcelwatch.carriers.router import router as carriers_router
 from parcelwatch.config import Settings, get_settings
@@ -63,6 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = make_session_factory(database)
     app.state.transaction_gate = transaction_gate_for(database)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(AnswerOptions, routes=lambda: app.router.routes)
+    # Added later, run earlier: a wrong Host is refused before anything else looks at it...
+    app.add_middleware(CrossSiteWrites, prefix="/api/", origins=public_origins(settings))
+    app.add_middleware(AllowedHosts, hosts=settings.trusted_hosts)
+    # ... and every answer, refusals included, carries the security headers.
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing, Referrer-Policy
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
@@ -73,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_ops(app)  # /metrics, /healthz, /readyz, /api/health and the HTTP metrics
     install_dashboard(app)  # pages at /, assets at /static
     install_api_docs(app)  # /docs, its assets at /docs/assets (no CDN)
+    document_options(app)  # OPTIONS on every path: 204 with Allow
     return app
 
 

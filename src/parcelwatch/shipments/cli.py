@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -9,6 +10,7 @@ from typing import Any, Final
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -34,6 +36,22 @@ def _session(*, write: bool = False) -> Iterator[Session]:
             yield session
     except ServiceError as error:
         fail(error.detail)
+
+
+def _terminal(value: object) -> str:
+    """Text for the terminal: control characters shown as `\\x1b` (stored data, or what a
+    carrier said, cannot send terminal sequences), tabs and line breaks as spaces, and Rich
+    markup (`[red]`) printed as written."""
+    return escape("".join(_visible(character) for character in str(value)))
+
+
+def _visible(character: str) -> str:
+    if unicodedata.category(character) != "Cc":
+        return character
+    if character in "\t\n":
+        return " "
+    code = ord(character)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def _when(value: datetime | None) -> str:
@@ -89,12 +107,16 @@ def add(
             if item.shipment is not None:
                 verb = "Added" if item.outcome is BulkOutcome.CREATED else "Already tracked"
                 console.print(
-                    f"{verb}: #{item.shipment.id} {item.shipment.tracking_number} "
-                    f"({item.shipment.carrier})",
+                    f"{verb}: #{item.shipment.id} {_terminal(item.shipment.tracking_number)} "
+                    f"({_terminal(item.shipment.carrier)})",
                     highlight=False,
                 )
             else:
-                console.print(f"[red]Not added[/red]: {item.tracking_number}: {item.error}")
+                console.print(
+                    f"[red]Not added[/red]: {_terminal(item.tracking_number)}: "
+                    f"{_terminal(item.error)}",
+                    highlight=False,
+                )
     if failed:
         raise typer.Exit(1)
 
@@ -141,10 +163,10 @@ def list_(
     for item in items:
         row = [
             str(item.id),
-            item.carrier_name,
-            item.tracking_number,
+            _terminal(item.carrier_name),
+            _terminal(item.tracking_number),
             _status(item),
-            item.description or "",
+            _terminal(item.description or ""),
             _short(item.estimated_delivery, day_only=True),
         ]
         if checked:
@@ -216,7 +238,7 @@ def _described(item: ShipmentOut) -> list[tuple[str, str]]:
             shown = _when(value)
         else:
             shown = "-" if value is None or value == "" else str(value)
-        rows.append((label, shown))
+        rows.append((label, _terminal(shown)))
     return rows
 
 
@@ -235,7 +257,9 @@ def events(
     table = Table("When", "Status", "Description", "Location")
     for row in rows:
         place = ", ".join(p for p in (row.city, row.state, row.country) if p)
-        table.add_row(_when(row.occurred_at), row.status.value, row.description, place)
+        table.add_row(
+            _when(row.occurred_at), row.status.value, _terminal(row.description), _terminal(place)
+        )
     console.print(table)
 
 
@@ -277,7 +301,7 @@ def delete(
     """Delete a shipment and its events."""
     with _session(write=True) as session:
         shipment = service.find_shipment(session, reference)
-        label = f"#{shipment.id} {shipment.tracking_number} ({shipment.carrier})"
+        label = f"#{shipment.id} {_terminal(shipment.tracking_number)} ({shipment.carrier})"
         if not yes and as_json:  # a script cannot answer the prompt: it must say --yes
             fail(f"not deleting {label}: --json cannot ask for confirmation, add --yes")
         if not yes and not typer.confirm(f"Delete {label}?"):
@@ -294,7 +318,8 @@ def _report(item: ShipmentOut, as_json: bool, verb: str) -> None:
         print_json(_dump(item))
     else:
         console.print(
-            f"{verb}: #{item.id} {item.tracking_number} ({item.carrier}) {item.status.value}",
+            f"{verb}: #{item.id} {_terminal(item.tracking_number)} ({_terminal(item.carrier)}) "
+            f"{item.status.value}",
             highlight=False,
         )
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Response, status
 from parcelwatch.api.deps import SessionDep, ShipmentId
 from parcelwatch.api.problems import answers
 from parcelwatch.carriers.catalog import CARRIERS
-from parcelwatch.carriers.detect import find_tracking_numbers
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.shipments import service
 from parcelwatch.shipments.schemas import (
@@ -77,7 +76,7 @@ def detect_numbers(body: DetectRequest) -> DetectResponse:
                 carrier=found.carrier,
                 carrier_name=CARRIERS[found.carrier].name,
             )
-            for found in find_tracking_numbers(body.text)
+            for found in service.detect_numbers(body.text)
         ]
     )
 

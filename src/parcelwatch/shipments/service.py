@@ -19,7 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from parcelwatch.carriers.catalog import CARRIERS, public_tracking_url
-from parcelwatch.carriers.detect import detect_carrier, normalize_number
+from parcelwatch.carriers.detect import (
+    DetectedNumber,
+    detect_carrier,
+    find_tracking_numbers,
+    normalize_number,
+)
 from parcelwatch.domain import FINAL_STATUSES, ShipmentStatus, utcnow
 from parcelwatch.errors import Conflict, InvalidInput, NotFound
 from parcelwatch.logs import get_logger
@@ -30,12 +35,15 @@ __all__ = [
     "BulkItem",
     "BulkOutcome",
     "Page",
+    "canonical_number",
     "delete_shipment",
+    "detect_numbers",
     "find_shipment",
     "get_shipment",
     "list_events",
     "list_shipments",
     "register_many",
+    "refuse_control_characters",
     "register_shipment",
     "update_shipment",
 ]
@@ -58,11 +66,21 @@ def _supported_carriers() -> str:
     return ", ".join(sorted(CARRIERS))
 
 
+def canonical_number(raw: str) -> str:
+    """A tracking number as stored: NFKC-normalized (full-width `１Ｚ` is `1Z`), without
+    spaces or dashes, upper-case. Every lookup and the carrier detection use this form."""
+    return normalize_number(unicodedata.normalize("NFKC", raw))
+
+
 def _validated_number(raw: str) -> str:
-    number = normalize_number(raw)
+    refuse_control_characters(raw, "tracking number")
+    number = canonical_number(raw)
     if not number:
         raise InvalidInput("The tracking number is empty.")
-    if not number.isalnum() or not MIN_NUMBER_LENGTH <= len(number) <= MAX_NUMBER_LENGTH:
+    if (
+        not (number.isascii() and number.isalnum())
+        or not MIN_NUMBER_LENGTH <= len(number) <= MAX_NUMBER_LENGTH
+    ):
         raise InvalidInput(
             f"'{raw.strip()}' is not a tracking number: use {MIN_NUMBER_LENGTH} to "
             f"{MAX_NUMBER_LENGTH} letters and digits (spaces and dashes are ignored)."
@@ -72,7 +90,8 @@ def _validated_number(raw: str) -> str:
 
 def _validated_carrier(carrier: str | None, number: str) -> str:
     if carrier:
-        code = carrier.strip().lower()
+        code = unicodedata.normalize("NFKC", refuse_control_characters(carrier, "carrier"))
+        code = code.strip().lower()
         if code not in CARRIERS:
             raise InvalidInput(
                 f"Unknown carrier '{carrier}'. Supported carriers: {_supported_carriers()}."
@@ -116,7 +135,7 @@ def search_filter(search: str | None) -> ColumnElement[bool] | None:
     clauses: list[ColumnElement[bool]] = [
         func.lower(Shipment.description).like(pattern, escape="\\")
     ]
-    if number := normalize_number(text):
+    if number := canonical_number(text):
         clauses.append(Shipment.tracking_number.contains(number, autoescape=True))
     return or_(*clauses)
 
@@ -124,7 +143,8 @@ def search_filter(search: str | None) -> ColumnElement[bool] | None:
 def carrier_filter(carrier: str | None) -> ColumnElement[bool] | None:
     if not carrier or not carrier.strip():
         return None
-    code = refuse_control_characters(carrier, "carrier filter").strip().lower()
+    code = refuse_control_characters(carrier, "carrier filter")
+    code = unicodedata.normalize("NFKC", code).strip().lower()
     return Shipment.carrier == code
 
 
@@ -226,9 +246,15 @@ def get_shipment(session: Session, shipment_id: int, *, for_update: bool = False
 
 def find_shipment(session: Session, reference: str) -> Shipment:
     """A shipment by id or by tracking number (as the CLI accepts either)."""
-    if reference.isdigit() and (shipment := session.get(Shipment, int(reference))):
+    refuse_control_characters(reference, "shipment id or tracking number")
+    if (
+        reference.isascii()
+        and reference.isdigit()
+        and int(reference) <= MAX_ID
+        and (shipment := session.get(Shipment, int(reference)))
+    ):
         return shipment
-    number = normalize_number(reference)
+    number = canonical_number(reference)
     matches = session.scalars(
         select(Shipment).where(Shipment.tracking_number == number).limit(2)
     ).all()
@@ -367,6 +393,14 @@ def delete_shipment(session: Session, shipment_id: int) -> None:
     session.delete(shipment)
     session.flush()
     log.info("shipment deleted", shipment_id=shipment_id, carrier=shipment.carrier)
+
+
+def detect_numbers(text: str) -> list[DetectedNumber]:
+    """Every tracking number in free text (a pasted email), NFKC-normalized first so
+    full-width digits are found as the ASCII ones; tabs and line breaks are the only control
+    characters accepted."""
+    refuse_control_characters(text, "text")
+    return find_tracking_numbers(unicodedata.normalize("NFKC", text))
 
 
 def list_events(session: Session, shipment_id: int, *, limit: int = 500) -> list[TrackingEvent]:

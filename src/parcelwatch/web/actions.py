@@ -11,7 +11,6 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from parcelwatch.api.deps import SessionDep, ShipmentId
-from parcelwatch.carriers.detect import find_tracking_numbers
 from parcelwatch.errors import InvalidInput, NotFound
 from parcelwatch.shipments import service
 from parcelwatch.shipments.service import BulkOutcome
@@ -25,6 +24,10 @@ router = APIRouter(include_in_schema=False)
 
 MAX_TEXT = 200_000
 MAX_NUMBERS_FROM_TEXT = 500
+NOTHING_FOUND = (
+    "No tracking number was found in that text. Numbers from USPS, UPS, FedEx, DHL and the "
+    "other supported carriers are recognised by their format and check digit."
+)
 
 
 def _see_other(url: str) -> RedirectResponse:
@@ -68,12 +71,14 @@ def add_from_text(
     text: Annotated[str, Form(max_length=MAX_TEXT)] = "",
     description: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    found = find_tracking_numbers(text)[:MAX_NUMBERS_FROM_TEXT]
+    try:
+        service.refuse_control_characters(description, "description")
+        found = service.detect_numbers(text)[:MAX_NUMBERS_FROM_TEXT]
+    except InvalidInput as error:
+        found, message = [], error.detail
+    else:
+        message = NOTHING_FOUND
     if not found:
-        message = (
-            "No tracking number was found in that text. Numbers from USPS, UPS, FedEx, DHL "
-            "and the other supported carriers are recognised by their format and check digit."
-        )
         context = add_context(form={"text": text, "text_description": description})
         context["text_error"] = message
         return render(request, "add.html", context, status_code=422)

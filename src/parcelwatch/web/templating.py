@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.templating import Jinja2Templates
@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse
 
 from parcelwatch import __version__
 from parcelwatch.api.deps import settings_of
+from parcelwatch.api.guards import origin_of, public_origins, request_origin
 from parcelwatch.web import views
 
 __all__ = ["STATIC_DIR", "SameOriginDep", "render", "templates"]
@@ -61,10 +62,12 @@ def render(
 
 def _same_origin(request: Request) -> None:
     """Forms are only accepted from our own pages: the Origin (or, failing that, the Referer)
-    must name the host the request was sent to. A self-hosted app has no other origin."""
+    must name the scheme, host and port the request was sent to (or PUBLIC_URL's). A
+    self-hosted app has no other origin."""
     source = request.headers.get("origin") or request.headers.get("referer")
-    host = request.headers.get("host", "")
-    if not source or source == "null" or urlsplit(source).netloc != host:
+    sent_from = origin_of(source) if source else None
+    own = {request_origin(request.scope), *public_origins(settings_of(request.app))}
+    if sent_from is None or sent_from not in own:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             "This form must be sent from parcelwatch's own pages (the Origin header did not "

@@ -113,8 +113,9 @@ async def verify_signature(
     body: bytes,
     keys: JwksCache,
     now: datetime | None = None,
-) -> None:
-    """Raise `SignatureProblem` unless the request carries a valid, fresh signature."""
+) -> datetime:
+    """The signed timestamp; `SignatureProblem` unless the request carries a valid, fresh
+    signature."""
     key_id = headers.get(KEY_ID_HEADER)
     signature = headers.get(SIGNATURE_HEADER)
     timestamp = headers.get(TIMESTAMP_HEADER)
@@ -139,3 +140,4 @@ async def verify_signature(
         )
     except InvalidSignature:
         raise SignatureProblem(401, "The webhook signature does not match.") from None
+    return moment
