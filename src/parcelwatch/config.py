@@ -124,12 +124,37 @@ def _http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _origins(value: list[str]) -> list[str]:
+    """Web origins (`https://ha.example.com`, `http://192.168.1.5:8123`): scheme, host and
+    optional port, nothing else."""
+    origins = []
+    for item in value:
+        parts = urlsplit(item.strip())
+        try:
+            parts.port  # noqa: B018  # raises on a malformed port
+        except ValueError:
+            parts = parts._replace(netloc="")
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+        ):
+            raise ValueError(
+                f"'{item}' is not a web origin: list origins such as https://ha.example.com or "
+                "http://192.168.1.5:8123 (scheme, host and port, no path)"
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return origins
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 Rate = Annotated[float, Field(gt=0)]
 Concurrency = Annotated[int, Field(ge=1, le=1000)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 HostList = Annotated[list[str], NoDecode, BeforeValidator(_split_list), AfterValidator(_host_names)]
+OriginList = Annotated[list[str], NoDecode, BeforeValidator(_split_list), AfterValidator(_origins)]
 
 # Always answered when ALLOWED_HOSTS is not set: the names of this machine's loopback.
 LOOPBACK_HOSTS: Final = ("localhost", "127.0.0.1", "::1")
@@ -163,6 +188,8 @@ class CommonSettings(BaseSettings):
     # Where people reach the server (https://parcelwatch.example.com); its host is allowed
     # and its origin is this server's own for the same-origin checks.
     public_url: HttpUrl | None = None
+    # Other sites whose pages may call the REST API from a browser (CORS); empty: none.
+    cors_origins: OriginList = Field(default_factory=list)
     parcelwatch_demo: bool | None = None
     redis_url: str | None = None
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -219,3 +226,41 @@ def test_a_dashboard_form_from_its_own_origin_is_accepted(client: TestClient) ->
         follow_redirects=False,
     )
     assert response.status_code == 303
+
+
+@pytest.mark.usefixtures("default_hosts")
+def test_serve_on_every_interface_with_only_loopback_names_warns_how_to_open_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = os.environ | {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'open.db'}",
+        "AUTO_UPDATE_ENABLED": "false",
+        "PARCELWATCH_DEMO": "false",
+        "LOG_FORMAT": "json",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "parcelwatch", "serve", "--host", "0.0.0.0", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, "serve exited"
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        assert answer.status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert "until ALLOWED_HOSTS (or PUBLIC_URL) lists it" in output

@@ -8,13 +8,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parcelwatch import __version__
 from parcelwatch.api.deps import transaction_gate_for
 from parcelwatch.api.docs import install_api_docs
-from parcelwatch.api.guards import AllowedHosts, CrossSiteWrites, public_origins
+from parcelwatch.api.guards import AllowedHosts, CrossSiteWrites, cors_origins, public_origins
 from parcelwatch.api.methods import AnswerOptions, document_options
 from parcelwatch.api.security import SecurityHeaders
 from parcelwatch.carriers.router import router as carriers_router
@@ -66,8 +67,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.transaction_gate = transaction_gate_for(database)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(AnswerOptions, routes=lambda: app.router.routes)
+    if settings.cors_origins:  # else closed: browsers keep other sites' pages out
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
     # Added later, run earlier: a wrong Host is refused before anything else looks at it...
-    app.add_middleware(CrossSiteWrites, prefix="/api/", origins=public_origins(settings))
+    app.add_middleware(
+        CrossSiteWrites,
+        prefix="/api/",
+        origins=public_origins(settings),
+        cors=cors_origins(settings),
+    )
     app.add_middleware(AllowedHosts, hosts=settings.trusted_hosts)
     # ... and every answer, refusals included, carries the security headers.
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing, Referrer-Policy

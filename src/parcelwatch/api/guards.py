@@ -26,6 +26,7 @@ __all__ = [
     "AllowedHosts",
     "CrossSiteWrites",
     "Origin",
+    "cors_origins",
     "host_name",
     "origin_of",
     "public_origins",
@@ -84,6 +85,13 @@ def public_origins(settings: Settings) -> frozenset[Origin]:
     return frozenset({origin} if origin else ())
 
 
+def cors_origins(settings: Settings) -> frozenset[Origin]:
+    """The origins CORS_ORIGINS lets call the API from their pages."""
+    return frozenset(
+        origin for origin in map(origin_of, settings.cors_origins) if origin is not None
+    )
+
+
 class AllowedHosts:
     """Answers 400 to a request whose Host header names none of `hosts` (`*` allows any,
     `*.example.com` any subdomain of it), as Starlette's TrustedHostMiddleware does, with a
@@ -127,17 +135,27 @@ class CrossSiteWrites:
     `prefix`: a method other than GET/HEAD/OPTIONS whose `Sec-Fetch-Site` is not
     same-origin, or whose Origin is neither the request's own nor one of `origins`."""
 
-    def __init__(self, app: ASGIApp, *, prefix: str, origins: Iterable[Origin] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        prefix: str,
+        origins: Iterable[Origin] = (),
+        cors: Iterable[Origin] = (),
+    ) -> None:
         self.app = app
         self.prefix = prefix
         self.origins = frozenset(origins)
+        self.cors = frozenset(cors)  # CORS_ORIGINS: other sites let in on purpose
 
     def cross_site(self, scope: Scope) -> bool:
         headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is not None and origin_of(origin) in self.cors:
+            return False
         fetch_site = headers.get("sec-fetch-site", "").strip().lower()
         if fetch_site and fetch_site not in ("same-origin", "none"):
             return True
-        origin = headers.get("origin")
         if origin is None:
             return False  # not a browser's cross-origin request: the CLI, curl, a script
         sent_from = origin_of(origin)

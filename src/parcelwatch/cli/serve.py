@@ -9,6 +9,7 @@ import uvicorn
 from sqlalchemy.exc import DBAPIError
 
 from parcelwatch.cli.common import describe_database_error, fail, settings_or_exit
+from parcelwatch.config import LOOPBACK_HOSTS
 from parcelwatch.db import create_db_engine
 from parcelwatch.logs import get_logger
 from parcelwatch.migrate import upgrade
@@ -41,6 +42,14 @@ def serve(
     bind_host = host or settings.host
     bind_port = port or settings.port
     log.info("serving", url=f"http://{bind_host}:{bind_port}", database=_safe(settings))
+    if bind_host not in LOOPBACK_HOSTS and not (settings.allowed_hosts or settings.public_url):
+        log.warning(
+            "listening beyond this machine, but only the loopback names are answered: "
+            "requests for any other host name or address get 400 until ALLOWED_HOSTS "
+            "(or PUBLIC_URL) lists it",
+            host=bind_host,
+            allowed_hosts=settings.trusted_hosts,
+        )
     # uvicorn shuts down gracefully on SIGTERM/SIGINT (the lifespan stops the updater), then
     # re-raises the signal under the previous handler: make that a clean exit 0.
     for shutdown_signal in (signal.SIGTERM, signal.SIGINT):
