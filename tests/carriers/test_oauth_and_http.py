@@ -51,7 +51,7 @@ async def test_waiters_share_a_failed_fetch_instead_of_retrying_it_each() -> Non
     async def refused() -> Token:
         calls.append(1)
         await asyncio.sleep(0.01)
-        raise AuthError("token request refused", carrier="usps")
+        raise AuthError("token request refused", provider="usps")
 
     cache = TokenCache(refused)
 

@@ -141,6 +141,10 @@ def test_a_sixth_provider_is_one_module_and_one_line_in_the_provider_list() -> N
             name = "OnTrac"
             max_batch = 5
 
+            def __init__(self, *, client, base_url: str, api_key: str, timeout: float) -> None:
+                super().__init__(client=client, timeout=timeout)
+                self.base_url, self.api_key = base_url, api_key
+
             async def track(self, numbers: Sequence[str], *, carrier: str) -> list[TrackResult]:
                 return []
 
@@ -149,12 +153,11 @@ def test_a_sixth_provider_is_one_module_and_one_line_in_the_provider_list() -> N
 
         spec = ProviderSpec(
             provider_class=OntracProvider,
-            credentials=(Credential("ontrac_api_key"),),
+            credentials=(Credential("ontrac_api_key", "api_key"),),
             base_url="https://api.ontrac.example",
             max_concurrency=3,
             rate_limit=2.5,
             status_tables={"codes": {"dl": ShipmentStatus.DELIVERED}},
-            build=lambda connection, client: OntracProvider(client=client),
         )
         listed.PROVIDERS = (*listed.PROVIDERS, spec)  # the one line a new provider adds
         listed._BY_CODE["ontrac"] = spec

@@ -106,7 +106,7 @@ async def test_a_5xx_storm_opens_the_breaker_and_defers_without_disabling(
     make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider, database: Database
 ) -> None:
     shipments = [add_shipment("ups") for _ in range(6)]
-    ups.fail_with = UnavailableError("HTTP 503", carrier="ups", status_code=503)
+    ups.fail_with = UnavailableError("HTTP 503", provider="ups", status_code=503)
     engine = make_engine(concurrency=1)
     summary = await engine.run_pass()
     assert summary.deferred == 6
@@ -153,7 +153,7 @@ async def test_a_failed_batch_is_retried_number_by_number(
 
     def script(number: str) -> TrackResult:
         if number == bad.tracking_number:
-            raise BadResponseError("unparseable body", carrier="fedex")
+            raise BadResponseError("unparseable body", provider="fedex")
         return TrackResult.found(number, scripted_info(number))
 
     fedex.script = script
@@ -170,7 +170,7 @@ async def test_own_failures_disable_after_the_threshold_and_patch_re_enables(
 ) -> None:
     shipment = add_shipment("ups")
     ups.script = lambda n: TrackResult.failed(
-        n, InvalidNumberError("invalid number", carrier="ups")
+        n, InvalidNumberError("invalid number", provider="ups")
     )
     for _ in range(3):  # AUTO_UPDATE_MAX_RETRIES=3 in these tests
         await make_engine().run_pass(Selection(force=True))

@@ -65,7 +65,7 @@ async def test_a_retry_after_too_long_to_wait_defers_without_retrying(
     database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
 ) -> None:
     shipment = add_shipment("ups")
-    ups.fail_with = RateLimitedError("429", carrier="ups", retry_after=3600)
+    ups.fail_with = RateLimitedError("429", provider="ups", retry_after=3600)
     summary = await make_engine().run_pass()
     assert ups.requests == 1
     assert summary.deferred == 1
@@ -152,7 +152,7 @@ async def test_a_short_retry_after_is_waited_for_before_the_retry(
             self.sent_at.append(time.monotonic())
             if len(self.sent_at) == 1:
                 self.requests += 1
-                raise RateLimitedError("429", carrier="ups", retry_after=0.3)
+                raise RateLimitedError("429", provider="ups", retry_after=0.3)
             return await super().track(numbers, carrier=carrier)
 
     ups = RateLimitedOnce(code="ups")
@@ -180,7 +180,7 @@ async def test_batches_waiting_for_a_slot_when_the_breaker_opens_never_reach_the
             if self.requests == 2:
                 both_waiting.set()
             await both_waiting.wait()
-            raise UnavailableError("HTTP 503", carrier="ups", status_code=503)
+            raise UnavailableError("HTTP 503", provider="ups", status_code=503)
 
     both_waiting = asyncio.Event()
     ups = FailingTogether(code="ups", max_batch=1)

@@ -89,10 +89,12 @@ class Provider(ABC):
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """One credential setting, e.g. `usps_client_secret` (env `USPS_CLIENT_SECRET`); a
-    `secret` one is a `SecretStr`, never shown in logs, errors or `repr`."""
+    """One credential setting, e.g. `usps_client_secret` (env `USPS_CLIENT_SECRET`), and the
+    keyword of the provider's constructor it is given as (`client_secret`); a `secret` one is a
+    `SecretStr`, never shown in logs, errors or `repr`."""
 
     setting: str
+    argument: str
     secret: bool = True
 
     @property
@@ -120,8 +122,15 @@ class ProviderSpec:
     max_concurrency: int  # the default of <CODE>_MAX_CONCURRENCY
     rate_limit: float  # the default of <CODE>_RATE_LIMIT, requests a second
     status_tables: Mapping[str, StatusTable]  # every table its parsers read, by name
-    build: Callable[[Connection, httpx.AsyncClient], Provider]
     direct: bool = True  # tracks the parcel carrier of its own code; False: an aggregator
+
+    def build(self, connection: Connection, client: httpx.AsyncClient) -> Provider:
+        """The client: `provider_class(client=, base_url=, timeout=, <credential arguments>)`."""
+        arguments = {c.argument: connection.credentials[c.setting] for c in self.credentials}
+        make: Callable[..., Provider] = self.provider_class
+        return make(
+            client=client, base_url=connection.base_url, timeout=connection.timeout, **arguments
+        )
 
     @property
     def code(self) -> str:

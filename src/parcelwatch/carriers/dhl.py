@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from parcelwatch.carriers.base import Connection, Credential, Provider, ProviderSpec, TrackResult
+from parcelwatch.carriers.base import Credential, Provider, ProviderSpec, TrackResult
 from parcelwatch.carriers.catalog import public_tracking_url
 from parcelwatch.carriers.errors import BadResponseError
 from parcelwatch.carriers.http import ResponseHints, api_url, send, track_results
@@ -132,7 +132,7 @@ def parse_shipments_response(tracking_number: str, payload: object) -> TrackResu
     """A `GET /track/shipments` 200 body → found (or not found when it lists nothing)."""
     body = as_dict(payload)
     if not isinstance(body.get("shipments"), list):
-        raise BadResponseError("response has no shipments list", carrier=CODE)
+        raise BadResponseError("response has no shipments list", provider=CODE)
     shipments = [as_dict(s) for s in body["shipments"]]
     if not shipments:
         return TrackResult.not_found(tracking_number)
@@ -180,21 +180,11 @@ class DhlProvider(Provider):
         result_from_response(CHECK_NUMBER, await self._get(CHECK_NUMBER))
 
 
-def _build(connection: Connection, client: httpx.AsyncClient) -> Provider:
-    return DhlProvider(
-        client=client,
-        base_url=connection.base_url,
-        api_key=connection.credentials["dhl_api_key"],
-        timeout=connection.timeout,
-    )
-
-
 PROVIDER = ProviderSpec(
     provider_class=DhlProvider,
-    credentials=(Credential("dhl_api_key"),),
+    credentials=(Credential("dhl_api_key", "api_key"),),
     base_url="https://api-eu.dhl.com",
     max_concurrency=1,
     rate_limit=1.0,
     status_tables={"status codes": DHL_STATUS_CODES},
-    build=_build,
 )

@@ -41,18 +41,19 @@ __all__ = [
 
 
 class CarrierError(Exception):
-    """Base of every carrier failure; `carrier` is the provider code that failed."""
+    """Base of every carrier failure; `provider` is the code of the provider API that failed
+    (`shipengine` for a Canada Post parcel tracked through ShipEngine)."""
 
     retryable: bool = False
 
-    def __init__(self, message: str, *, carrier: str = "", status_code: int | None = None):
+    def __init__(self, message: str, *, provider: str = "", status_code: int | None = None):
         super().__init__(message)
         self.message = message
-        self.carrier = carrier
+        self.provider = provider
         self.status_code = status_code
 
     def __str__(self) -> str:
-        prefix = f"{self.carrier}: " if self.carrier else ""
+        prefix = f"{self.provider}: " if self.provider else ""
         return f"{prefix}{self.message}"
 
 
@@ -81,11 +82,11 @@ class RateLimitedError(CarrierWideError):
         self,
         message: str,
         *,
-        carrier: str = "",
+        provider: str = "",
         status_code: int | None = 429,
         retry_after: float | None = None,
     ):
-        super().__init__(message, carrier=carrier, status_code=status_code)
+        super().__init__(message, provider=provider, status_code=status_code)
         self.retry_after = retry_after
 
 

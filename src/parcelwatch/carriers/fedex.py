@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from parcelwatch.carriers.base import Connection, Credential, Provider, ProviderSpec, TrackResult
+from parcelwatch.carriers.base import Credential, ProviderSpec, TrackResult
 from parcelwatch.carriers.catalog import public_tracking_url
 from parcelwatch.carriers.errors import BadResponseError, InvalidNumberError
 from parcelwatch.carriers.http import ResponseHints, track_results
@@ -251,7 +251,7 @@ def choose_track_result(results: Sequence[Mapping[str, Any]]) -> Mapping[str, An
 def _entry_result(tracking_number: str, entry: Mapping[str, Any]) -> TrackResult:
     chosen = choose_track_result([as_dict(r) for r in as_list(entry.get("trackResults"))])
     if chosen is None:
-        error = BadResponseError("completeTrackResults entry has no trackResults", carrier=CODE)
+        error = BadResponseError("completeTrackResults entry has no trackResults", provider=CODE)
         return TrackResult.failed(tracking_number, error)
     error_body = as_dict(chosen.get("error"))
     if error_body and not _has_data(chosen):
@@ -260,9 +260,9 @@ def _entry_result(tracking_number: str, entry: Mapping[str, Any]) -> TrackResult
         if code in NOT_FOUND_CODES:
             return TrackResult.not_found(tracking_number, message)
         if code in INVALID_CODES:
-            return TrackResult.failed(tracking_number, InvalidNumberError(message, carrier=CODE))
+            return TrackResult.failed(tracking_number, InvalidNumberError(message, provider=CODE))
         return TrackResult.failed(
-            tracking_number, BadResponseError(f"{code}: {message}", carrier=CODE)
+            tracking_number, BadResponseError(f"{code}: {message}", provider=CODE)
         )
     return TrackResult.found(tracking_number, parse_track_result(tracking_number, chosen))
 
@@ -272,7 +272,7 @@ def parse_track_response(numbers: Sequence[str], payload: object) -> list[TrackR
     output = as_dict(as_dict(payload).get("output"))
     entries = as_list(output.get("completeTrackResults"))
     if not isinstance(as_dict(payload).get("output"), dict) or not entries:
-        raise BadResponseError("response has no output.completeTrackResults", carrier=CODE)
+        raise BadResponseError("response has no output.completeTrackResults", provider=CODE)
     by_number: dict[str, Mapping[str, Any]] = {}
     for item in entries:
         entry = as_dict(item)
@@ -283,7 +283,7 @@ def parse_track_response(numbers: Sequence[str], payload: object) -> list[TrackR
     for number in numbers:
         found = by_number.get(number)
         if found is None:
-            missing = BadResponseError("FedEx returned no result for this number", carrier=CODE)
+            missing = BadResponseError("FedEx returned no result for this number", provider=CODE)
             results.append(TrackResult.failed(number, missing))
         else:
             results.append(_entry_result(number, found))
@@ -331,22 +331,14 @@ class FedexProvider(OAuthProvider):
         return results_from_response(numbers, response)
 
 
-def _build(connection: Connection, client: httpx.AsyncClient) -> Provider:
-    return FedexProvider(
-        client=client,
-        base_url=connection.base_url,
-        client_id=connection.credentials["fedex_api_key"],
-        client_secret=connection.credentials["fedex_secret_key"],
-        timeout=connection.timeout,
-    )
-
-
 PROVIDER = ProviderSpec(
     provider_class=FedexProvider,
-    credentials=(Credential("fedex_api_key", secret=False), Credential("fedex_secret_key")),
+    credentials=(
+        Credential("fedex_api_key", "client_id", secret=False),
+        Credential("fedex_secret_key", "client_secret"),
+    ),
     base_url="https://apis.fedex.com",
     max_concurrency=4,
     rate_limit=20.0,
     status_tables={"status codes": FEDEX_STATUS_CODES, "derived codes": FEDEX_DERIVED_CODES},
-    build=_build,
 )

@@ -83,11 +83,11 @@ async def send(
     except (httpx.TransportError, TimeoutError) as error:
         if _timed_out(error):
             CARRIER_API_CALLS.labels(provider=carrier, outcome="timeout").inc()
-            raise UnavailableError(f"no answer within {time_limit:g}s", carrier=carrier) from None
+            raise UnavailableError(f"no answer within {time_limit:g}s", provider=carrier) from None
         CARRIER_API_CALLS.labels(provider=carrier, outcome="unavailable").inc()
         cause = error.__cause__ or error  # the transport's own error names what broke
         raise UnavailableError(
-            f"connection failed ({type(cause).__name__})", carrier=carrier
+            f"connection failed ({type(cause).__name__})", provider=carrier
         ) from None
     CARRIER_API_CALLS.labels(provider=carrier, outcome=_outcome(response.status_code)).inc()
     return response
@@ -128,7 +128,7 @@ def decode_json(response: httpx.Response, carrier: str) -> Any:
     except ValueError:
         raise BadResponseError(
             f"HTTP {response.status_code}: body is not JSON",
-            carrier=carrier,
+            provider=carrier,
             status_code=response.status_code,
         ) from None
 
@@ -140,11 +140,11 @@ def raise_for_carrier_wide(response: httpx.Response, carrier: str, detail: str =
     if status == 429:
         raise RateLimitedError(
             f"rate limited (HTTP 429){suffix}",
-            carrier=carrier,
+            provider=carrier,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
     if status >= 500:
-        raise UnavailableError(f"HTTP {status}{suffix}", carrier=carrier, status_code=status)
+        raise UnavailableError(f"HTTP {status}{suffix}", provider=carrier, status_code=status)
 
 
 def describe_error(payload: object) -> str:
@@ -210,21 +210,21 @@ def track_results(
         hint = f"; {hints.auth_hint}" if hints.auth_hint else ""
         raise AuthError(
             f"{hints.refused} (HTTP {status}: {detail or 'unauthorized'}){hint}",
-            carrier=provider,
+            provider=provider,
             status_code=status,
         )
     if status == 400 and len(numbers) > 1:
         raise BatchRefusedError(
             f"request for {len(numbers)} numbers refused (HTTP 400: {detail or 'bad request'})",
-            carrier=provider,
+            provider=provider,
             status_code=status,
         )
     if len(numbers) == 1 and status == 404 and hints.not_found_on_404:
         return [TrackResult.not_found(numbers[0], detail or None)]
     if len(numbers) == 1 and status == 400:
-        error = InvalidNumberError(detail or hints.invalid, carrier=provider)
+        error = InvalidNumberError(detail or hints.invalid, provider=provider)
         return [TrackResult.failed(numbers[0], error)]
-    raise BadResponseError(f"unexpected HTTP {status}", carrier=provider, status_code=status)
+    raise BadResponseError(f"unexpected HTTP {status}", provider=provider, status_code=status)
 
 
 def _sent_bearer_token(response: httpx.Response) -> bool:
@@ -246,4 +246,4 @@ def _token_rejected(detail: str, *, provider: str, hints: ResponseHints) -> Toke
     else:
         hint = f"; {hints.auth_hint}" if hints.auth_hint else ""
         message = f"{hints.refused} (HTTP 401: {detail or 'unauthorized'}){hint}"
-    return TokenRejectedError(message, carrier=provider, status_code=401)
+    return TokenRejectedError(message, provider=provider, status_code=401)

@@ -108,7 +108,7 @@ def parse_token(payload: object, carrier: str) -> Token:
     body = as_dict(payload)
     value = text(body.get("access_token"))
     if value is None:
-        raise BadResponseError("token response has no access_token", carrier=carrier)
+        raise BadResponseError("token response has no access_token", provider=carrier)
     raw_lifetime = body.get("expires_in")
     try:
         lifetime = float(raw_lifetime) if raw_lifetime is not None else DEFAULT_LIFETIME
@@ -165,12 +165,12 @@ class OAuthProvider(Provider):
             raise AuthError(
                 f"token request refused (HTTP {response.status_code}"
                 f"{': ' + detail if detail else ''}); check {self.credential_names}",
-                carrier=self.code,
+                provider=self.code,
                 status_code=response.status_code,
             )
         raise BadResponseError(
             f"token request answered HTTP {response.status_code}",
-            carrier=self.code,
+            provider=self.code,
             status_code=response.status_code,
         )
 

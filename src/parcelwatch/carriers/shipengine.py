@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from parcelwatch.carriers.base import Connection, Credential, Provider, ProviderSpec, TrackResult
+from parcelwatch.carriers.base import Credential, Provider, ProviderSpec, TrackResult
 from parcelwatch.carriers.catalog import CARRIERS, carrier_info, public_tracking_url
 from parcelwatch.carriers.errors import BadResponseError
 from parcelwatch.carriers.http import (
@@ -155,7 +155,7 @@ def parse_tracking(tracking_number: str, payload: object, *, carrier: str) -> Tr
     """A `GET /v1/tracking` body (or a webhook's `data`) → `TrackInfo`; `carrier` is the
     parcelwatch carrier code the number belongs to."""
     if not isinstance(payload, dict) or "status_code" not in payload:
-        raise BadResponseError("tracking body has no status_code", carrier=CODE)
+        raise BadResponseError("tracking body has no status_code", provider=CODE)
     events = newest_first(
         e for e in (parse_event(as_dict(raw)) for raw in as_list(payload.get("events"))) if e
     )
@@ -258,18 +258,9 @@ class ShipEngineProvider(Provider):
         result_from_response(CHECK_NUMBER, response, carrier=CHECK_CARRIER)
 
 
-def _build(connection: Connection, client: httpx.AsyncClient) -> Provider:
-    return ShipEngineProvider(
-        client=client,
-        base_url=connection.base_url,
-        api_key=connection.credentials["shipengine_api_key"],
-        timeout=connection.timeout,
-    )
-
-
 PROVIDER = ProviderSpec(
     provider_class=ShipEngineProvider,
-    credentials=(Credential("shipengine_api_key"),),
+    credentials=(Credential("shipengine_api_key", "api_key"),),
     base_url="https://api.shipengine.com",
     max_concurrency=3,
     rate_limit=3.0,  # 200 requests a minute
@@ -277,6 +268,5 @@ PROVIDER = ProviderSpec(
         "status codes": SHIPENGINE_STATUS_CODES,
         "detail codes": SHIPENGINE_DETAIL_CODES,
     },
-    build=_build,
     direct=False,  # tracks any carrier ShipEngine knows
 )

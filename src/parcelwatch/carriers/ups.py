@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
-from parcelwatch.carriers.base import Connection, Credential, Provider, ProviderSpec, TrackResult
+from parcelwatch.carriers.base import Credential, ProviderSpec, TrackResult
 from parcelwatch.carriers.catalog import public_tracking_url
 from parcelwatch.carriers.errors import BadResponseError
 from parcelwatch.carriers.http import ResponseHints, track_results
@@ -196,7 +196,7 @@ def parse_track_response(tracking_number: str, payload: object) -> TrackResult:
     """A `GET /api/track/v1/details/{n}` body (HTTP 200) → found or not found."""
     shipments = as_list(as_dict(as_dict(payload).get("trackResponse")).get("shipment"))
     if not shipments:
-        raise BadResponseError("response has no trackResponse.shipment", carrier=CODE)
+        raise BadResponseError("response has no trackResponse.shipment", provider=CODE)
     shipment = as_dict(shipments[0])
     packages = [as_dict(p) for p in as_list(shipment.get("package"))]
     if not packages:
@@ -242,22 +242,14 @@ class UpsProvider(OAuthProvider):
         return results
 
 
-def _build(connection: Connection, client: httpx.AsyncClient) -> Provider:
-    return UpsProvider(
-        client=client,
-        base_url=connection.base_url,
-        client_id=connection.credentials["ups_client_id"],
-        client_secret=connection.credentials["ups_client_secret"],
-        timeout=connection.timeout,
-    )
-
-
 PROVIDER = ProviderSpec(
     provider_class=UpsProvider,
-    credentials=(Credential("ups_client_id", secret=False), Credential("ups_client_secret")),
+    credentials=(
+        Credential("ups_client_id", "client_id", secret=False),
+        Credential("ups_client_secret", "client_secret"),
+    ),
     base_url="https://onlinetools.ups.com",
     max_concurrency=4,
     rate_limit=5.0,
     status_tables={"status types": UPS_STATUS_TYPES, "status codes": UPS_STATUS_CODES},
-    build=_build,
 )

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
-from parcelwatch.carriers.base import Connection, Credential, Provider, ProviderSpec, TrackResult
+from parcelwatch.carriers.base import Credential, ProviderSpec, TrackResult
 from parcelwatch.carriers.catalog import public_tracking_url
 from parcelwatch.carriers.errors import AuthError, BadResponseError
 from parcelwatch.carriers.http import ResponseHints, track_results
@@ -164,7 +164,7 @@ def parse_event(raw: dict[str, Any]) -> TrackEvent | None:
 def parse_tracking(tracking_number: str, payload: object) -> TrackInfo:
     """A `GET /tracking/v3/tracking/{n}?expand=DETAIL` body → `TrackInfo`."""
     if not isinstance(payload, dict) or "error" in payload:
-        raise BadResponseError("tracking body is not a tracking object", carrier=CODE)
+        raise BadResponseError("tracking body is not a tracking object", provider=CODE)
     raw_events = [as_dict(item) for item in as_list(payload.get("trackingEvents"))]
     events = newest_first(e for e in map(parse_event, raw_events) if e is not None)
     category = text(payload.get("statusCategory"))
@@ -239,22 +239,15 @@ class UspsProvider(OAuthProvider):
         """A token fetch; a token whose scopes are listed but lack `tracking` fails too."""
         token = await self.tokens.get()
         if token.scope is not None and "tracking" not in token.scope.split():
-            raise AuthError(f"token issued without the tracking scope; {SCOPE_HINT}", carrier=CODE)
-
-
-def _build(connection: Connection, client: httpx.AsyncClient) -> Provider:
-    return UspsProvider(
-        client=client,
-        base_url=connection.base_url,
-        client_id=connection.credentials["usps_client_id"],
-        client_secret=connection.credentials["usps_client_secret"],
-        timeout=connection.timeout,
-    )
+            raise AuthError(f"token issued without the tracking scope; {SCOPE_HINT}", provider=CODE)
 
 
 PROVIDER = ProviderSpec(
     provider_class=UspsProvider,
-    credentials=(Credential("usps_client_id", secret=False), Credential("usps_client_secret")),
+    credentials=(
+        Credential("usps_client_id", "client_id", secret=False),
+        Credential("usps_client_secret", "client_secret"),
+    ),
     base_url="https://apis.usps.com",
     max_concurrency=2,
     rate_limit=1.0 / 60,  # about 60 calls an hour by default
@@ -262,5 +255,4 @@ PROVIDER = ProviderSpec(
         "status categories": USPS_STATUS_CATEGORIES,
         "event codes": USPS_EVENT_CODES,
     },
-    build=_build,
 )

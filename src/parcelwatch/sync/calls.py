@@ -86,7 +86,7 @@ async def _request(
                 return await group.provider.track(numbers, carrier=group.carrier)
         except TimeoutError:
             raise UnavailableError(
-                f"no answer within {seconds:g}s", carrier=group.provider.code
+                f"no answer within {seconds:g}s", provider=group.provider.code
             ) from None
 
 
@@ -221,7 +221,7 @@ async def call_batch(
             return _results_for_answers(batch, answers, group)
     except TimeoutError:
         error: CarrierWideError = UnavailableError(
-            f"batch not done within {batch_timeout:g}s", carrier=provider
+            f"batch not done within {batch_timeout:g}s", provider=provider
         )
         return _carrier_down(group, batch, error, stats)
     except CarrierWideError as wide:
@@ -331,7 +331,7 @@ def judge_held(
     kind = wide[0].pattern or ""
     error = FailurePatternError(
         f"carrier-wide failure: {pattern.describe(kind)}; last: {wide[0].message}",
-        carrier=group.provider.code,
+        provider=group.provider.code,
     )
     deferred = _carrier_down(group, [r.shipment for r in wide], error, stats)
     instead = {id(r): d for r, d in zip(wide, deferred, strict=True)}

@@ -52,7 +52,7 @@ def parse_track_event(body: object) -> TrackEventPush:
     The number and carrier come from `resource_url` (falling back to `data`)."""
     envelope = as_dict(body)
     if text(envelope.get("resource_type")) not in TRACK_RESOURCE_TYPES:
-        raise BadResponseError("not a track event", carrier=CODE)
+        raise BadResponseError("not a track event", provider=CODE)
     data = envelope.get("data")
     query = parse_qs(urlsplit(text(envelope.get("resource_url")) or "").query)
     number = text(next(iter(query.get("tracking_number", [])), None)) or text(
@@ -62,7 +62,7 @@ def parse_track_event(body: object) -> TrackEventPush:
         as_dict(data).get("carrier_code")
     )
     if not number or not code:
-        raise BadResponseError("track event names no tracking number or carrier", carrier=CODE)
+        raise BadResponseError("track event names no tracking number or carrier", provider=CODE)
     carrier = carrier_from_shipengine_code(code)
     return TrackEventPush(number, carrier, parse_tracking(number, data, carrier=carrier))
 
@@ -102,13 +102,13 @@ async def register_webhook(
         raise BadResponseError(
             f"ShipEngine already has a track webhook ({', '.join(map(str, others))}); "
             "delete it in ShipEngine first",
-            carrier=CODE,
+            provider=CODE,
             status_code=409,
         )
     result_from_response("", response, carrier=CHECK_CARRIER)  # raises auth, 429, 5xx
     raise BadResponseError(
         f"webhook registration refused (HTTP {response.status_code}: "
         f"{error_detail(response) or 'no detail'})",
-        carrier=CODE,
+        provider=CODE,
         status_code=response.status_code,
     )
