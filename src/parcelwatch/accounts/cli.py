@@ -4,20 +4,16 @@ database directly (as `db upgrade` does), so the first account can be made befor
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from parcelwatch.accounts import service
 from parcelwatch.accounts.roles import Role
-from parcelwatch.cli.common import console, database_session, fail, print_json, settings_or_exit
-from parcelwatch.errors import ServiceError
+from parcelwatch.cli.common import command_transaction, console, fail, print_json
 from parcelwatch.models import User
 
 app = typer.Typer(help="Manage accounts: the owner, admins and members.", no_args_is_help=True)
@@ -32,17 +28,6 @@ PasswordOption = typer.Option(
 PasswordStdinOption = typer.Option(
     False, "--password-stdin", help="Read the password from the first line of standard input."
 )
-
-
-@contextmanager
-def database_transaction(*, write: bool = False) -> Iterator[Session]:
-    """The configured database, one transaction; a refused request is one line, exit 1."""
-    settings = settings_or_exit()
-    try:
-        with database_session(settings, write=write) as session:
-            yield session
-    except ServiceError as error:
-        fail(error.detail)
 
 
 def _password(given: str | None, from_stdin: bool) -> str:
@@ -82,7 +67,7 @@ def create(
 ) -> None:
     """Create an account (the first one must be the owner)."""
     secret = _password(password, password_stdin)
-    with database_transaction(write=True) as session:
+    with command_transaction(write=True) as session:
         user = service.create_user(session, name=name, role=role, password=secret)
         shown = _as_dict(user)
     if json_output:
@@ -94,7 +79,7 @@ def create(
 @app.command("list")
 def list_users(json_output: bool = JsonOption) -> None:
     """Every account, with its role and last sign-in."""
-    with database_transaction() as session:
+    with command_transaction() as session:
         users = [_as_dict(user) for user in service.list_users(session)]
     if json_output:
         print_json(users)
@@ -125,7 +110,7 @@ def reset_password(
 ) -> None:
     """Set a new password for an account."""
     secret = _password(password, password_stdin)
-    with database_transaction(write=True) as session:
+    with command_transaction(write=True) as session:
         user = service.set_password(session, name, secret)
         shown = user.name
     console.print(f"password of {escape(shown)} changed", highlight=False)
@@ -139,6 +124,6 @@ def delete(
     """Delete an account (never the owner)."""
     if not yes and not typer.confirm(f"Delete the account {name!r}?"):
         raise typer.Exit(1)
-    with database_transaction(write=True) as session:
+    with command_transaction(write=True) as session:
         service.delete_user(session, name)
     console.print(f"deleted {escape(name)}", highlight=False)

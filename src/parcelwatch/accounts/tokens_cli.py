@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from parcelwatch.accounts import tokens
-from parcelwatch.accounts.cli import JsonOption, database_transaction
+from parcelwatch.accounts.cli import JsonOption
 from parcelwatch.accounts.roles import Scope
-from parcelwatch.cli.common import console, fail, print_json
+from parcelwatch.cli.common import command_transaction, console, fail, print_json
 from parcelwatch.config import parse_duration
 from parcelwatch.models import ApiToken
 
@@ -51,7 +51,7 @@ def create(
             lifetime = parse_duration(expires)
         except ValueError as error:
             fail(f"--expires: {error}", 2)
-    with database_transaction(write=True) as session:
+    with command_transaction(write=True) as session:
         issued = tokens.create_token(
             session, user_name=user, scope=scope, name=name, expires_in=lifetime
         )
@@ -73,7 +73,7 @@ def list_tokens(
     json_output: bool = JsonOption,
 ) -> None:
     """Every token (never the token itself: its first characters only)."""
-    with database_transaction() as session:
+    with command_transaction() as session:
         listed = [_as_dict(token) for token in tokens.list_tokens(session, user_name=user)]
     if json_output:
         print_json(listed)
@@ -104,6 +104,6 @@ def list_tokens(
 @app.command("revoke")
 def revoke(token_id: int = typer.Argument(..., help="The token's id (see `tokens list`).")) -> None:
     """Revoke a token: it stops working at once."""
-    with database_transaction(write=True) as session:
+    with command_transaction(write=True) as session:
         tokens.revoke_token(session, token_id)
     console.print(f"token {token_id} revoked", highlight=False)

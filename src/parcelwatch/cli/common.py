@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from parcelwatch.config import ConfigError, Settings, load_settings
 from parcelwatch.db import create_db_engine, make_session_factory, session_scope
+from parcelwatch.errors import ServiceError
 from parcelwatch.logs import configure_logging, register_settings_secrets
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "EXIT_CONFIG",
     "EXIT_ERROR",
     "carrier_settings",
+    "command_transaction",
     "console",
     "database_session",
     "describe_database_error",
@@ -110,6 +112,18 @@ def database_session(settings: Settings, *, write: bool = False) -> Iterator[Ses
         fail(describe_database_error(error), EXIT_CONFIG)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def command_transaction(*, write: bool = False) -> Iterator[Session]:
+    """A command's one transaction on the configured database: settings or exit 2, and a
+    request the service refuses (`ServiceError`) is its message on one line and exit 1."""
+    settings = settings_or_exit()
+    try:
+        with database_session(settings, write=write) as session:
+            yield session
+    except ServiceError as error:
+        fail(error.detail)
 
 
 def describe_database_error(error: DBAPIError) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final
 
@@ -14,9 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from parcelwatch.cli.common import console, database_session, fail, print_json, settings_or_exit
+from parcelwatch.cli.common import command_transaction, console, fail, print_json
 from parcelwatch.domain import ShipmentStatus
-from parcelwatch.errors import ServiceError
 from parcelwatch.shipments import service
 from parcelwatch.shipments.schemas import EventOut, ShipmentOut
 from parcelwatch.shipments.service import BulkOutcome
@@ -26,16 +23,6 @@ app = typer.Typer(help="Register and inspect shipments.", no_args_is_help=True)
 
 WIDE: Final = 100  # columns from which `shipments list` also shows the last check
 JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of a table.")
-
-
-@contextmanager
-def _session(*, write: bool = False) -> Iterator[Session]:
-    settings = settings_or_exit()
-    try:
-        with database_session(settings, write=write) as session:
-            yield session
-    except ServiceError as error:
-        fail(error.detail)
 
 
 def _terminal(value: object) -> str:
@@ -86,7 +73,7 @@ def add(
     as_json: bool = JsonOption,
 ) -> None:
     """Register tracking numbers (the carrier is detected unless given)."""
-    with _session(write=True) as session:
+    with command_transaction(write=True) as session:
         results = service.register_many(
             session, [(number, carrier, description) for number in tracking_numbers]
         )
@@ -134,7 +121,7 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List shipments, newest first."""
-    with _session() as session:
+    with command_transaction() as session:
         page = service.list_shipments(
             session,
             status=status,
@@ -187,7 +174,7 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """Show one shipment."""
-    with _session() as session:
+    with command_transaction() as session:
         item = ShipmentOut.of(service.find_shipment(session, reference))
     if as_json:
         print_json(_dump(item))
@@ -248,7 +235,7 @@ def events(
     as_json: bool = JsonOption,
 ) -> None:
     """A shipment's tracking events, newest first."""
-    with _session() as session:
+    with command_transaction() as session:
         shipment_id = _resolve(session, reference)
         rows = [EventOut.of(event) for event in service.list_events(session, shipment_id)]
     if as_json:
@@ -285,7 +272,7 @@ def update(
         changes["auto_refresh_enabled"] = auto_refresh
     if not changes:
         fail("nothing to change: give --description, --carrier or --enable-auto-refresh")
-    with _session(write=True) as session:
+    with command_transaction(write=True) as session:
         item = ShipmentOut.of(
             service.update_shipment(session, _resolve(session, reference), **changes)
         )
@@ -299,7 +286,7 @@ def delete(
     as_json: bool = JsonOption,
 ) -> None:
     """Delete a shipment and its events."""
-    with _session(write=True) as session:
+    with command_transaction(write=True) as session:
         shipment = service.find_shipment(session, reference)
         label = f"#{shipment.id} {_terminal(shipment.tracking_number)} ({shipment.carrier})"
         if not yes and as_json:  # a script cannot answer the prompt: it must say --yes
