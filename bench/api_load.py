@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sync_throughput import (  # noqa: E402
     PROVIDERS,
     Plan,
+    cpu_reference_ms,
     free_port,
     load,
     plans,
@@ -243,6 +244,7 @@ def main() -> None:
         "server_cpu_seconds": round(server_cpu, 1),
         "client_cpu_seconds": round(client_cpu, 1),
         "server_exit": server.returncode,
+        "cpu_reference_ms": round(cpu_reference_ms(), 1),
         "kinds": {},
     }
     missed = []
@@ -280,7 +282,8 @@ def main() -> None:
             f"{args.writers} writers for {result['seconds']} s, updater on "
             f"({result['updater_checks_during_load']:,} shipment checks during the load); "
             f"CPU seconds: server {result['server_cpu_seconds']}, "
-            f"load generator {result['client_cpu_seconds']}"
+            f"load generator {result['client_cpu_seconds']}; "
+            f"cpu_reference_ms {result['cpu_reference_ms']}"
         )
         header = ("kind", "requests", "req/s", "p50", "p95", "p99", "max")
         print(f"{header[0]:6} " + " ".join(f"{h:>7}" for h in header[1:]) + "  errors")
