@@ -144,5 +144,5 @@ def restored_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     flush_logs()
     logging.getLogger().handlers[:] = []
-    structlog.reset_defaults()
+    logs.configure_safe_defaults()
     structlog.contextvars.clear_contextvars()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
 import sys
 import threading
 
@@ -150,3 +151,26 @@ def test_background_logging_never_waits_for_the_terminal(
     flush_logs()
     numbers = [json.loads(line)["number"] for line in stream.getvalue().splitlines()]
     assert numbers == list(range(20))
+
+
+def test_before_logging_is_configured_tracebacks_still_show_no_local_variables() -> None:
+    """A bare `uvicorn --factory parcelwatch.api.app:create_app` never calls
+    `configure_logging`: what is logged then still carries no frame's locals and no
+    registered secret."""
+    script = (
+        "from parcelwatch.logs import get_logger, register_secrets\n"
+        "register_secrets(['registered-secret-4711'])\n"
+        "def fail(header):\n"
+        "    raise RuntimeError('the carrier refused a header')\n"
+        "try:\n"
+        "    fail('-'.join(['planted', 'local', 'secret']))\n"
+        "except RuntimeError:\n"
+        "    get_logger('x').exception('request failed', token='registered-secret-4711')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    output = done.stdout + done.stderr
+    assert "the carrier refused a header" in output
+    assert "planted-local-secret" not in output
+    assert "registered-secret-4711" not in output

@@ -29,6 +29,7 @@ from pydantic import SecretStr
 
 __all__ = [
     "configure_logging",
+    "configure_safe_defaults",
     "flush_logs",
     "get_logger",
     "redact",
@@ -199,6 +200,25 @@ def _identity(
     _logger: object, _name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     return event_dict
+
+
+def configure_safe_defaults() -> None:
+    """How parcelwatch logs until `configure_logging` runs (a bare `uvicorn --factory
+    parcelwatch.api.app:create_app`, a test, a library caller): structlog's own defaults, but
+    with the redaction and plain tracebacks. structlog's default renderer draws rich tracebacks
+    with every frame's local variables, and those hold secrets (headers, settings)."""
+    structlog.reset_defaults()
+    *processors, _renderer = structlog.get_config()["processors"]
+    structlog.configure(
+        processors=[
+            *processors,
+            _redact_processor,
+            structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+        ]
+    )
+
+
+configure_safe_defaults()
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

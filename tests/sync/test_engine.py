@@ -18,6 +18,7 @@ from parcelwatch.carriers.errors import (
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.models import SyncRun, TrackingEvent
 from parcelwatch.shipments.service import update_shipment
+from parcelwatch.sync.outcomes import PassTrigger
 from parcelwatch.sync.selection import Selection
 from parcelwatch.sync.testing import FakeProvider, scripted_info
 from tests.conftest import Database
@@ -298,3 +299,21 @@ async def test_stop_lets_in_flight_batches_finish_within_the_deadline(
     summary = await running
     assert summary.updated == 20  # the two batches in flight, 10 numbers each
     assert fedex.requests == 2
+
+
+async def test_a_failed_manual_refresh_leaves_auto_refresh_off_when_it_was_off(
+    database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
+) -> None:
+    shipment = add_shipment("ups", auto_refresh_enabled=False, next_check_at=None)
+    ups.script = lambda n: TrackResult.failed(
+        n, InvalidNumberError("invalid number", provider="ups")
+    )
+    summary = await make_engine().run_pass(
+        Selection(manual=True, shipment_ids=[shipment.id]), trigger=PassTrigger.MANUAL
+    )
+    assert summary.failed == 1
+    after = reload(database, shipment.id)
+    assert after.auto_refresh_enabled is False  # a person switched it off: it stays off
+    assert after.next_check_at is None
+    assert after.auto_refresh_fail_count == 1
+    assert after.last_auto_refresh_error is not None

@@ -16,7 +16,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, Update, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -203,12 +216,18 @@ def _statement(kind: ShipmentResultKind, owned: bool) -> Update:
             "next_check_at": bindparam("v_next_check_at"),
         }
     elif kind is ShipmentResultKind.FAILED:
+        # A failure can switch auto-refresh off, never on: a shipment a person switched off
+        # and then refreshed by hand stays off, with nothing scheduled.
+        enabled = table.c.auto_refresh_enabled
         values = {
-            "auto_refresh_enabled": bindparam("v_enabled"),
+            "auto_refresh_enabled": and_(enabled, bindparam("v_enabled", type_=Boolean)),
             "auto_refresh_fail_count": table.c.auto_refresh_fail_count + 1,
             "last_auto_refresh_error": bindparam("v_error"),
             "last_auto_refresh": bindparam("v_last_auto_refresh"),
-            "next_check_at": bindparam("v_next_check_at"),
+            "next_check_at": case(
+                (enabled, bindparam("v_next_check_at", type_=table.c.next_check_at.type)),
+                else_=null(),
+            ),
         }
     else:
         values = {
