@@ -7,19 +7,22 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import structlog
+from click.testing import Result
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
 from parcelwatch import logs
+from parcelwatch.cli.main import app
 from parcelwatch.config import Settings, load_settings
 from parcelwatch.db import Base, create_db_engine, make_session_factory
 from parcelwatch.emulator.server import run_in_thread
@@ -146,3 +149,18 @@ def restored_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     logging.getLogger().handlers[:] = []
     logs.configure_safe_defaults()
     structlog.contextvars.clear_contextvars()
+
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def run(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    """`parcelwatch ARGS...` in this process, on the test database (`input` is its stdin)."""
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(app, list(args), input=input)
+
+    return invoke

@@ -4,6 +4,7 @@ the webhook pushes already received."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
@@ -34,14 +35,21 @@ __all__ = [
     "WebhookPush",
 ]
 
-StatusColumn = Enum(
-    ShipmentStatus,
-    native_enum=False,
-    length=32,
-    values_callable=lambda enum: [member.value for member in enum],
-    validate_strings=True,
-    name="shipment_status",
-)
+
+def _stored_as_values(enum: type[StrEnum], *, name: str, length: int) -> Enum:
+    """A column of `enum` stored as its members' string values in a VARCHAR (no native enum
+    type, so adding a member needs no migration), refusing any other string."""
+    return Enum(
+        enum,
+        native_enum=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+        name=name,
+    )
+
+
+StatusColumn = _stored_as_values(ShipmentStatus, name="shipment_status", length=32)
 
 
 # What the due test reads beyond `carrier` and `next_check_at` (`parcelwatch.lifecycle`).
@@ -220,14 +228,7 @@ class WebhookPush(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-RoleColumn = Enum(
-    Role,
-    native_enum=False,
-    length=16,
-    values_callable=lambda enum: [member.value for member in enum],
-    validate_strings=True,
-    name="user_role",
-)
+RoleColumn = _stored_as_values(Role, name="user_role", length=16)
 
 
 class User(Base):
@@ -251,14 +252,7 @@ class User(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-ScopeColumn = Enum(
-    Scope,
-    native_enum=False,
-    length=16,
-    values_callable=lambda enum: [member.value for member in enum],
-    validate_strings=True,
-    name="token_scope",
-)
+ScopeColumn = _stored_as_values(Scope, name="token_scope", length=16)
 
 
 class ApiToken(Base):

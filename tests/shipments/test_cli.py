@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from typer.testing import CliRunner
 
 from parcelwatch.cli.main import app
@@ -19,22 +17,10 @@ from parcelwatch.domain import ShipmentStatus, TrackEvent, TrackInfo, utcnow
 from parcelwatch.shipments.schemas import ShipmentOut
 from parcelwatch.shipments.service import register_shipment
 from parcelwatch.sync.writer import apply_track_info
-
-Invoke = Callable[..., Result]
+from tests.conftest import Invoke
 
 UPS_NUMBER = "1Z5R89390357567127"
 USPS_NUMBER = "9361289673090019555035"
-
-
-@pytest.fixture
-def run(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Invoke:
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    runner = CliRunner()
-
-    def invoke(*args: str, input: str | None = None) -> Result:
-        return runner.invoke(app, list(args), input=input)
-
-    return invoke
 
 
 def test_add_registers_numbers_and_reports_each(run: Invoke) -> None:
