@@ -8,7 +8,7 @@ GET is served there too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any, Final
 
 from fastapi import FastAPI
@@ -49,7 +49,9 @@ def allowed_methods(routes: list[BaseRoute], scope: Scope) -> list[str]:
 
 
 class AnswerOptions:
-    """Answers `OPTIONS` for the app's routes (204, `Allow`, no body) before they see it."""
+    """Answers `OPTIONS` for the app's routes (204, `Allow`, no body) before they see it,
+    and `HEAD` as the same path's `GET` without the body (RFC 9110, section 9.3.2: what
+    uptime monitors and `curl -I` send; FastAPI routes declared with GET do not take it)."""
 
     def __init__(self, app: ASGIApp, *, routes: Callable[[], list[BaseRoute]]) -> None:
         self.app = app
@@ -62,7 +64,21 @@ class AnswerOptions:
                 response = Response(status_code=204, headers={"Allow": ", ".join(methods)})
                 await response(scope, receive, send)
                 return
+        if scope["type"] == "http" and scope.get("method") == "HEAD":
+            await self.app({**scope, "method": "GET"}, receive, _without_body(send))
+            return
         await self.app(scope, receive, send)
+
+
+def _without_body(send: Send) -> Send:
+    """`send` with every body chunk emptied; the headers (Content-Length too) stay."""
+
+    async def headless(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return headless
 
 
 _OPTIONS_ANSWER: Final[dict[str, Any]] = {
