@@ -25,6 +25,7 @@ from parcelwatch.carriers.statuses import StatusTable
 from parcelwatch.domain import TrackInfo
 
 __all__ = [
+    "ApiKeyProvider",
     "Connection",
     "Credential",
     "Provider",
@@ -85,6 +86,17 @@ class Provider(ABC):
     @abstractmethod
     async def check(self) -> None:
         """Make the cheapest authenticated call; raise a `CarrierError` when it fails."""
+
+
+class ApiKeyProvider(Provider, ABC):
+    """A provider API that authenticates each request with one API key (DHL, ShipEngine)."""
+
+    def __init__(
+        self, *, client: httpx.AsyncClient, base_url: str, api_key: str, timeout: float = 30.0
+    ) -> None:
+        super().__init__(client=client, timeout=timeout)
+        self.base_url = base_url
+        self._api_key = api_key
 
 
 @dataclass(frozen=True, slots=True)

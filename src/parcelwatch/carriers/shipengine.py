@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from parcelwatch.carriers.base import Credential, Provider, ProviderSpec, TrackResult
+from parcelwatch.carriers.base import ApiKeyProvider, Credential, ProviderSpec, TrackResult
 from parcelwatch.carriers.catalog import CARRIERS, carrier_info, public_tracking_url
 from parcelwatch.carriers.errors import BadResponseError
 from parcelwatch.carriers.http import (
@@ -206,17 +206,10 @@ def result_from_response(
     return result
 
 
-class ShipEngineProvider(Provider):
+class ShipEngineProvider(ApiKeyProvider):
     code = CODE
     name = "ShipEngine"
     max_batch = 1
-
-    def __init__(
-        self, *, client: httpx.AsyncClient, base_url: str, api_key: str, timeout: float = 30.0
-    ) -> None:
-        super().__init__(client=client, timeout=timeout)
-        self.base_url = base_url
-        self._api_key = api_key
 
     async def _get(self, carrier: str, tracking_number: str) -> httpx.Response:
         return await send(
