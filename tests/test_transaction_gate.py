@@ -19,7 +19,7 @@ def anyio_backend() -> str:
 
 
 async def test_a_waiting_writer_gets_the_next_place_before_readers_queued_earlier() -> None:
-    gate = TransactionGate(capacity=2, one_writer=True)
+    gate = TransactionGate(capacity=2)
     order: list[str] = []
     release = asyncio.Event()
 
@@ -42,7 +42,7 @@ async def test_a_waiting_writer_gets_the_next_place_before_readers_queued_earlie
 
 
 async def test_at_most_capacity_at_once_and_cancelled_waiters_lose_no_place() -> None:
-    gate = TransactionGate(capacity=3, one_writer=False)
+    gate = TransactionGate(capacity=3)
     inside = peak = 0
 
     async def request(seconds: float) -> None:

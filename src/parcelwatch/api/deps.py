@@ -13,7 +13,7 @@ import asyncio
 import hmac
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
@@ -115,26 +115,27 @@ class TransactionGate:
     concurrent create of the same number holds) inside those threads, the holder could find no
     thread left to commit on, and every waiter would time out together. So at most `capacity`
     request transactions are open at once (below both the thread pool and the connection
-    pool), and on SQLite one writing request at a time; the rest wait here, costing nothing.
+    pool); the rest wait here, costing nothing. On SQLite the writers among them then take
+    turns on the engine's writer lock (`parcelwatch.db`) in their threads, so the next one has
+    parsed its request and is ready the moment the previous one commits. No write may begin on
+    the event loop: a SQLite request commits there, and would wait for itself.
 
     A freed place goes to a waiting writer before a waiting reader: writes are few and a
     person waits on each, while a busy dashboard or script can keep the places full of reads
     (without it, under a read load a write queued behind every read ahead of it).
     """
 
-    def __init__(self, *, capacity: int, one_writer: bool) -> None:
+    def __init__(self, *, capacity: int) -> None:
         self._free = capacity
         self._waiting: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
-        self._writer = asyncio.Lock() if one_writer else None
 
     @asynccontextmanager
     async def turn(self, *, write: bool) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            if write and self._writer is not None:
-                await stack.enter_async_context(self._writer)
-            await self._acquire(write)
-            stack.callback(self._release)
+        await self._acquire(write)
+        try:
             yield
+        finally:
+            self._release()
 
     async def _acquire(self, write: bool) -> None:
         if self._free > 0 and not self._anyone_waiting():
@@ -171,9 +172,7 @@ REQUEST_TRANSACTIONS = 10
 
 
 def transaction_gate_for(database: Engine) -> TransactionGate:
-    return TransactionGate(
-        capacity=REQUEST_TRANSACTIONS, one_writer=database.dialect.name == "sqlite"
-    )
+    return TransactionGate(capacity=REQUEST_TRANSACTIONS)
 
 
 async def _transaction_turn(request: Request) -> AsyncIterator[None]:
