@@ -138,7 +138,11 @@ def _writer_turns() -> type[sqlite3.Connection]:
     past the moment the lock was free, and the updater's many short transactions could win the
     retries again and again. Waiting on a lock instead hands the turn over at once. Writers
     of other processes (`sync` from cron) still meet the busy handler, as before. A writer
-    that has waited the whole busy timeout for its turn goes on to SQLite's own wait."""
+    that has waited the whole busy timeout for its turn goes on to SQLite's own wait.
+
+    A write never begins on the server's event loop (every write runs on a worker thread):
+    a request's SQLite commit happens on the loop, so a loop waiting for its turn would wait
+    for itself."""
     turn = threading.Lock()
 
     class TakingTurns(sqlite3.Connection):

@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.sessions = make_session_factory(database)
-    app.state.transaction_gate = transaction_gate_for(database)
+    app.state.transaction_gate = transaction_gate_for()
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(AnswerOptions, routes=lambda: app.router.routes)
     if settings.cors_origins:  # else closed: browsers keep other sites' pages out

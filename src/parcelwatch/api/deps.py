@@ -171,7 +171,7 @@ class TransactionGate:
 REQUEST_TRANSACTIONS = 10
 
 
-def transaction_gate_for(database: Engine) -> TransactionGate:
+def transaction_gate_for() -> TransactionGate:
     return TransactionGate(capacity=REQUEST_TRANSACTIONS)
 
 
