@@ -6,12 +6,18 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import structlog
 from click.testing import Result
@@ -164,3 +170,51 @@ def run(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Invoke:
         return runner.invoke(app, list(args), input=input)
 
     return invoke
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServeProcess:
+    """A `parcelwatch serve` child: its URL; after it stopped, its output and exit status."""
+
+    url: str
+    output: str = ""
+    returncode: int | None = None
+
+
+@contextmanager
+def serve_process(
+    env: Mapping[str, str], *args: str, cwd: Path | None = None
+) -> Iterator[ServeProcess]:
+    """`python -m parcelwatch serve ARGS` on a free port, handed over once `/healthz` answers;
+    stopped with SIGTERM on the way out."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parcelwatch", "serve", *args, "--port", str(port)],
+        env=os.environ | dict(env),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    served = ServeProcess(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{served.url}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "serve exited"
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        yield served
+    finally:
+        process.send_signal(signal.SIGTERM)
+        served.output, _ = process.communicate(timeout=30)
+        served.returncode = process.returncode

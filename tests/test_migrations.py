@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +14,7 @@ from typer.testing import CliRunner
 from parcelwatch.cli.main import app
 from parcelwatch.db import Base
 from parcelwatch.migrate import current_revision, head_revision
-from tests.conftest import Database
+from tests.conftest import Database, serve_process
 
 
 def test_an_empty_database_upgrades_to_the_newest_revision(database: Database) -> None:
@@ -82,37 +76,16 @@ def test_db_upgrade_on_an_unreachable_database_is_one_line_and_exit_2(
 
 def test_serve_upgrades_an_empty_database_before_it_answers(tmp_path: Path) -> None:
     database = tmp_path / "served.db"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {
-        **os.environ,
         "DATABASE_URL": f"sqlite:///{database}",
         "AUTO_UPDATE_ENABLED": "false",
         "PARCELWATCH_DEMO": "false",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "parcelwatch", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/api/shipments", timeout=1)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, "serve exited"
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.2)
+    with serve_process(env, cwd=tmp_path) as server:
+        answer = httpx.get(f"{server.url}/api/shipments", timeout=5)
         assert answer.status_code == 200
         assert answer.json()["items"] == []
-    finally:
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=30) == 0
+    assert server.returncode == 0
     engine = create_engine(f"sqlite:///{database}")
     try:
         assert current_revision(engine) == head_revision()

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +13,7 @@ from fastapi.testclient import TestClient
 from parcelwatch.api.app import create_app
 from parcelwatch.config import ConfigError, Settings, load_settings
 from parcelwatch.shipments.service import register_shipment
-from tests.conftest import Database, serving
+from tests.conftest import Database, serve_process, serving
 
 NUMBER = "1Z5R89390357567127"
 
@@ -234,36 +228,15 @@ def test_serve_on_every_interface_with_only_loopback_names_warns_how_to_open_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("PUBLIC_URL", raising=False)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = os.environ | {
+    env = {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'open.db'}",
         "AUTO_UPDATE_ENABLED": "false",
         "PARCELWATCH_DEMO": "false",
         "LOG_FORMAT": "json",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "parcelwatch", "serve", "--host", "0.0.0.0", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, "serve exited"
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.2)
-        assert answer.status_code == 200
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=30)
+    with serve_process(env, "--host", "0.0.0.0") as server:
+        assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    output = server.output
     assert "until ALLOWED_HOSTS (or PUBLIC_URL) lists it" in output
     serving = next(json.loads(line) for line in output.splitlines() if '"event": "serving"' in line)
     assert serving["frozen_objects"] > 10_000  # the loaded program is out of the GC's way

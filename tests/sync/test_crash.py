@@ -21,9 +21,9 @@ from sqlalchemy import func, select, text
 from parcelwatch.db import create_db_engine, make_session_factory
 from parcelwatch.models import Shipment, SyncRun, TrackingEvent
 from parcelwatch.shipments.service import register_shipment
-from tests.conftest import Database
+from tests.conftest import Database, free_port
 from tests.sync.conftest import Emulator, running_emulator
-from tests.sync.test_signals import PARCELWATCH, free_port, start
+from tests.sync.test_signals import PARCELWATCH, start
 
 NUMBERS = [f"1ZCRASH{n:011d}" for n in range(1, 41)]
 EventKey = tuple[str, str, str, str | None]
@@ -76,15 +76,7 @@ def reference(
         url=f"sqlite:///{path}", engine=engine, sessions=make_session_factory(engine)
     )
     register_all(database)
-    done = subprocess.run(
-        [PARCELWATCH, "sync"],
-        env=env_for(frozen_emulator, database),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    sync_to_the_end(frozen_emulator, database)
     events = events_by_number(database)
     engine.dispose()
     assert len(events) > len(NUMBERS) / 2  # some storylines are not found or have no scan yet
@@ -95,6 +87,20 @@ def env_for(emulator: Emulator, database: Database, **overrides: object) -> dict
     return os.environ | emulator.environment(
         database, ups_max_concurrency=2, auto_update_batch_size=1, **overrides
     )
+
+
+def sync_to_the_end(emulator: Emulator, database: Database, *args: str) -> str:
+    """`parcelwatch sync ARGS`, uninterrupted; it must succeed. Its standard output."""
+    done = subprocess.run(
+        [PARCELWATCH, "sync", *args],
+        env=env_for(emulator, database),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def ups_requests(emulator: Emulator) -> int:
@@ -126,16 +132,7 @@ def finish_and_check(
     """A last, uninterrupted `sync`: it takes over, finishes, and the result is the reference."""
     assert leased_to_the_dead(database) > 0
     started = time.monotonic()
-    done = subprocess.run(
-        [PARCELWATCH, "sync", "--json"],
-        env=env_for(emulator, database),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    summary = json.loads(sync_to_the_end(emulator, database, "--json"))
     assert summary["taken_over"] > 0
     assert time.monotonic() - started < 60  # not the 10-minute lease
     assert leased_to_the_dead(database) == 0
@@ -155,16 +152,8 @@ def finish_and_check(
         if database.dialect == "sqlite":
             assert session.execute(text("PRAGMA integrity_check")).scalar() == "ok"
             assert session.execute(text("PRAGMA foreign_key_check")).all() == []
-    stats = subprocess.run(
-        [PARCELWATCH, "sync", "--stats", "--json"],
-        env=env_for(emulator, database),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert stats.returncode == 0, stats.stderr
-    assert "running" not in {run["outcome"] for run in json.loads(stats.stdout)["last_runs"]}
+    stats = json.loads(sync_to_the_end(emulator, database, "--stats", "--json"))
+    assert "running" not in {run["outcome"] for run in stats["last_runs"]}
 
 
 def test_kill_9_of_sync_mid_pass_three_times_loses_and_doubles_nothing(

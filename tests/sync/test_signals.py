@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,10 @@ import pytest
 from sqlalchemy import func, select
 
 from parcelwatch.models import Shipment, SyncRun, TrackingEvent
-from tests.conftest import Database
+from tests.conftest import Database, free_port
 from tests.sync.conftest import Emulator, ShipmentFactory, running_emulator
 
 PARCELWATCH = str(Path(sys.executable).with_name("parcelwatch"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
