@@ -28,10 +28,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from parcelwatch import logs
+from parcelwatch.accounts.roles import Role, Scope
+from parcelwatch.accounts.service import create_user, get_user
+from parcelwatch.accounts.tokens import create_token
 from parcelwatch.cli.main import app
 from parcelwatch.config import Settings, load_settings
-from parcelwatch.db import Base, create_db_engine, make_session_factory
+from parcelwatch.db import Base, create_db_engine, make_session_factory, session_scope
 from parcelwatch.emulator.server import run_in_thread
+from parcelwatch.errors import NotFound
 from parcelwatch.logs import flush_logs
 from parcelwatch.migrate import upgrade
 
@@ -129,9 +133,47 @@ def settings(database: Database) -> Settings:
     )
 
 
+def account_token(
+    settings: Settings,
+    *,
+    name: str = "owner",
+    role: Role = Role.OWNER,
+    scope: Scope = Scope.ADMIN,
+) -> dict[str, str]:
+    """`Authorization` for a new personal token of account `name` (created with `role`, and
+    no password, when it does not exist yet), made through the account services."""
+    engine = create_db_engine(settings.sqlalchemy_url)
+    try:
+        with session_scope(make_session_factory(engine), write=True) as session:
+            try:
+                get_user(session, name)
+            except NotFound:
+                create_user(session, name=name, role=role, password=None)
+            issued = create_token(session, user_name=name, scope=scope)
+    finally:
+        engine.dispose()
+    return {"Authorization": f"Bearer {issued.secret}"}
+
+
 @pytest.fixture
-def api(settings: Settings) -> Iterator[TestClient]:
-    """The real app on the test database, served in-process."""
+def owner_auth(settings: Settings) -> dict[str, str]:
+    """The owner's admin-scoped token, as headers."""
+    return account_token(settings)
+
+
+@pytest.fixture
+def api(settings: Settings, owner_auth: dict[str, str]) -> Iterator[TestClient]:
+    """The real app on the test database, served in-process, signed in as the owner (with an
+    admin-scoped token)."""
+    from parcelwatch.api.app import create_app
+
+    with TestClient(create_app(settings), headers=owner_auth) as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous(settings: Settings) -> Iterator[TestClient]:
+    """The real app, with no credentials."""
     from parcelwatch.api.app import create_app
 
     with TestClient(create_app(settings)) as client:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from parcelwatch.api.app import create_app
 from parcelwatch.config import ConfigError, Settings, load_settings
 from parcelwatch.shipments.service import register_shipment
-from tests.conftest import Database, serve_process, serving
+from tests.conftest import Database, account_token, serve_process, serving
 
 NUMBER = "1Z5R89390357567127"
 
@@ -34,8 +34,10 @@ def default_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def client(database: Database, default_hosts: None) -> Iterator[TestClient]:
-    app = create_app(_settings(database))
-    with TestClient(app, base_url="http://127.0.0.1:8080") as test_client:
+    settings = _settings(database)
+    with TestClient(
+        create_app(settings), base_url="http://127.0.0.1:8080", headers=account_token(settings)
+    ) as test_client:
         yield test_client
 
 
@@ -98,7 +100,7 @@ def test_allowed_hosts_and_public_url_name_the_server(
     settings = _settings(
         database, allowed_hosts="parcels.lan,*.example.net", public_url="https://track.example.com"
     )
-    with TestClient(create_app(settings)) as api:
+    with TestClient(create_app(settings), headers=account_token(settings)) as api:
         for host in ("parcels.lan", "a.example.net", "track.example.com", "PARCELS.LAN:80"):
             assert api.get("/api/shipments", headers={"Host": host}).status_code == 200, host
         for host in ("localhost", "example.net", "parcels.lan.attacker.example"):
@@ -106,16 +108,19 @@ def test_allowed_hosts_and_public_url_name_the_server(
 
 
 def test_a_star_allows_any_host(database: Database) -> None:
-    with TestClient(create_app(_settings(database, allowed_hosts="*"))) as api:
+    settings = _settings(database, allowed_hosts="*")
+    with TestClient(create_app(settings), headers=account_token(settings)) as api:
         assert api.get("/api/shipments", headers={"Host": "anything.example"}).status_code == 200
 
 
 def test_the_served_app_refuses_a_foreign_host_over_real_http(
     database: Database, default_hosts: None
 ) -> None:
-    with serving(create_app(_settings(database))) as url:
-        assert httpx.get(f"{url}/api/shipments").status_code == 200
-        foreign = httpx.get(f"{url}/api/shipments", headers={"Host": "rebind.example"})
+    settings = _settings(database)
+    auth = account_token(settings)
+    with serving(create_app(settings)) as url:
+        assert httpx.get(f"{url}/api/shipments", headers=auth).status_code == 200
+        foreign = httpx.get(f"{url}/api/shipments", headers={**auth, "Host": "rebind.example"})
         assert foreign.status_code == 400
 
 
@@ -185,7 +190,7 @@ def test_the_dashboards_own_requests_pass(
 
 def test_the_public_url_origin_counts_as_own_behind_a_tls_proxy(database: Database) -> None:
     settings = _settings(database, public_url="https://track.example.com")
-    with TestClient(create_app(settings)) as api:
+    with TestClient(create_app(settings), headers=account_token(settings)) as api:
         own = {"Origin": "https://track.example.com", "Host": "track.example.com"}
         assert (
             api.post("/api/shipments", json={"tracking_number": NUMBER}, headers=own).status_code

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parcelwatch import __version__
+from parcelwatch.api.auth import Authenticator
 from parcelwatch.api.deps import transaction_gate_for
 from parcelwatch.api.docs import install_api_docs
 from parcelwatch.api.guards import AllowedHosts, CrossSiteWrites, cors_origins, public_origins
@@ -65,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = database
     app.state.sessions = make_session_factory(database)
     app.state.transaction_gate = transaction_gate_for()
+    app.state.authenticator = Authenticator(
+        settings=settings, sessions=app.state.sessions, database=database
+    )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(AnswerOptions, routes=lambda: app.router.routes)
     if settings.cors_origins:  # else closed: browsers keep other sites' pages out
@@ -72,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type"],  # tokens only: no cookies
             max_age=600,
         )
     # Added later, run earlier: a wrong Host is refused before anything else looks at it...

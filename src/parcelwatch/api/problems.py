@@ -30,8 +30,9 @@ class ValidationProblem(BaseModel):
 
 _MEANINGS = {
     400: "The request is malformed.",
-    401: "Credentials are missing or wrong.",
-    403: "Not allowed (the admin API is disabled without ADMIN_API_KEY).",
+    401: "No credentials, or a token that is not valid (mistyped, expired or revoked).",
+    403: "Not allowed: the credential's scope or role does not reach this route, or a "
+    "signed-in browser's change came without its CSRF token.",
     404: "No such shipment.",
     409: "Conflicts with the shipment's current state.",
     413: "The request body is over 1 MB.",

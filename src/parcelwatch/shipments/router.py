@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from parcelwatch.api.auth import ReadDep, WriteDep
 from parcelwatch.api.deps import SessionDep, ShipmentId
 from parcelwatch.api.problems import answers
 from parcelwatch.carriers.catalog import CARRIERS
@@ -35,10 +36,12 @@ router = APIRouter(tags=["shipments"])
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": ShipmentOut, "description": "Already registered"},
-        **answers(413, 422),
+        **answers(401, 403, 413, 422),
     },
 )
-def create_shipment(body: ShipmentCreate, session: SessionDep, response: Response) -> ShipmentOut:
+def create_shipment(
+    body: ShipmentCreate, session: SessionDep, response: Response, _who: WriteDep
+) -> ShipmentOut:
     """Register a tracking number; 201 when new, 200 with the existing shipment otherwise."""
     shipment, created = service.register_shipment(
         session,
@@ -51,8 +54,8 @@ def create_shipment(body: ShipmentCreate, session: SessionDep, response: Respons
     return ShipmentOut.of(shipment)
 
 
-@router.post("/shipments/bulk", response_model=BulkResponse, responses=answers(413, 422))
-def create_shipments_bulk(body: BulkRequest, session: SessionDep) -> BulkResponse:
+@router.post("/shipments/bulk", response_model=BulkResponse, responses=answers(401, 403, 413, 422))
+def create_shipments_bulk(body: BulkRequest, session: SessionDep, _who: WriteDep) -> BulkResponse:
     """Register up to 500 numbers; one result per item (created, existing, or the error)."""
     results = service.register_many(
         session, [(item.tracking_number, item.carrier, item.description) for item in body.items]
@@ -66,8 +69,8 @@ def create_shipments_bulk(body: BulkRequest, session: SessionDep) -> BulkRespons
     )
 
 
-@router.post("/detect", response_model=DetectResponse, responses=answers(413, 422))
-def detect_numbers(body: DetectRequest) -> DetectResponse:
+@router.post("/detect", response_model=DetectResponse, responses=answers(401, 403, 413, 422))
+def detect_numbers(body: DetectRequest, _who: ReadDep) -> DetectResponse:
     """Every tracking number found in free text, with its carrier."""
     return DetectResponse(
         numbers=[
@@ -81,9 +84,10 @@ def detect_numbers(body: DetectRequest) -> DetectResponse:
     )
 
 
-@router.get("/shipments", response_model=ShipmentPage, responses=answers(422))
+@router.get("/shipments", response_model=ShipmentPage, responses=answers(401, 403, 422))
 def list_shipments(
     session: SessionDep,
+    _who: ReadDep,
     status_filter: Annotated[ShipmentStatus | None, Query(alias="status")] = None,
     carrier: str | None = None,
     active: Annotated[
@@ -107,16 +111,20 @@ def list_shipments(
     return ShipmentPage(items=[ShipmentOut.of(s) for s in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(404, 422))
-def get_shipment(shipment_id: ShipmentId, session: SessionDep) -> ShipmentOut:
+@router.get(
+    "/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(401, 403, 404, 422)
+)
+def get_shipment(shipment_id: ShipmentId, session: SessionDep, _who: ReadDep) -> ShipmentOut:
     return ShipmentOut.of(service.get_shipment(session, shipment_id))
 
 
 @router.patch(
-    "/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(404, 409, 413, 422)
+    "/shipments/{shipment_id}",
+    response_model=ShipmentOut,
+    responses=answers(401, 403, 404, 409, 413, 422),
 )
 def update_shipment(
-    shipment_id: ShipmentId, body: ShipmentUpdate, session: SessionDep
+    shipment_id: ShipmentId, body: ShipmentUpdate, session: SessionDep, _who: WriteDep
 ) -> ShipmentOut:
     """Change the description, correct the carrier, or switch auto-refresh (true re-enables
     it and clears the failure count)."""
@@ -133,9 +141,9 @@ def update_shipment(
 @router.delete(
     "/shipments/{shipment_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=answers(404, 422),
+    responses=answers(401, 403, 404, 422),
 )
-def delete_shipment(shipment_id: ShipmentId, session: SessionDep) -> Response:
+def delete_shipment(shipment_id: ShipmentId, session: SessionDep, _who: WriteDep) -> Response:
     service.delete_shipment(session, shipment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -144,7 +152,10 @@ def delete_shipment(shipment_id: ShipmentId, session: SessionDep) -> Response:
     "/shipments/{shipment_id}/events", response_model=list[EventOut], responses=answers(404, 422)
 )
 def list_events(
-    shipment_id: ShipmentId, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 500
+    shipment_id: ShipmentId,
+    session: SessionDep,
+    _who: ReadDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[EventOut]:
     """The shipment's tracking events, newest first."""
     return [EventOut.of(event) for event in service.list_events(session, shipment_id, limit=limit)]
