@@ -13,7 +13,14 @@ from fastapi.testclient import TestClient
 from parcelwatch.api.app import create_app
 from parcelwatch.config import ConfigError, Settings, load_settings
 from parcelwatch.shipments.service import register_shipment
-from tests.conftest import Database, account_token, serve_process, serving
+from tests.conftest import (
+    Browser,
+    Database,
+    account_token,
+    browser_session,
+    serve_process,
+    serving,
+)
 
 NUMBER = "1Z5R89390357567127"
 
@@ -39,6 +46,16 @@ def client(database: Database, default_hosts: None) -> Iterator[TestClient]:
         create_app(settings), base_url="http://127.0.0.1:8080", headers=account_token(settings)
     ) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def browser(database: Database, default_hosts: None) -> Iterator[Browser]:
+    """The dashboard, signed in as the owner, opened at http://127.0.0.1:8080."""
+    settings = _settings(database)
+    with Browser(
+        create_app(settings), browser_session(settings), base_url="http://127.0.0.1:8080"
+    ) as test_browser:
+        yield test_browser
 
 
 def _shipment_id(database: Database) -> int:
@@ -196,7 +213,8 @@ def test_the_public_url_origin_counts_as_own_behind_a_tls_proxy(database: Databa
             api.post("/api/shipments", json={"tracking_number": NUMBER}, headers=own).status_code
             == 201
         )
-        form = api.post(
+    with Browser(create_app(settings), browser_session(settings)) as browser:
+        form = browser.submit(
             "/add", data={"tracking_number": NUMBER}, headers=own, follow_redirects=False
         )
         assert form.status_code == 303
@@ -206,20 +224,18 @@ def test_the_public_url_origin_counts_as_own_behind_a_tls_proxy(database: Databa
     "origin", ["https://127.0.0.1:8080", "http://127.0.0.1:3000", "http://127.0.0.1"]
 )
 def test_a_dashboard_form_from_another_scheme_or_port_is_refused(
-    client: TestClient, origin: str
+    browser: Browser, origin: str
 ) -> None:
-    response = client.post(
-        "/add",
-        data={"tracking_number": NUMBER},
-        headers={"Origin": origin},
-        follow_redirects=False,
+    response = browser.submit(
+        "/add", data={"tracking_number": NUMBER}, headers={"Origin": origin}, follow_redirects=False
     )
     assert response.status_code == 403
-    assert client.get("/api/shipments").json()["items"] == []
+    assert "Origin header did not match" in response.json()["detail"]
+    assert browser.get("/api/shipments").json()["items"] == []
 
 
-def test_a_dashboard_form_from_its_own_origin_is_accepted(client: TestClient) -> None:
-    response = client.post(
+def test_a_dashboard_form_from_its_own_origin_is_accepted(browser: Browser) -> None:
+    response = browser.submit(
         "/add",
         data={"tracking_number": NUMBER},
         headers={"Origin": "http://127.0.0.1:8080"},

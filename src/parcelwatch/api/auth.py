@@ -26,18 +26,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from parcelwatch.accounts.roles import Role, Scope
 from parcelwatch.accounts.secrets import digest
 from parcelwatch.accounts.sessions import find_session, touch_session
 from parcelwatch.accounts.tokens import check_token, mark_token_used
+from parcelwatch.api.problems import MEANINGS
 from parcelwatch.config import Settings
 from parcelwatch.db import session_scope
 from parcelwatch.domain import utcnow
@@ -55,6 +57,7 @@ __all__ = [
     "WriteDep",
     "authenticator_of",
     "csrf_matches",
+    "document_credentials",
     "required_scope",
     "scope_of_role",
 ]
@@ -186,7 +189,13 @@ class Authenticator:
         hit = self._known.get(key)
         if hit is not None and now - hit[0] < CACHE_SECONDS:
             return hit[1]
-        principal = await run_in_threadpool(look_up, secret)
+        try:
+            principal = await run_in_threadpool(look_up, secret)
+        except SQLAlchemyError:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "Cannot check the credentials: the database is unavailable. Try again shortly.",
+            ) from None
         if len(self._known) >= CACHE_ENTRIES:
             self._known.clear()
         self._known[key] = (now, principal)
@@ -298,6 +307,29 @@ def required_scope(dependencies: object) -> Scope | None:
             return call.scope
         stack.extend(getattr(dependant, "dependencies", ()))
     return None
+
+
+def document_credentials(app: FastAPI) -> None:
+    """Every operation that wants credentials (it names the bearer scheme) lists 401 and 403
+    among its answers in the OpenAPI document, unless it describes them itself."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if isinstance(operation, dict) and operation.get("security"):
+                    for code in ("401", "403"):
+                        operation["responses"].setdefault(
+                            code, {"description": MEANINGS[int(code)], "content": problem}
+                        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 ReadDep = Annotated[Principal, Depends(Needs(Scope.READ))]

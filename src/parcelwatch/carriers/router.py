@@ -10,7 +10,6 @@ from pydantic import BaseModel
 
 from parcelwatch.api.auth import ReadDep
 from parcelwatch.api.deps import SettingsDep
-from parcelwatch.api.problems import answers
 from parcelwatch.carriers.registry import Routing
 
 __all__ = ["CarrierOut", "CarriersOut", "router"]
@@ -32,7 +31,7 @@ class CarriersOut(BaseModel):
     carriers: list[CarrierOut]
 
 
-@router.get("/carriers", response_model=CarriersOut, responses=answers(401, 403))
+@router.get("/carriers", response_model=CarriersOut)
 def list_carriers(settings: SettingsDep, _who: ReadDep) -> CarriersOut:
     """Every carrier parcelwatch knows and which provider tracks it (no carrier is called)."""
     routing = Routing(settings)

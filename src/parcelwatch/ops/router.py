@@ -135,7 +135,7 @@ def _updater_problem(db: Engine, updater: Updater) -> str | None:
     responses={
         200: {"description": "Healthy or warning: the report."},
         503: {"description": "Critical: the report."},
-        **answers(401, 403, 422),
+        **answers(422),
     },
 )
 async def health(

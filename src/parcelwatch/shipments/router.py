@@ -36,7 +36,7 @@ router = APIRouter(tags=["shipments"])
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": ShipmentOut, "description": "Already registered"},
-        **answers(401, 403, 413, 422),
+        **answers(413, 422),
     },
 )
 def create_shipment(
@@ -54,7 +54,7 @@ def create_shipment(
     return ShipmentOut.of(shipment)
 
 
-@router.post("/shipments/bulk", response_model=BulkResponse, responses=answers(401, 403, 413, 422))
+@router.post("/shipments/bulk", response_model=BulkResponse, responses=answers(413, 422))
 def create_shipments_bulk(body: BulkRequest, session: SessionDep, _who: WriteDep) -> BulkResponse:
     """Register up to 500 numbers; one result per item (created, existing, or the error)."""
     results = service.register_many(
@@ -69,7 +69,7 @@ def create_shipments_bulk(body: BulkRequest, session: SessionDep, _who: WriteDep
     )
 
 
-@router.post("/detect", response_model=DetectResponse, responses=answers(401, 403, 413, 422))
+@router.post("/detect", response_model=DetectResponse, responses=answers(413, 422))
 def detect_numbers(body: DetectRequest, _who: ReadDep) -> DetectResponse:
     """Every tracking number found in free text, with its carrier."""
     return DetectResponse(
@@ -84,7 +84,7 @@ def detect_numbers(body: DetectRequest, _who: ReadDep) -> DetectResponse:
     )
 
 
-@router.get("/shipments", response_model=ShipmentPage, responses=answers(401, 403, 422))
+@router.get("/shipments", response_model=ShipmentPage, responses=answers(422))
 def list_shipments(
     session: SessionDep,
     _who: ReadDep,
@@ -111,9 +111,7 @@ def list_shipments(
     return ShipmentPage(items=[ShipmentOut.of(s) for s in page.items], next_cursor=page.next_cursor)
 
 
-@router.get(
-    "/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(401, 403, 404, 422)
-)
+@router.get("/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(404, 422))
 def get_shipment(shipment_id: ShipmentId, session: SessionDep, _who: ReadDep) -> ShipmentOut:
     return ShipmentOut.of(service.get_shipment(session, shipment_id))
 
@@ -121,7 +119,7 @@ def get_shipment(shipment_id: ShipmentId, session: SessionDep, _who: ReadDep) ->
 @router.patch(
     "/shipments/{shipment_id}",
     response_model=ShipmentOut,
-    responses=answers(401, 403, 404, 409, 413, 422),
+    responses=answers(404, 409, 413, 422),
 )
 def update_shipment(
     shipment_id: ShipmentId, body: ShipmentUpdate, session: SessionDep, _who: WriteDep
@@ -141,7 +139,7 @@ def update_shipment(
 @router.delete(
     "/shipments/{shipment_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=answers(401, 403, 404, 422),
+    responses=answers(404, 422),
 )
 def delete_shipment(shipment_id: ShipmentId, session: SessionDep, _who: WriteDep) -> Response:
     service.delete_shipment(session, shipment_id)
