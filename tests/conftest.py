@@ -125,6 +125,33 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A database with no tables at all (the shared fixtures are migrated to head)."""
+    if request.param == "sqlite":
+        engine = create_db_engine(f"sqlite:///{tmp_path / 'old.db'}")
+        yield engine
+        engine.dispose()
+        return
+    if not POSTGRES_URL:
+        pytest.skip("PARCELWATCH_TEST_POSTGRES_URL is not set")
+    server = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+    name = f"parcelwatch_old_{uuid.uuid4().hex[:10]}"
+    admin = create_db_engine(
+        server.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_db_engine(server.set(database=name).render_as_string(hide_password=False))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def settings(database: Database) -> Settings:
     """Settings on the test database with the updater off (tests drive the engine)."""

@@ -32,7 +32,7 @@ from sqlalchemy import make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from parcelwatch.accounts.service import ensure_demo_account
+from parcelwatch.accounts.service import DEMO_ACCOUNT, ensure_demo_account
 from parcelwatch.carriers.providers import PROVIDERS
 from parcelwatch.carriers.registry import budget, missing_credentials
 from parcelwatch.config import Settings
@@ -42,7 +42,7 @@ from parcelwatch.emulator.config import Pin
 from parcelwatch.emulator.server import run_in_thread
 from parcelwatch.emulator.storylines import EventKind, Region, Storyline, build_timeline
 from parcelwatch.logs import get_logger
-from parcelwatch.models import Shipment
+from parcelwatch.models import Shipment, Tracker, User
 from parcelwatch.shipments import service
 
 __all__ = [
@@ -220,14 +220,16 @@ def seed_demo_shipments(settings: Settings) -> datetime:
     engine = create_db_engine(settings.sqlalchemy_url)
     try:
         with session_scope(make_session_factory(engine), write=True) as session:
+            ensure_demo_account(session)  # so a token can be made for it at once
+            demo = session.scalar(select(User).where(User.name == DEMO_ACCOUNT))
             for item in DEMO_SHIPMENTS:
                 service.register_shipment(
                     session,
                     tracking_number=item.tracking_number,
                     carrier=item.carrier,
                     description=item.description,
+                    owner_id=demo.id if demo is not None else None,
                 )
-            ensure_demo_account(session)  # so a token can be made for it at once
             first = _first_seeded_at(session)
     finally:
         engine.dispose()
@@ -246,12 +248,26 @@ def _first_seeded_at(session: Session) -> datetime | None:
 
 
 def _seeded(session: Session) -> list[Shipment]:
-    """The shipments the demo seeded and nobody changed (same carrier, number, description)."""
+    """The shipments the demo seeded and nobody changed (same carrier, number, and description,
+    in every tracker of it too)."""
     seeded = {(item.carrier, item.tracking_number, item.description) for item in DEMO_SHIPMENTS}
     candidates = session.scalars(
         select(Shipment).where(Shipment.tracking_number.in_([number for _, number, _ in seeded]))
     ).all()
-    return [s for s in candidates if (s.carrier, s.tracking_number, s.description) in seeded]
+    renamed = {
+        shipment_id
+        for shipment_id, description in session.execute(
+            select(Tracker.shipment_id, Tracker.description).where(
+                Tracker.shipment_id.in_([s.id for s in candidates])
+            )
+        )
+        if description != next(s.description for s in candidates if s.id == shipment_id)
+    }
+    return [
+        s
+        for s in candidates
+        if (s.carrier, s.tracking_number, s.description) in seeded and s.id not in renamed
+    ]
 
 
 def remove_demo_shipments(settings: Settings) -> int:

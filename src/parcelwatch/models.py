@@ -29,6 +29,8 @@ __all__ = [
     "EngineHeartbeat",
     "Shipment",
     "SyncRun",
+    "Tracker",
+    "TrackerLabel",
     "TrackingEvent",
     "User",
     "ApiToken",
@@ -307,3 +309,46 @@ class UserSession(Base):
     address: Mapped[str] = mapped_column(String(64), default="")
 
     user: Mapped[User] = relationship()
+
+
+class Tracker(Base):
+    """A person's follow of one shipment: their description, labels, notes and archive flag.
+    The shipment (carrier, number, events) is shared and polled once however many people
+    track it; it is deleted with its last tracker."""
+
+    __tablename__ = "trackers"
+    __table_args__ = (
+        UniqueConstraint("user_id", "shipment_id", name="uq_trackers_user_shipment"),
+        Index("ix_trackers_shipment", "shipment_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id", ondelete="CASCADE"))
+    description: Mapped[str | None] = mapped_column(String(500))
+    notes: Mapped[str | None] = mapped_column(Text)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User] = relationship()
+    shipment: Mapped[Shipment] = relationship()
+    label_rows: Mapped[list[TrackerLabel]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="TrackerLabel.name"
+    )
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted((row.name for row in self.label_rows), key=str.casefold)
+
+
+class TrackerLabel(Base):
+    """One label of a tracker (a person's labels are the names their trackers carry)."""
+
+    __tablename__ = "tracker_labels"
+
+    tracker_id: Mapped[int] = mapped_column(
+        ForeignKey("trackers.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)

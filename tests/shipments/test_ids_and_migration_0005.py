@@ -4,18 +4,11 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, inspect, make_url, text
+from sqlalchemy import Engine, inspect, text
 
-from parcelwatch.db import create_db_engine
 from parcelwatch.migrate import alembic_config, current_revision, head_revision, upgrade
-from tests.conftest import POSTGRES_URL
 
 NUMBERS = ["1Z5R89390357567127", "9361289673090019555035", "771000000002"]
 
@@ -27,33 +20,6 @@ def test_a_deleted_shipments_id_is_never_given_again(api: TestClient) -> None:
     later = api.post("/api/shipments", json={"tracking_number": NUMBERS[2]}).json()
     assert later["id"] > newest["id"] > first["id"]
     assert api.get(f"/api/shipments/{newest['id']}").status_code == 404
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A database with no tables at all (the shared fixtures are migrated to head)."""
-    if request.param == "sqlite":
-        engine = create_db_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield engine
-        engine.dispose()
-        return
-    if not POSTGRES_URL:
-        pytest.skip("PARCELWATCH_TEST_POSTGRES_URL is not set")
-    server = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
-    name = f"parcelwatch_m5_{uuid.uuid4().hex[:10]}"
-    admin = create_db_engine(
-        server.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_db_engine(server.set(database=name).render_as_string(hide_password=False))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 SHIPMENT = text(

@@ -10,10 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from parcelwatch.accounts.roles import Role, Scope
+from parcelwatch.accounts.service import get_user
 from parcelwatch.api.app import create_app
 from parcelwatch.config import Settings
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.models import Shipment
+from parcelwatch.shipments.service import register_shipment
 from tests.conftest import Database, account_token
 from tests.sync.conftest import Emulator, ShipmentFactory, running_emulator
 
@@ -27,11 +29,26 @@ def api_settings(database: Database, emulator: Emulator) -> Settings:
 
 @pytest.fixture
 def client(api_settings: Settings) -> Iterator[TestClient]:
-    """Signed in as a member, with a write token."""
-    account_token(api_settings)  # the first account is the owner
-    member = account_token(api_settings, name="member", role=Role.MEMBER, scope=Scope.WRITE)
-    with TestClient(create_app(api_settings), headers=member) as client:
+    """Signed in as the owner with a write token (no admin scope)."""
+    with TestClient(
+        create_app(api_settings), headers=account_token(api_settings, scope=Scope.WRITE)
+    ) as client:
         yield client
+
+
+@pytest.fixture
+def member(api_settings: Settings, database: Database) -> Iterator[tuple[TestClient, int]]:
+    """A member with a write token, and the id of the one UPS shipment in their list."""
+    account_token(api_settings)  # the first account is the owner
+    auth = account_token(api_settings, name="member", role=Role.MEMBER, scope=Scope.WRITE)
+    with database.sessions.begin() as session:
+        user = get_user(session, "member")
+        shipment, _ = register_shipment(
+            session, tracking_number="1Z5R89390357567127", owner_id=user.id
+        )
+        shipment_id = shipment.id
+    with TestClient(create_app(api_settings), headers=auth) as client:
+        yield client, shipment_id
 
 
 def test_manual_refresh_asks_the_carrier_now(
@@ -63,7 +80,7 @@ def test_force_skips_the_cooldown_only_with_the_admin_token(
 ) -> None:
     shipment = add_shipment("ups", last_manual_refresh=utcnow())
     url = f"/api/shipments/{shipment.id}/refresh?force=true"
-    assert client.post(url).status_code == 403  # the member's write token
+    assert client.post(url).status_code == 403  # a write token
     assert client.post(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.post(url, headers=ADMIN).status_code == 200
     assert emulator.polls("ups", shipment.tracking_number) == 1
@@ -101,11 +118,13 @@ def test_without_admin_api_key_an_owners_admin_token_runs_the_admin_api(
 
 
 def test_a_member_cannot_run_operations_nor_force_a_refresh(
-    client: TestClient, add_shipment: ShipmentFactory
+    member: tuple[TestClient, int], add_shipment: ShipmentFactory
 ) -> None:
-    shipment = add_shipment("ups")
+    client, shipment_id = member
+    others = add_shipment("ups")  # not in the member's list
     status = client.get("/api/admin/tracking-updater/status")
-    forced = client.post(f"/api/shipments/{shipment.id}/refresh", params={"force": "true"})
+    forced = client.post(f"/api/shipments/{shipment_id}/refresh", params={"force": "true"})
+    assert client.post(f"/api/shipments/{others.id}/refresh").status_code == 404
     assert status.status_code == 403
     assert "members cannot run operations" in status.json()["detail"]
     assert forced.status_code == 403
@@ -123,7 +142,7 @@ def test_a_read_token_cannot_refresh(api_settings: Settings, add_shipment: Shipm
 
 def test_pause_resume_and_status(client: TestClient, add_shipment: ShipmentFactory) -> None:
     add_shipment("ups")
-    assert client.get("/api/admin/tracking-updater/status").status_code == 403
+    assert client.get("/api/admin/tracking-updater/status").status_code == 403  # write scope
     status = client.get("/api/admin/tracking-updater/status", headers=ADMIN).json()
     assert status["paused"] is False
     assert status["enabled"] is False  # AUTO_UPDATE_ENABLED=false in tests

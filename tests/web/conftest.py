@@ -7,10 +7,12 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
+from parcelwatch.accounts.roles import Role
 from parcelwatch.config import Settings, load_settings
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo, utcnow
-from parcelwatch.models import Shipment
+from parcelwatch.models import Shipment, User
 from parcelwatch.shipments.service import register_shipment
 from parcelwatch.sync.writer import apply_track_info
 from tests.conftest import Browser, Database, browser_session
@@ -53,8 +55,8 @@ AddShipment = Callable[..., Shipment]
 
 @pytest.fixture
 def add_shipment(database: Database) -> AddShipment:
-    """Register a shipment through the service; with `status`, also record a carrier answer
-    with one event, as a sync would."""
+    """Register a shipment through the service, in the owner's list once there is an owner;
+    with `status`, also record a carrier answer with one event, as a sync would."""
 
     def add(
         number: str,
@@ -67,8 +69,13 @@ def add_shipment(database: Database) -> AddShipment:
         eta_in_days: float = 1,
     ) -> Shipment:
         with database.sessions.begin() as session:
+            owner = session.scalar(select(User.id).where(User.role == Role.OWNER))
             shipment, _ = register_shipment(
-                session, tracking_number=number, carrier=carrier, description=description
+                session,
+                tracking_number=number,
+                carrier=carrier,
+                description=description,
+                owner_id=owner,
             )
             shipment_id, shipment_carrier = shipment.id, shipment.carrier
             if status is not None:

@@ -155,3 +155,30 @@ def test_a_new_api_token_is_shown_once_and_works(page: object, server: str) -> N
     expect(page.locator("#new-token-value")).to_have_count(0)
     expect(page.locator("#tokens")).to_contain_text("Home Assistant")
     assert token not in page.content()  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("owner")
+def test_labels_notes_and_archive_in_the_browser(page: object, server: str) -> None:
+    expect = playwright_api.expect
+    _sign_in(page, server, "alice", PASSWORD)
+    page.goto(f"{server}/add")  # type: ignore[attr-defined]
+    page.locator("#tracking_number").fill(UPS)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Track this shipment").click()  # type: ignore[attr-defined]
+    expect(page.locator("#tracking-number")).to_have_text(UPS)
+    page.locator("#labels").fill("gifts, birthday")  # type: ignore[attr-defined]
+    page.locator("#notes").fill("Hide it from Sam")  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Save labels and notes").click()  # type: ignore[attr-defined]
+    expect(page.locator(".notice")).to_contain_text("labels and notes are saved")
+    expect(page.locator("#notes")).to_have_value("Hide it from Sam")
+    page.get_by_role("button", name="Archive").click()  # type: ignore[attr-defined]
+    expect(page.locator(".notice")).to_contain_text("Archived")
+    page.goto(f"{server}/shipments?view=all")  # type: ignore[attr-defined]
+    expect(page.locator("main")).not_to_contain_text(UPS)
+    page.goto(f"{server}/shipments?view=archived")  # type: ignore[attr-defined]
+    expect(page.locator("#list")).to_contain_text(UPS)
+    expect(page.locator(".label-chip").first).to_have_text("birthday")
+    _shot(page, "archived")
+    page.locator("table.shipments tr", has_text=UPS).get_by_role("link").click()  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Restore to my lists").click()  # type: ignore[attr-defined]
+    page.goto(f"{server}/shipments")  # type: ignore[attr-defined]
+    expect(page.locator("#list")).to_contain_text(UPS)

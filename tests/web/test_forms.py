@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from parcelwatch.domain import ShipmentStatus
-from parcelwatch.models import Shipment
+from parcelwatch.models import Shipment, Tracker
 from tests.conftest import Browser, Database
 from tests.web.conftest import AddShipment
 
@@ -130,7 +130,9 @@ def test_editing_the_description_saves_it_and_redirects(
         follow_redirects=False,
     )
     assert answer.status_code == 303
-    assert _shipments(database)[0].description == "Trail shoes"
+    with database.sessions() as session:  # the owner's own description, on their tracker
+        assert session.scalars(select(Tracker.description)).one() == "Trail shoes"
+    assert "Trail shoes" in web.get(f"/shipments/{shipment.id}").text
 
 
 def test_re_enabling_automatic_updates_clears_the_failures(
@@ -173,3 +175,37 @@ def test_deleting_asks_for_confirmation_first(
 def test_deleting_a_missing_shipment_gets_a_404_page(web: Browser) -> None:
     answer = web.submit("/shipments/42/delete")
     assert answer.status_code == 404
+
+
+def test_labels_notes_and_archive_are_kept_on_your_tracker(
+    web: Browser, add_shipment: AddShipment
+) -> None:
+    shipment = add_shipment(UPS, description="Shoes", status=ShipmentStatus.IN_TRANSIT)
+    saved = web.submit(
+        f"/shipments/{shipment.id}/personal",
+        data={"labels": "gifts, Work ,gifts", "notes": "Back door"},
+        follow_redirects=False,
+    )
+    assert saved.headers["location"] == f"/shipments/{shipment.id}?notice=saved_mine"
+    page = web.get(f"/shipments/{shipment.id}").text
+    assert 'value="gifts, Work"' in page
+    assert "Back door</textarea>" in page
+    assert 'class="label-chip">gifts<' in web.get("/shipments").text
+    web.submit(f"/shipments/{shipment.id}/archive", data={"archived": "true"})
+    assert f'href="/shipments/{shipment.id}"' not in web.get("/shipments?view=all").text
+    assert f'href="/shipments/{shipment.id}"' in web.get("/shipments?view=archived").text
+    web.submit(f"/shipments/{shipment.id}/archive", data={"archived": "false"})
+    assert f'href="/shipments/{shipment.id}"' in web.get("/shipments").text
+
+
+def test_a_bad_label_is_explained_and_changes_nothing(
+    web: Browser, add_shipment: AddShipment
+) -> None:
+    shipment = add_shipment(UPS)
+    web.submit(f"/shipments/{shipment.id}/personal", data={"labels": "gifts", "notes": "a"})
+    answer = web.submit(
+        f"/shipments/{shipment.id}/personal", data={"labels": "<b>", "notes": "changed"}
+    )
+    assert answer.status_code == 422
+    assert "is not a label" in answer.text
+    assert "a</textarea>" in web.get(f"/shipments/{shipment.id}").text

@@ -18,6 +18,7 @@ from parcelwatch.accounts.sessions import end_sessions
 from parcelwatch.domain import utcnow
 from parcelwatch.errors import Conflict, InvalidInput, NotFound
 from parcelwatch.models import User
+from parcelwatch.shipments.trackers import adopt_untracked, hand_over
 
 __all__ = [
     "DEMO_ACCOUNT",
@@ -90,9 +91,11 @@ def create_user(session: Session, *, name: str, role: Role, password: str | None
             f"role: the first account must be the owner: "
             f"parcelwatch users create {normalized} --role owner"
         )
+    stand_in = None
     if role is Role.OWNER and existing:
         owner = session.scalar(select(User).where(User.role == Role.OWNER))
         if owner is not None and is_stand_in_owner(owner):
+            stand_in = owner
             owner.role = Role.MEMBER  # the demo steps aside for the real owner
         elif owner is not None:
             raise Conflict(f"role: {owner.name!r} is already the owner; there is one owner")
@@ -109,6 +112,10 @@ def create_user(session: Session, *, name: str, role: Role, password: str | None
     )
     session.add(user)
     session.flush()
+    if role is Role.OWNER:
+        if stand_in is not None:
+            hand_over(session, giver=stand_in, taker=user)
+        adopt_untracked(session, user)  # shipments from before any account was made
     return user
 
 

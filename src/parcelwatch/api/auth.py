@@ -43,6 +43,7 @@ from parcelwatch.api.problems import MEANINGS
 from parcelwatch.config import Settings
 from parcelwatch.db import session_scope
 from parcelwatch.domain import utcnow
+from parcelwatch.shipments.trackers import Viewer
 
 __all__ = [
     "CSRF_FIELD",
@@ -109,6 +110,11 @@ class Principal:
 
     def allows(self, needed: Scope) -> bool:
         return _RANK[self.scope] >= _RANK[needed]
+
+    @property
+    def viewer(self) -> Viewer:
+        """Whose shipments this principal sees: a member their own, others every one."""
+        return Viewer.of(self.user_id, self.role)
 
 
 _LookUp = Callable[[str], Principal | None]

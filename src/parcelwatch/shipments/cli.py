@@ -10,13 +10,18 @@ import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parcelwatch.accounts.roles import Role
+from parcelwatch.accounts.service import get_user
 from parcelwatch.cli.common import command_transaction, console, fail, print_json
 from parcelwatch.domain import ShipmentStatus
+from parcelwatch.models import User
 from parcelwatch.shipments import service
 from parcelwatch.shipments.schemas import EventOut, ShipmentOut
 from parcelwatch.shipments.service import BulkOutcome
+from parcelwatch.shipments.trackers import EVERYONE, Viewer, as_seen_by, seen_by
 from parcelwatch.web.views import status_view
 
 app = typer.Typer(help="Register and inspect shipments.", no_args_is_help=True)
@@ -65,23 +70,43 @@ def _dump(model: Any) -> Any:
     return model.model_dump(mode="json")
 
 
+def _operator(session: Session) -> Viewer:
+    """Whom the commands act as: the owner (who sees every shipment), or nobody in
+    particular while there is no owner."""
+    owner = session.scalar(select(User).where(User.role == Role.OWNER))
+    return Viewer(user_id=owner.id, everyone=True) if owner else EVERYONE
+
+
 @app.command("add")
 def add(
     tracking_numbers: list[str] = typer.Argument(..., help="One or more tracking numbers."),
     carrier: str | None = typer.Option(None, "--carrier", "-c", help="Carrier code; detected."),
     description: str | None = typer.Option(None, "--description", "-d"),
+    user: str | None = typer.Option(
+        None, "--user", "-u", help="Whose list to add them to (default: the owner's)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Register tracking numbers (the carrier is detected unless given)."""
+    """Register tracking numbers (the carrier is detected unless given) in a person's list."""
     with command_transaction(write=True) as session:
+        viewer = _operator(session)
+        if user is not None:
+            account = get_user(session, user)
+            viewer = Viewer.of(account.id, account.role)
         results = service.register_many(
-            session, [(number, carrier, description) for number in tracking_numbers]
+            session,
+            [(number, carrier, description) for number in tracking_numbers],
+            owner_id=viewer.user_id,
         )
+        shipments = [item.shipment for item in results if item.shipment is not None]
+        seen = {tracked.id: tracked for tracked in as_seen_by(session, viewer, shipments)}
         documents = [
             {
                 "tracking_number": item.tracking_number,
                 "outcome": item.outcome.value,
-                "shipment": _dump(ShipmentOut.of(item.shipment)) if item.shipment else None,
+                "shipment": _dump(ShipmentOut.of(seen[item.shipment.id]))
+                if item.shipment
+                else None,
                 "error": item.error,
             }
             for item in results
@@ -122,6 +147,7 @@ def list_(
 ) -> None:
     """List shipments, newest first."""
     with command_transaction() as session:
+        viewer = _operator(session)
         page = service.list_shipments(
             session,
             status=status,
@@ -130,8 +156,10 @@ def list_(
             search=search,
             cursor=cursor,
             limit=limit,
+            viewer=viewer,
+            archived=None,
         )
-        items = [ShipmentOut.of(shipment) for shipment in page.items]
+        items = [ShipmentOut.of(seen) for seen in as_seen_by(session, viewer, page.items)]
     if as_json:
         print_json({"items": [_dump(item) for item in items], "next_cursor": page.next_cursor})
         return
@@ -175,7 +203,8 @@ def show(
 ) -> None:
     """Show one shipment."""
     with command_transaction() as session:
-        item = ShipmentOut.of(service.find_shipment(session, reference))
+        viewer = _operator(session)
+        item = ShipmentOut.of(seen_by(session, viewer, service.find_shipment(session, reference)))
     if as_json:
         print_json(_dump(item))
         return
@@ -273,9 +302,11 @@ def update(
     if not changes:
         fail("nothing to change: give --description, --carrier or --enable-auto-refresh")
     with command_transaction(write=True) as session:
-        item = ShipmentOut.of(
-            service.update_shipment(session, _resolve(session, reference), **changes)
+        viewer = _operator(session)
+        shipment = service.update_shipment(
+            session, _resolve(session, reference), viewer=viewer, **changes
         )
+        item = ShipmentOut.of(seen_by(session, viewer, shipment))
     _report(item, as_json, "Updated")
 
 

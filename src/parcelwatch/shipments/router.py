@@ -26,6 +26,7 @@ from parcelwatch.shipments.schemas import (
     ShipmentUpdate,
 )
 from parcelwatch.shipments.service import BulkOutcome
+from parcelwatch.shipments.trackers import as_seen_by, seen_by
 
 router = APIRouter(tags=["shipments"])
 
@@ -40,27 +41,37 @@ router = APIRouter(tags=["shipments"])
     },
 )
 def create_shipment(
-    body: ShipmentCreate, session: SessionDep, response: Response, _who: WriteDep
+    body: ShipmentCreate, session: SessionDep, response: Response, who: WriteDep
 ) -> ShipmentOut:
-    """Register a tracking number; 201 when new, 200 with the existing shipment otherwise."""
+    """Add a tracking number to your list; 201 when it is new there, 200 with the shipment
+    when you track it already."""
     shipment, created = service.register_shipment(
         session,
         tracking_number=body.tracking_number,
         carrier=body.carrier,
         description=body.description,
+        owner_id=who.user_id,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return ShipmentOut.of(shipment)
+    return ShipmentOut.of(seen_by(session, who.viewer, shipment))
 
 
 @router.post("/shipments/bulk", response_model=BulkResponse, responses=answers(413, 422))
-def create_shipments_bulk(body: BulkRequest, session: SessionDep, _who: WriteDep) -> BulkResponse:
-    """Register up to 500 numbers; one result per item (created, existing, or the error)."""
+def create_shipments_bulk(body: BulkRequest, session: SessionDep, who: WriteDep) -> BulkResponse:
+    """Add up to 500 numbers to your list; one result per item (created, existing, or the
+    error)."""
     results = service.register_many(
-        session, [(item.tracking_number, item.carrier, item.description) for item in body.items]
+        session,
+        [(item.tracking_number, item.carrier, item.description) for item in body.items],
+        owner_id=who.user_id,
     )
-    items = [BulkItemOut.of(item) for item in results]
+    shipments = [item.shipment for item in results if item.shipment is not None]
+    seen = {tracked.id: tracked for tracked in as_seen_by(session, who.viewer, shipments)}
+    items = [
+        BulkItemOut.of(item, seen.get(item.shipment.id) if item.shipment else None)
+        for item in results
+    ]
     return BulkResponse(
         created=sum(item.outcome is BulkOutcome.CREATED for item in results),
         existing=sum(item.outcome is BulkOutcome.EXISTING for item in results),
@@ -87,7 +98,7 @@ def detect_numbers(body: DetectRequest, _who: ReadDep) -> DetectResponse:
 @router.get("/shipments", response_model=ShipmentPage, responses=answers(422))
 def list_shipments(
     session: SessionDep,
-    _who: ReadDep,
+    who: ReadDep,
     status_filter: Annotated[ShipmentStatus | None, Query(alias="status")] = None,
     carrier: str | None = None,
     active: Annotated[
@@ -96,9 +107,15 @@ def list_shipments(
     q: Annotated[
         str | None, Query(max_length=100, description="Search number and description")
     ] = None,
+    label: Annotated[
+        str | None, Query(max_length=100, description="Only those with this label of yours")
+    ] = None,
+    archived: Annotated[bool, Query(description="true: only the ones you archived")] = False,
+    include_archived: Annotated[bool, Query(description="true: the ones you archived too")] = False,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ShipmentPage:
+    """The shipments you track (the owner and admins: every shipment), newest first."""
     page = service.list_shipments(
         session,
         status=status_filter,
@@ -107,13 +124,18 @@ def list_shipments(
         search=q,
         cursor=cursor,
         limit=limit,
+        viewer=who.viewer,
+        label=label,
+        archived=True if archived else (None if include_archived else False),
     )
-    return ShipmentPage(items=[ShipmentOut.of(s) for s in page.items], next_cursor=page.next_cursor)
+    items = as_seen_by(session, who.viewer, page.items)
+    return ShipmentPage(items=[ShipmentOut.of(s) for s in items], next_cursor=page.next_cursor)
 
 
 @router.get("/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(404, 422))
-def get_shipment(shipment_id: ShipmentId, session: SessionDep, _who: ReadDep) -> ShipmentOut:
-    return ShipmentOut.of(service.get_shipment(session, shipment_id))
+def get_shipment(shipment_id: ShipmentId, session: SessionDep, who: ReadDep) -> ShipmentOut:
+    shipment = service.get_shipment(session, shipment_id, viewer=who.viewer)
+    return ShipmentOut.of(seen_by(session, who.viewer, shipment))
 
 
 @router.patch(
@@ -122,18 +144,19 @@ def get_shipment(shipment_id: ShipmentId, session: SessionDep, _who: ReadDep) ->
     responses=answers(404, 409, 413, 422),
 )
 def update_shipment(
-    shipment_id: ShipmentId, body: ShipmentUpdate, session: SessionDep, _who: WriteDep
+    shipment_id: ShipmentId, body: ShipmentUpdate, session: SessionDep, who: WriteDep
 ) -> ShipmentOut:
-    """Change the description, correct the carrier, or switch auto-refresh (true re-enables
-    it and clears the failure count)."""
+    """Change your description, labels, notes or archive flag; correct the carrier; or
+    switch auto-refresh (true re-enables it and clears the failure count)."""
     given = body.model_fields_set
     if "carrier" in given and body.carrier is None:
         given = given - {"carrier"}
-    if "auto_refresh_enabled" in given and body.auto_refresh_enabled is None:
-        given = given - {"auto_refresh_enabled"}
+    for name in ("auto_refresh_enabled", "labels", "archived"):
+        if name in given and getattr(body, name) is None:
+            given = given - {name}
     changes = {name: getattr(body, name) for name in given}
-    shipment = service.update_shipment(session, shipment_id, **changes)
-    return ShipmentOut.of(shipment)
+    shipment = service.update_shipment(session, shipment_id, viewer=who.viewer, **changes)
+    return ShipmentOut.of(seen_by(session, who.viewer, shipment))
 
 
 @router.delete(
@@ -141,8 +164,9 @@ def update_shipment(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=answers(404, 422),
 )
-def delete_shipment(shipment_id: ShipmentId, session: SessionDep, _who: WriteDep) -> Response:
-    service.delete_shipment(session, shipment_id)
+def delete_shipment(shipment_id: ShipmentId, session: SessionDep, who: WriteDep) -> Response:
+    """Remove it from your list; the shipment and its events go when nobody tracks it."""
+    service.delete_shipment(session, shipment_id, viewer=who.viewer)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -152,8 +176,9 @@ def delete_shipment(shipment_id: ShipmentId, session: SessionDep, _who: WriteDep
 def list_events(
     shipment_id: ShipmentId,
     session: SessionDep,
-    _who: ReadDep,
+    who: ReadDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[EventOut]:
     """The shipment's tracking events, newest first."""
-    return [EventOut.of(event) for event in service.list_events(session, shipment_id, limit=limit)]
+    events = service.list_events(session, shipment_id, limit=limit, viewer=who.viewer)
+    return [EventOut.of(event) for event in events]

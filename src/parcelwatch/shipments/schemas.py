@@ -11,6 +11,7 @@ from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.models import Shipment, TrackingEvent
 from parcelwatch.shipments.service import BulkItem, BulkOutcome
+from parcelwatch.shipments.trackers import Tracked
 
 MAX_BULK_ITEMS = 500
 
@@ -34,6 +35,17 @@ class ShipmentUpdate(BaseModel):
     carrier: str | None = Field(default=None, max_length=64)
     auto_refresh_enabled: bool | None = Field(
         default=None, description="true re-enables automatic updates and clears the failures."
+    )
+    labels: list[Annotated[str, Field(max_length=100)]] | None = Field(
+        default=None,
+        max_length=100,
+        description="Your labels of it, replacing the ones it had ([] removes them).",
+    )
+    notes: str | None = Field(
+        default=None, max_length=20_000, description="Your private notes (at most 10,000)."
+    )
+    archived: bool | None = Field(
+        default=None, description="true archives it in your list, false restores it."
     )
 
 
@@ -63,15 +75,21 @@ class ShipmentOut(BaseModel):
     next_check_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    tracker_id: int | None = Field(description="Your tracker of it; null when you do not track it")
+    labels: list[str]
+    notes: str | None
+    archived: bool
 
     @classmethod
-    def of(cls, shipment: Shipment) -> ShipmentOut:
-        info = CARRIERS.get(shipment.carrier)
+    def of(cls, shipment: Shipment | Tracked) -> ShipmentOut:
+        """As its viewer sees it (a bare `Shipment`: as nobody in particular does)."""
+        seen = shipment if isinstance(shipment, Tracked) else Tracked(shipment, None)
+        info = CARRIERS.get(seen.carrier)
         return cls.model_validate(
             {
-                **{name: getattr(shipment, name) for name in _SHIPMENT_FIELDS},
-                "carrier_name": info.name if info else shipment.carrier,
-                "final": shipment.is_final,
+                **{name: getattr(seen, name) for name in _SHIPMENT_FIELDS},
+                "carrier_name": info.name if info else seen.carrier,
+                "final": seen.is_final,
             }
         )
 
@@ -122,12 +140,14 @@ class BulkItemOut(BaseModel):
     error: str | None = None
 
     @classmethod
-    def of(cls, item: BulkItem) -> BulkItemOut:
+    def of(cls, item: BulkItem, seen: Tracked | None = None) -> BulkItemOut:
+        """`seen`: the item's shipment as the asker sees it."""
+        shipment = seen if seen is not None else item.shipment
         return cls(
             index=item.index,
             tracking_number=item.tracking_number,
             outcome=item.outcome,
-            shipment=ShipmentOut.of(item.shipment) if item.shipment else None,
+            shipment=ShipmentOut.of(shipment) if shipment is not None else None,
             error=item.error,
         )
 

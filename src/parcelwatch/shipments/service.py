@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,9 @@ from parcelwatch.carriers.detect import (
 from parcelwatch.domain import FINAL_STATUSES, ShipmentStatus, utcnow
 from parcelwatch.errors import Conflict, InvalidInput, NotFound
 from parcelwatch.logs import get_logger
-from parcelwatch.models import Shipment, TrackingEvent
+from parcelwatch.models import Shipment, Tracker, TrackerLabel, TrackingEvent
+from parcelwatch.shipments import trackers
+from parcelwatch.shipments.trackers import EVERYONE, Viewer, visible_to
 
 __all__ = [
     "UNSET",
@@ -123,18 +125,24 @@ def refuse_control_characters(text: str, what: str) -> str:
     return text
 
 
-def search_filter(search: str | None) -> ColumnElement[bool] | None:
-    """Shipments whose number or description contains `search` (case-insensitive); None when
-    there is nothing to search for. Used by the API, the CLI and the dashboard."""
+def search_filter(search: str | None, viewer: Viewer = EVERYONE) -> ColumnElement[bool] | None:
+    """Shipments whose number or description (the viewer's tracker's; for the owner and
+    admins, anyone's) contains `search`, case-insensitively; None when there is nothing to
+    search for. Used by the API, the CLI and the dashboard."""
     if search is None:
         return None
     text = refuse_control_characters(search, "search text").strip().lower()
     if not text:
         return None
     pattern = f"%{_escape_like(text)}%"
-    clauses: list[ColumnElement[bool]] = [
-        func.lower(Shipment.description).like(pattern, escape="\\")
-    ]
+    described = exists().where(
+        Tracker.shipment_id == Shipment.id,
+        func.lower(Tracker.description).like(pattern, escape="\\"),
+        *([Tracker.user_id == viewer.user_id] if not viewer.everyone else []),
+    )
+    clauses: list[ColumnElement[bool]] = [described]
+    if viewer.everyone:
+        clauses.append(func.lower(Shipment.description).like(pattern, escape="\\"))
     if number := canonical_number(text):
         clauses.append(Shipment.tracking_number.contains(number, autoescape=True))
     return or_(*clauses)
@@ -163,12 +171,25 @@ def register_shipment(
     tracking_number: str,
     carrier: str | None = None,
     description: str | None = None,
+    owner_id: int | None = None,
 ) -> tuple[Shipment, bool]:
     """Register a number (normalized, carrier detected when not given). Idempotent on
-    (carrier, number): an existing shipment is returned with `created=False`."""
+    (carrier, number): an existing shipment is returned with `created=False`. With
+    `owner_id`, that person's tracker of it is made too, and `created` says whether their
+    tracker is new (so nobody learns that someone else tracks the number)."""
     number = _validated_number(tracking_number)
     code = _validated_carrier(carrier, number)
     text = _clean_description(description)
+    shipment, created = _shipment_for(session, code, number, text)
+    if owner_id is None:
+        return shipment, created
+    _, followed = trackers.follow(session, owner_id, shipment, description=text)
+    return shipment, followed
+
+
+def _shipment_for(
+    session: Session, code: str, number: str, text: str | None
+) -> tuple[Shipment, bool]:
     existing = _by_carrier_and_number(session, code, number)
     if existing is not None:
         return existing, False
@@ -215,7 +236,10 @@ class BulkItem:
 
 
 def register_many(
-    session: Session, items: Sequence[tuple[str, str | None, str | None]]
+    session: Session,
+    items: Sequence[tuple[str, str | None, str | None]],
+    *,
+    owner_id: int | None = None,
 ) -> list[BulkItem]:
     """Register (tracking_number, carrier, description) items; one result per item. An item
     that fails writes nothing and does not stop the others."""
@@ -224,7 +248,11 @@ def register_many(
         try:
             with session.begin_nested():
                 shipment, created = register_shipment(
-                    session, tracking_number=number, carrier=carrier, description=description
+                    session,
+                    tracking_number=number,
+                    carrier=carrier,
+                    description=description,
+                    owner_id=owner_id,
                 )
         except InvalidInput as error:
             results.append(BulkItem(index, number, BulkOutcome.ERROR, error=error.detail))
@@ -234,12 +262,17 @@ def register_many(
     return results
 
 
-def get_shipment(session: Session, shipment_id: int, *, for_update: bool = False) -> Shipment:
-    """The shipment, or NotFound. `for_update` locks its row until the transaction ends (on
+def get_shipment(
+    session: Session, shipment_id: int, *, for_update: bool = False, viewer: Viewer = EVERYONE
+) -> Shipment:
+    """The shipment, or NotFound (also when `viewer` may not see it: another member's is as
+    unknown as a missing one). `for_update` locks its row until the transaction ends (on
     PostgreSQL; SQLite's writer already holds the database), so a change and a concurrent
     delete take turns and the loser sees 404 rather than a vanished row."""
     shipment = session.get(Shipment, shipment_id, with_for_update=for_update)
-    if shipment is None:
+    if shipment is None or (
+        not viewer.everyone and trackers.tracker_of(session, viewer.user_id, shipment_id) is None
+    ):
         raise NotFound(f"Shipment {shipment_id} does not exist.")
     return shipment
 
@@ -304,9 +337,17 @@ def list_shipments(
     search: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
+    viewer: Viewer = EVERYONE,
+    label: str | None = None,
+    archived: bool | None = False,
 ) -> Page:
-    """Shipments newest first, filtered, one page at a time (cursor pagination by id)."""
+    """Shipments newest first, filtered, one page at a time (cursor pagination by id): those
+    the viewer may see, without the ones they archived (`archived=None`: with them; True:
+    only them), with `label` on their tracker when given."""
     query: Select[Shipment] = select(Shipment).order_by(Shipment.id.desc())
+    if (scope := visible_to(viewer)) is not None:
+        query = query.where(scope)
+    query = _personal_filters(session, query, viewer, label=label, archived=archived)
     if status is not None:
         query = query.where(Shipment.status == status)
     if (by_carrier := carrier_filter(carrier)) is not None:
@@ -315,7 +356,7 @@ def list_shipments(
         query = query.where(Shipment.status.not_in(FINAL_STATUSES))
     elif active is False:
         query = query.where(Shipment.status.in_(FINAL_STATUSES))
-    if (matching := search_filter(search)) is not None:
+    if (matching := search_filter(search, viewer)) is not None:
         query = query.where(matching)
     if cursor:
         query = query.where(Shipment.id < _decode_cursor(cursor))
@@ -325,6 +366,41 @@ def list_shipments(
     return Page(items, _encode_cursor(items[-1].id) if more and items else None)
 
 
+def _personal_filters(
+    session: Session,
+    query: Select[Shipment],
+    viewer: Viewer,
+    *,
+    label: str | None,
+    archived: bool | None,
+) -> Select[Shipment]:
+    """Filter by the viewer's own label and archive flag (neither means anything without an
+    account)."""
+    if viewer.user_id is None:
+        if label:
+            raise InvalidInput("label: labels belong to accounts; sign in with a personal token")
+        return query
+    mine = (Tracker.shipment_id == Shipment.id, Tracker.user_id == viewer.user_id)
+    if label:
+        wanted = " ".join(label.split())
+        known = trackers.labels_of(session, viewer.user_id)
+        match = next((name for name in known if name.casefold() == wanted.casefold()), None)
+        if match is None:
+            listed = ", ".join(known) if known else "none yet"
+            raise InvalidInput(f"label: you have no label {wanted!r} (yours: {listed})")
+        query = query.where(
+            exists()
+            .where(*mine)
+            .where(
+                exists().where(TrackerLabel.tracker_id == Tracker.id, TrackerLabel.name == match)
+            )
+        )
+    if archived is not None:
+        archived_mine = exists().where(*mine, Tracker.archived_at.is_not(None))
+        query = query.where(archived_mine if archived else ~archived_mine)
+    return query
+
+
 def update_shipment(
     session: Session,
     shipment_id: int,
@@ -332,18 +408,63 @@ def update_shipment(
     description: str | None | _Unset = UNSET,
     carrier: str | _Unset = UNSET,
     auto_refresh_enabled: bool | _Unset = UNSET,
+    labels: Sequence[str] | _Unset = UNSET,
+    notes: str | None | _Unset = UNSET,
+    archived: bool | _Unset = UNSET,
+    viewer: Viewer = EVERYONE,
 ) -> Shipment:
-    """Change the description, correct the carrier (which starts tracking afresh), or
-    switch auto-refresh; re-enabling clears the failure count and schedules a check now."""
-    shipment = get_shipment(session, shipment_id, for_update=True)
-    if not isinstance(description, _Unset):
-        shipment.description = _clean_description(description)
-    if not isinstance(carrier, _Unset):
-        _change_carrier(session, shipment, _validated_carrier(carrier, shipment.tracking_number))
+    """Change the viewer's description, labels, notes or archive flag (their tracker's),
+    correct the carrier (which starts tracking afresh), or switch auto-refresh; re-enabling
+    clears the failure count and schedules a check now. Every value is checked before any
+    is changed."""
+    shipment = get_shipment(session, shipment_id, for_update=True, viewer=viewer)
+    text = description if isinstance(description, _Unset) else _clean_description(description)
+    cleaned_labels = labels if isinstance(labels, _Unset) else trackers.clean_labels(labels)
+    cleaned_notes = notes if isinstance(notes, _Unset) else trackers.clean_notes(notes)
+    code = (
+        carrier
+        if isinstance(carrier, _Unset)
+        else _validated_carrier(carrier, shipment.tracking_number)
+    )
+    tracker = trackers.tracker_of(session, viewer.user_id, shipment.id)
+    personal = [cleaned_labels, cleaned_notes, archived]
+    if tracker is None and any(not isinstance(value, _Unset) for value in personal):
+        raise Conflict(
+            "labels, notes and archive belong to your own tracker of a shipment: add the "
+            "shipment to your list first"
+        )
+    if not isinstance(code, _Unset) and code != shipment.carrier and not viewer.everyone:
+        _refuse_if_shared(session, shipment)
+    if not isinstance(text, _Unset):
+        if tracker is not None:
+            tracker.description = text
+        else:
+            shipment.description = text
+    if tracker is not None:
+        if not isinstance(cleaned_labels, _Unset):
+            trackers.set_labels(session, tracker, cleaned_labels)
+        if not isinstance(cleaned_notes, _Unset):
+            tracker.notes = cleaned_notes
+        if not isinstance(archived, _Unset):
+            trackers.set_archived(tracker, archived)
+    if not isinstance(code, _Unset):
+        _change_carrier(session, shipment, code)
     if not isinstance(auto_refresh_enabled, _Unset):
         _set_auto_refresh(shipment, auto_refresh_enabled)
     session.flush()
     return shipment
+
+
+def _refuse_if_shared(session: Session, shipment: Shipment) -> None:
+    """A member corrects the carrier of a shipment only they track: others rely on it."""
+    followers = session.scalar(
+        select(func.count()).select_from(Tracker).where(Tracker.shipment_id == shipment.id)
+    )
+    if followers and followers > 1:
+        raise Conflict(
+            "Other people track this shipment too, so its carrier cannot be changed here: "
+            "remove it from your list and add the number again with the right carrier."
+        )
 
 
 def _change_carrier(session: Session, shipment: Shipment, code: str) -> None:
@@ -388,11 +509,14 @@ def _set_auto_refresh(shipment: Shipment, enabled: bool) -> None:
         shipment.next_check_at = None
 
 
-def delete_shipment(session: Session, shipment_id: int) -> None:
-    shipment = get_shipment(session, shipment_id, for_update=True)
-    session.delete(shipment)
-    session.flush()
-    log.info("shipment deleted", shipment_id=shipment_id, carrier=shipment.carrier)
+def delete_shipment(session: Session, shipment_id: int, *, viewer: Viewer = EVERYONE) -> None:
+    """Remove the viewer's tracker of the shipment; the shipment and its events go with its
+    last tracker (the CLI and an admin who does not track it remove it for everyone)."""
+    shipment = get_shipment(session, shipment_id, for_update=True, viewer=viewer)
+    carrier = shipment.carrier
+    if not trackers.unfollow(session, viewer, shipment):
+        raise NotFound(f"Shipment {shipment_id} does not exist.")
+    log.info("shipment removed from a list", shipment_id=shipment_id, carrier=carrier)
 
 
 def detect_numbers(text: str) -> list[DetectedNumber]:
@@ -403,9 +527,11 @@ def detect_numbers(text: str) -> list[DetectedNumber]:
     return find_tracking_numbers(unicodedata.normalize("NFKC", text))
 
 
-def list_events(session: Session, shipment_id: int, *, limit: int = 500) -> list[TrackingEvent]:
+def list_events(
+    session: Session, shipment_id: int, *, limit: int = 500, viewer: Viewer = EVERYONE
+) -> list[TrackingEvent]:
     """A shipment's events, newest first."""
-    get_shipment(session, shipment_id)
+    get_shipment(session, shipment_id, viewer=viewer)
     query = (
         select(TrackingEvent)
         .where(TrackingEvent.shipment_id == shipment_id)

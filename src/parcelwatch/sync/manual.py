@@ -23,6 +23,8 @@ from parcelwatch.domain import utcnow
 from parcelwatch.errors import Conflict, NotFound, TooManyRequests
 from parcelwatch.lifecycle import MANUAL_COOLDOWN, Lifecycle
 from parcelwatch.models import Shipment
+from parcelwatch.shipments.service import get_shipment
+from parcelwatch.shipments.trackers import EVERYONE, Tracked, Viewer, seen_by
 from parcelwatch.sync.engine import SyncEngine
 from parcelwatch.sync.outcomes import PassTrigger, ShipmentOutcome
 from parcelwatch.sync.selection import Selection
@@ -45,7 +47,7 @@ class RefreshResult:
     refreshed: bool
     outcome: str  # updated | unchanged | not_found | expired | failed | deferred | final | ...
     detail: str
-    shipment: Shipment  # detached, as stored after the refresh
+    shipment: Tracked  # detached, as stored after the refresh
 
 
 def cooldown_ends(shipment: Shipment) -> datetime | None:
@@ -57,12 +59,17 @@ def cooldown_ends(shipment: Shipment) -> datetime | None:
 
 
 async def refresh(
-    engine: SyncEngine, sessions: sessionmaker[Session], shipment_id: int, *, force: bool
+    engine: SyncEngine,
+    sessions: sessionmaker[Session],
+    shipment_id: int,
+    *,
+    force: bool,
+    viewer: Viewer = EVERYONE,
 ) -> RefreshResult:
     """Ask the carrier about one shipment now. `force` skips the cool-down (the caller checks
     that the asker may). Raises NotFound, Conflict (carrier not configured, or another engine
     is syncing the shipment) or TooManyRequests (within the cool-down)."""
-    shipment = await run_in_threadpool(_load, sessions, shipment_id)
+    shipment = await run_in_threadpool(_load, sessions, shipment_id, viewer)
     if shipment.is_final:
         return RefreshResult(
             refreshed=False,
@@ -81,7 +88,7 @@ async def refresh(
     if outcome is None:  # another engine holds it (the updater, a cron sync)
         await run_in_threadpool(_give_back, sessions, shipment_id, shipment.last_manual_refresh)
         raise Conflict(f"Shipment {shipment_id} is being synced right now; try again shortly.")
-    after = await run_in_threadpool(_load, sessions, shipment_id)
+    after = await run_in_threadpool(_load, sessions, shipment_id, viewer)
     refreshed = outcome in REFRESHED_OUTCOMES
     detail = f"Refreshed: {outcome}." if refreshed else after.last_auto_refresh_error
     return RefreshResult(
@@ -89,13 +96,12 @@ async def refresh(
     )
 
 
-def _load(sessions: sessionmaker[Session], shipment_id: int) -> Shipment:
+def _load(sessions: sessionmaker[Session], shipment_id: int, viewer: Viewer) -> Tracked:
+    """The shipment as `viewer` sees it (NotFound when they may not), detached."""
     with session_scope(sessions) as session:
-        shipment = session.get(Shipment, shipment_id)
-        if shipment is None:
-            raise NotFound(f"Shipment {shipment_id} does not exist.")
-        session.expunge(shipment)
-        return shipment
+        seen = seen_by(session, viewer, get_shipment(session, shipment_id, viewer=viewer))
+        session.expunge_all()
+        return seen
 
 
 def _reserve(sessions: sessionmaker[Session], shipment_id: int, force: bool) -> None:

@@ -73,7 +73,9 @@ async def refresh_shipment(
             status.HTTP_403_FORBIDDEN,
             "Not allowed: `force` (skipping the cool-down) needs the 'admin' scope.",
         )
-    result = await manual.refresh(engine, sessions, shipment_id, force=force)
+    result = await manual.refresh(
+        engine, sessions, shipment_id, force=force, viewer=principal.viewer
+    )
     return RefreshOut(
         refreshed=result.refreshed,
         outcome=result.outcome,

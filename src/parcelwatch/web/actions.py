@@ -5,15 +5,17 @@ success, so reloading the next page never re-sends the form."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
+from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from parcelwatch.api.deps import SessionDep, ShipmentId
-from parcelwatch.errors import InvalidInput, NotFound
+from parcelwatch.errors import Conflict, InvalidInput, NotFound
 from parcelwatch.shipments import service
 from parcelwatch.shipments.service import BulkOutcome
+from parcelwatch.shipments.trackers import Viewer
 from parcelwatch.web.pages import add_context, not_found
 from parcelwatch.web.runtime import wake_updater
 from parcelwatch.web.signin import FormPersonDep
@@ -40,7 +42,7 @@ def add_one(
     request: Request,
     session: SessionDep,
     _origin: SameOriginDep,
-    _person: FormPersonDep,
+    person: FormPersonDep,
     background: BackgroundTasks,
     tracking_number: Annotated[str, Form(max_length=100)] = "",
     carrier: Annotated[str, Form(max_length=64)] = "",
@@ -53,6 +55,7 @@ def add_one(
             tracking_number=tracking_number,
             carrier=carrier or None,
             description=description or None,
+            owner_id=person.user_id,
         )
     except InvalidInput as error:
         return render(
@@ -69,7 +72,7 @@ def add_from_text(
     request: Request,
     session: SessionDep,
     _origin: SameOriginDep,
-    _person: FormPersonDep,
+    person: FormPersonDep,
     background: BackgroundTasks,
     text: Annotated[str, Form(max_length=MAX_TEXT)] = "",
     description: Annotated[str, Form(max_length=500)] = "",
@@ -86,7 +89,9 @@ def add_from_text(
         context["text_error"] = message
         return render(request, "add.html", context, status_code=422)
     results = service.register_many(
-        session, [(item.tracking_number, item.carrier, description or None) for item in found]
+        session,
+        [(item.tracking_number, item.carrier, description or None) for item in found],
+        owner_id=person.user_id,
     )
 
     def ids(outcome: BulkOutcome) -> str:
@@ -106,11 +111,13 @@ def save_description(
     shipment_id: ShipmentId,
     session: SessionDep,
     _origin: SameOriginDep,
-    _person: FormPersonDep,
+    person: FormPersonDep,
     description: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     try:
-        service.update_shipment(session, shipment_id, description=description or None)
+        service.update_shipment(
+            session, shipment_id, description=description or None, viewer=person.viewer
+        )
     except NotFound as error:
         return not_found(request, error.detail)
     except InvalidInput as error:
@@ -129,14 +136,16 @@ def switch_auto_refresh(
     shipment_id: ShipmentId,
     session: SessionDep,
     _origin: SameOriginDep,
-    _person: FormPersonDep,
+    person: FormPersonDep,
     background: BackgroundTasks,
     enabled: Annotated[str, Form()] = "true",
 ) -> Response:
     turn_on = enabled.lower() in ("true", "1", "on", "yes")
     background.add_task(wake_updater, request.app)
     try:
-        service.update_shipment(session, shipment_id, auto_refresh_enabled=turn_on)
+        service.update_shipment(
+            session, shipment_id, auto_refresh_enabled=turn_on, viewer=person.viewer
+        )
     except NotFound as error:
         return not_found(request, error.detail)
     return _see_other(f"/shipments/{shipment_id}?notice={'auto_on' if turn_on else 'auto_off'}")
@@ -148,12 +157,65 @@ def delete(
     shipment_id: ShipmentId,
     session: SessionDep,
     _origin: SameOriginDep,
-    _person: FormPersonDep,
+    person: FormPersonDep,
 ) -> Response:
     try:
-        shipment = service.get_shipment(session, shipment_id)
+        shipment = service.get_shipment(session, shipment_id, viewer=person.viewer)
         number = shipment.tracking_number
-        service.delete_shipment(session, shipment_id)
+        service.delete_shipment(session, shipment_id, viewer=person.viewer)
     except NotFound as error:
         return not_found(request, error.detail)
     return _see_other(f"/shipments?notice=deleted&deleted={number}")
+
+
+@router.post("/shipments/{shipment_id}/personal")
+def save_personal(
+    request: Request,
+    shipment_id: ShipmentId,
+    session: SessionDep,
+    _origin: SameOriginDep,
+    person: FormPersonDep,
+    labels: Annotated[str, Form(max_length=1000)] = "",
+    notes: Annotated[str, Form(max_length=20_000)] = "",
+) -> Response:
+    """Your labels (comma-separated) and notes of a shipment in your list."""
+    names = [name for name in (part.strip() for part in labels.split(",")) if name]
+    return _personal_change(
+        request, session, shipment_id, person.viewer, "saved_mine", labels=names, notes=notes
+    )
+
+
+@router.post("/shipments/{shipment_id}/archive")
+def archive(
+    request: Request,
+    shipment_id: ShipmentId,
+    session: SessionDep,
+    _origin: SameOriginDep,
+    person: FormPersonDep,
+    archived: Annotated[str, Form()] = "true",
+) -> Response:
+    chosen = archived.lower() in ("true", "1", "on", "yes")
+    notice = "archived" if chosen else "restored"
+    return _personal_change(request, session, shipment_id, person.viewer, notice, archived=chosen)
+
+
+def _personal_change(
+    request: Request,
+    session: Session,
+    shipment_id: int,
+    viewer: Viewer,
+    notice: str,
+    **changes: Any,
+) -> Response:
+    try:
+        service.update_shipment(session, shipment_id, viewer=viewer, **changes)
+    except NotFound as error:
+        return not_found(request, error.detail)
+    except (InvalidInput, Conflict) as error:
+        return render(
+            request,
+            "error.html",
+            {"title": "Not saved", "message": error.detail, "back": f"/shipments/{shipment_id}"},
+            status_code=error.status_code,
+        )
+    return _see_other(f"/shipments/{shipment_id}?notice={notice}")

@@ -14,6 +14,7 @@ from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.errors import NotFound
 from parcelwatch.shipments import service
+from parcelwatch.shipments.trackers import seen_by
 from parcelwatch.sync.manual import cooldown_ends
 from parcelwatch.web import queries, runtime
 from parcelwatch.web.signin import PersonDep
@@ -26,15 +27,16 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview_page(request: Request, _person: PersonDep, session: SessionDep) -> HTMLResponse:
+def overview_page(request: Request, person: PersonDep, session: SessionDep) -> HTMLResponse:
     now = utcnow()
+    viewer = person.viewer
     return render(
         request,
         "overview.html",
         {
             "nav": "overview",
-            "counts": queries.overview(session, now=now),
-            "recent": queries.recent_activity(session),
+            "counts": queries.overview(session, now=now, viewer=viewer),
+            "recent": queries.recent_activity(session, viewer=viewer),
             "updater": runtime.updater_state(request.app),
             "runs": queries.recent_runs(session, limit=1, finished=True),
         },
@@ -44,7 +46,7 @@ def overview_page(request: Request, _person: PersonDep, session: SessionDep) -> 
 @router.get("/shipments", response_class=HTMLResponse)
 def shipments_page(
     request: Request,
-    _person: PersonDep,
+    person: PersonDep,
     session: SessionDep,
     view: str = "active",
     status_filter: Annotated[str | None, Query(alias="status")] = None,
@@ -70,7 +72,7 @@ def shipments_page(
         sort=sort if sort in queries.SORTS else "updated",
         page=page,
     )
-    listing = queries.list_page(session, spec)
+    listing = queries.list_page(session, spec, viewer=person.viewer)
     return render(
         request,
         "shipments.html",
@@ -102,12 +104,13 @@ def _refresh_state(request: Request, shipment: Any) -> dict[str, Any]:
 
 @router.get("/shipments/{shipment_id}", response_class=HTMLResponse)
 def shipment_page(
-    request: Request, shipment_id: ShipmentId, _person: PersonDep, session: SessionDep
+    request: Request, shipment_id: ShipmentId, person: PersonDep, session: SessionDep
 ) -> HTMLResponse:
     try:
-        shipment = service.get_shipment(session, shipment_id)
+        found = service.get_shipment(session, shipment_id, viewer=person.viewer)
     except NotFound as error:
         return not_found(request, error.detail)
+    shipment = seen_by(session, person.viewer, found)
     events = service.list_events(session, shipment_id)
     return render(
         request,
@@ -124,10 +127,12 @@ def shipment_page(
 
 @router.get("/shipments/{shipment_id}/delete", response_class=HTMLResponse)
 def confirm_delete_page(
-    request: Request, shipment_id: ShipmentId, _person: PersonDep, session: SessionDep
+    request: Request, shipment_id: ShipmentId, person: PersonDep, session: SessionDep
 ) -> HTMLResponse:
     try:
-        shipment = service.get_shipment(session, shipment_id)
+        shipment = seen_by(
+            session, person.viewer, service.get_shipment(session, shipment_id, viewer=person.viewer)
+        )
     except NotFound as error:
         return not_found(request, error.detail)
     return render(request, "delete.html", {"nav": "shipments", "shipment": shipment})
@@ -152,7 +157,7 @@ def add_context(**values: Any) -> dict[str, Any]:
 @router.get("/add/done", response_class=HTMLResponse)
 def added_page(
     request: Request,
-    _person: PersonDep,
+    person: PersonDep,
     session: SessionDep,
     created: str = "",
     existing: str = "",
@@ -163,7 +168,8 @@ def added_page(
         for part in ids.split(",")[:500]:
             if part.isdigit():
                 with contextlib.suppress(NotFound):
-                    found.append(service.get_shipment(session, int(part)))
+                    shipment = service.get_shipment(session, int(part), viewer=person.viewer)
+                    found.append(seen_by(session, person.viewer, shipment))
         return found
 
     return render(

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
@@ -15,6 +15,14 @@ from parcelwatch.domain import ShipmentStatus
 from parcelwatch.lifecycle import open_filter, sync_failing_filter
 from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.shipments.service import carrier_filter, search_filter
+from parcelwatch.shipments.trackers import (
+    EVERYONE,
+    Tracked,
+    Viewer,
+    archived_by,
+    as_seen_by,
+    visible_to,
+)
 
 __all__ = [
     "ATTENTION_STATUSES",
@@ -51,6 +59,7 @@ VIEWS: Final[dict[str, str]] = {
     "failing": "Sync failing",
     "delivered": "Delivered",
     "all": "All",
+    "archived": "Archived",
 }
 PAGE_SIZE: Final = 25
 
@@ -68,16 +77,28 @@ class Overview:
     total: int
 
 
-def overview(session: Session, *, now: datetime) -> Overview:
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
+
+
+def _scoped(query: _Query, viewer: Viewer) -> _Query:
+    """Only the viewer's shipments (members), without the ones they archived."""
+    if (scope := visible_to(viewer)) is not None:
+        query = query.where(scope)
+    if viewer.user_id is not None:
+        query = query.where(~archived_by(viewer.user_id))
+    return query
+
+
+def overview(session: Session, *, now: datetime, viewer: Viewer = EVERYONE) -> Overview:
     by_status: dict[ShipmentStatus, int] = {
         ShipmentStatus(status): count
         for status, count in session.execute(
-            select(Shipment.status, func.count()).group_by(Shipment.status)
+            _scoped(select(Shipment.status, func.count()), viewer).group_by(Shipment.status)
         )
     }
     week_ago = now - timedelta(days=7)
     delivered_week = session.scalar(
-        select(func.count()).where(
+        _scoped(select(func.count()).select_from(Shipment), viewer).where(
             Shipment.status == ShipmentStatus.DELIVERED,
             or_(
                 Shipment.delivered_at >= week_ago,
@@ -85,7 +106,9 @@ def overview(session: Session, *, now: datetime) -> Overview:
             ),
         )
     )
-    failing = session.scalar(select(func.count()).where(sync_failing_filter()))
+    failing = session.scalar(
+        _scoped(select(func.count()).select_from(Shipment), viewer).where(sync_failing_filter())
+    )
     return Overview(
         out_for_delivery=by_status.get(ShipmentStatus.OUT_FOR_DELIVERY, 0),
         in_transit=by_status.get(ShipmentStatus.IN_TRANSIT, 0),
@@ -99,11 +122,13 @@ def overview(session: Session, *, now: datetime) -> Overview:
     )
 
 
-def recent_activity(session: Session, *, limit: int = 8) -> list[Shipment]:
+def recent_activity(
+    session: Session, *, limit: int = 8, viewer: Viewer = EVERYONE
+) -> list[Tracked]:
     """Active shipments, those on the move today first, then by latest carrier event."""
     urgency = case((Shipment.status == ShipmentStatus.OUT_FOR_DELIVERY, 0), else_=1)
     query = (
-        select(Shipment)
+        _scoped(select(Shipment), viewer)
         .where(open_filter())
         .order_by(
             urgency.asc(),
@@ -112,7 +137,7 @@ def recent_activity(session: Session, *, limit: int = 8) -> list[Shipment]:
         )
         .limit(limit)
     )
-    return list(session.scalars(query))
+    return as_seen_by(session, viewer, list(session.scalars(query)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +170,18 @@ class ListQuery:
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    items: Sequence[Shipment]
+    items: Sequence[Tracked]
     total: int
     page: int
     pages: int
 
 
-def _filtered(query: Select[Any], spec: ListQuery) -> Select[Any]:
+def _filtered(query: Select[Any], spec: ListQuery, viewer: Viewer) -> Select[Any]:
+    if (scope := visible_to(viewer)) is not None:
+        query = query.where(scope)
+    if viewer.user_id is not None:
+        archived = archived_by(viewer.user_id)
+        query = query.where(archived if spec.view == "archived" else ~archived)
     if spec.view == "active":
         query = query.where(open_filter())
     elif spec.view == "attention":
@@ -164,7 +194,7 @@ def _filtered(query: Select[Any], spec: ListQuery) -> Select[Any]:
         query = query.where(Shipment.status == spec.status)
     if (by_carrier := carrier_filter(spec.carrier)) is not None:
         query = query.where(by_carrier)
-    if (matching := search_filter(spec.search)) is not None:
+    if (matching := search_filter(spec.search, viewer)) is not None:
         query = query.where(matching)
     return query
 
@@ -183,14 +213,17 @@ def _ordered(query: Select[Any], sort: str) -> Select[Any]:
     )
 
 
-def list_page(session: Session, spec: ListQuery, *, page_size: int = PAGE_SIZE) -> Listing:
+def list_page(
+    session: Session, spec: ListQuery, *, page_size: int = PAGE_SIZE, viewer: Viewer = EVERYONE
+) -> Listing:
     """One page of the filtered, searched and sorted list (offset pages: people jump)."""
-    total = session.scalar(_filtered(select(func.count()).select_from(Shipment), spec)) or 0
+    counted = _filtered(select(func.count()).select_from(Shipment), spec, viewer)
+    total = session.scalar(counted) or 0
     pages = max(1, math.ceil(total / page_size))
     page = min(max(1, spec.page), pages)
-    query = _ordered(_filtered(select(Shipment), spec), spec.sort)
-    items = list(session.scalars(query.offset((page - 1) * page_size).limit(page_size)))
-    return Listing(items=items, total=total, page=page, pages=pages)
+    query = _ordered(_filtered(select(Shipment), spec, viewer), spec.sort)
+    rows = list(session.scalars(query.offset((page - 1) * page_size).limit(page_size)))
+    return Listing(items=as_seen_by(session, viewer, rows), total=total, page=page, pages=pages)
 
 
 def recent_runs(session: Session, *, limit: int = 15, finished: bool = False) -> list[SyncRun]:

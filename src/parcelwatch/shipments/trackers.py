@@ -1,0 +1,282 @@
+"""Trackers: a person's follow of a shipment, and who sees which shipment.
+
+A shipment is one row per (carrier, number), polled once however many people follow it.
+What belongs to a person is their tracker of it: their description, labels, notes, archived
+flag. A member sees only the shipments they track; the owner and admins see every shipment
+(`Viewer.everyone`), with their own tracker's fields where they have one. Removing your
+tracker never touches anyone else's; the shipment (with its events) goes with its last one.
+
+Services only flush; the caller's transaction commits.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, delete, exists, func, insert, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from parcelwatch.accounts.roles import Role
+from parcelwatch.domain import utcnow
+from parcelwatch.errors import InvalidInput
+from parcelwatch.models import Shipment, Tracker, TrackerLabel, User
+
+__all__ = [
+    "EVERYONE",
+    "MAX_LABELS",
+    "MAX_NOTES",
+    "Tracked",
+    "Viewer",
+    "adopt_untracked",
+    "archived_by",
+    "as_seen_by",
+    "clean_labels",
+    "clean_notes",
+    "seen_by",
+    "follow",
+    "hand_over",
+    "labels_of",
+    "tracker_of",
+    "unfollow",
+    "visible_to",
+]
+
+MAX_LABELS: Final = 20
+MAX_LABEL_LENGTH: Final = 40
+MAX_NOTES: Final = 10_000
+_LABEL: Final = re.compile(r"[^\W_][\w .&+-]*", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Whose shipments a request sees: `user_id`'s trackers, or every shipment."""
+
+    user_id: int | None
+    everyone: bool
+
+    @classmethod
+    def of(cls, user_id: int | None, role: Role) -> Viewer:
+        return cls(user_id=user_id, everyone=role is not Role.MEMBER)
+
+
+EVERYONE: Final = Viewer(user_id=None, everyone=True)  # the CLI and the engine
+
+
+def visible_to(viewer: Viewer) -> ColumnElement[bool] | None:
+    """The filter on `Shipment` a viewer's queries add (None: every shipment)."""
+    if viewer.everyone:
+        return None
+    return exists().where(Tracker.shipment_id == Shipment.id, Tracker.user_id == viewer.user_id)
+
+
+def archived_by(user_id: int) -> ColumnElement[bool]:
+    """Shipments `user_id` archived in their list."""
+    return exists().where(
+        Tracker.shipment_id == Shipment.id,
+        Tracker.user_id == user_id,
+        Tracker.archived_at.is_not(None),
+    )
+
+
+class Tracked:
+    """A shipment as one person sees it: the shipment's attributes, with the description,
+    labels, notes and archive flag of their tracker (none for an admin who does not track
+    it: then the description is the one it was registered with)."""
+
+    __slots__ = ("shipment", "tracker")
+
+    def __init__(self, shipment: Shipment, tracker: Tracker | None) -> None:
+        self.shipment = shipment
+        self.tracker = tracker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.shipment, name)
+
+    @property
+    def description(self) -> str | None:
+        return self.tracker.description if self.tracker else self.shipment.description
+
+    @property
+    def labels(self) -> list[str]:
+        return self.tracker.labels if self.tracker else []
+
+    @property
+    def notes(self) -> str | None:
+        return self.tracker.notes if self.tracker else None
+
+    @property
+    def archived(self) -> bool:
+        return self.tracker is not None and self.tracker.archived_at is not None
+
+    @property
+    def archived_at(self) -> datetime | None:
+        return self.tracker.archived_at if self.tracker else None
+
+    @property
+    def tracker_id(self) -> int | None:
+        return self.tracker.id if self.tracker else None
+
+
+def tracker_of(session: Session, user_id: int | None, shipment_id: int) -> Tracker | None:
+    if user_id is None:
+        return None
+    return session.scalar(
+        select(Tracker)
+        .where(Tracker.user_id == user_id, Tracker.shipment_id == shipment_id)
+        .options(selectinload(Tracker.label_rows))
+    )
+
+
+def as_seen_by(session: Session, viewer: Viewer, shipments: Sequence[Shipment]) -> list[Tracked]:
+    """`shipments` with the viewer's trackers of them (one query for all)."""
+    mine: dict[int, Tracker] = {}
+    if viewer.user_id is not None and shipments:
+        rows = session.scalars(
+            select(Tracker)
+            .where(
+                Tracker.user_id == viewer.user_id,
+                Tracker.shipment_id.in_([shipment.id for shipment in shipments]),
+            )
+            .options(selectinload(Tracker.label_rows))
+        )
+        mine = {tracker.shipment_id: tracker for tracker in rows}
+    return [Tracked(shipment, mine.get(shipment.id)) for shipment in shipments]
+
+
+def seen_by(session: Session, viewer: Viewer, shipment: Shipment) -> Tracked:
+    return Tracked(shipment, tracker_of(session, viewer.user_id, shipment.id))
+
+
+def follow(
+    session: Session, user_id: int, shipment: Shipment, *, description: str | None
+) -> tuple[Tracker, bool]:
+    """`user_id`'s tracker of `shipment`, made now (True) or already there (False, its
+    description left as it was)."""
+    existing = tracker_of(session, user_id, shipment.id)
+    if existing is not None:
+        return existing, False
+    tracker = Tracker(user_id=user_id, shipment_id=shipment.id, description=description)
+    with session.begin_nested():
+        session.add(tracker)
+    return tracker, True
+
+
+def unfollow(session: Session, viewer: Viewer, shipment: Shipment) -> bool:
+    """Remove the viewer's tracker of `shipment`; the shipment goes with its last tracker
+    (and an admin who does not track it removes it for everyone). False when the viewer has
+    no tracker of it and may not remove it."""
+    tracker = tracker_of(session, viewer.user_id, shipment.id)
+    if tracker is None and not viewer.everyone:
+        return False
+    if tracker is not None:
+        session.delete(tracker)
+        session.flush()
+        others = session.scalar(
+            select(func.count()).select_from(Tracker).where(Tracker.shipment_id == shipment.id)
+        )
+        if others:
+            return True
+    session.delete(shipment)
+    session.flush()
+    return True
+
+
+def clean_labels(labels: Iterable[str]) -> list[str]:
+    """Labels as stored: NFKC, trimmed, single spaces, unique (case-insensitively), sorted;
+    `InvalidInput` naming a label that is not one."""
+    cleaned: dict[str, str] = {}
+    for raw in labels:
+        label = " ".join(unicodedata.normalize("NFKC", raw).split())
+        if not label or len(label) > MAX_LABEL_LENGTH or not _LABEL.fullmatch(label):
+            raise InvalidInput(
+                f"labels: {raw!r} is not a label: 1 to {MAX_LABEL_LENGTH} letters, digits, "
+                "spaces and . & + - , starting with a letter or digit"
+            )
+        cleaned.setdefault(label.casefold(), label)
+    if len(cleaned) > MAX_LABELS:
+        raise InvalidInput(f"labels: at most {MAX_LABELS} per shipment")
+    return sorted(cleaned.values(), key=str.casefold)
+
+
+def set_labels(session: Session, tracker: Tracker, labels: Iterable[str]) -> None:
+    session.execute(delete(TrackerLabel).where(TrackerLabel.tracker_id == tracker.id))
+    session.expire(tracker, ["label_rows"])
+    names = clean_labels(labels)
+    if names:
+        session.execute(
+            insert(TrackerLabel), [{"tracker_id": tracker.id, "name": name} for name in names]
+        )
+
+
+def clean_notes(notes: str | None) -> str | None:
+    if notes is None:
+        return None
+    if len(notes) > MAX_NOTES:
+        raise InvalidInput(f"notes: at most {MAX_NOTES} characters (these are {len(notes)})")
+    for character in notes:
+        if unicodedata.category(character) == "Cc" and character not in "\t\n\r":
+            raise InvalidInput(
+                f"notes: contains a control character (U+{ord(character):04X}): remove it"
+            )
+    return notes.strip() or None
+
+
+def labels_of(session: Session, user_id: int) -> list[str]:
+    """Every label a person's trackers carry."""
+    return list(
+        session.scalars(
+            select(TrackerLabel.name)
+            .join(Tracker, Tracker.id == TrackerLabel.tracker_id)
+            .where(Tracker.user_id == user_id)
+            .distinct()
+            .order_by(TrackerLabel.name)
+        )
+    )
+
+
+def set_archived(tracker: Tracker, archived: bool) -> None:
+    if archived and tracker.archived_at is None:
+        tracker.archived_at = utcnow()
+    elif not archived:
+        tracker.archived_at = None
+
+
+def adopt_untracked(session: Session, user: User) -> int:
+    """Give `user` (the owner, when created) a tracker of every shipment nobody tracks yet:
+    those registered before there was an account. How many."""
+    untracked = select(Shipment.id, Shipment.description).where(
+        ~exists().where(Tracker.shipment_id == Shipment.id)
+    )
+    rows = session.execute(untracked).all()
+    now = utcnow()
+    if rows:
+        session.execute(
+            insert(Tracker),
+            [
+                {
+                    "user_id": user.id,
+                    "shipment_id": shipment_id,
+                    "description": description,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for shipment_id, description in rows
+            ],
+        )
+    return len(rows)
+
+
+def hand_over(session: Session, *, giver: User, taker: User) -> None:
+    """Every tracker of `giver` becomes `taker`'s (where `taker` has none of that shipment):
+    the demo's stand-in owner handing the instance to the real one."""
+    taken = select(Tracker.shipment_id).where(Tracker.user_id == taker.id)
+    session.execute(
+        update(Tracker)
+        .where(Tracker.user_id == giver.id, Tracker.shipment_id.not_in(taken))
+        .values(user_id=taker.id)
+    )
