@@ -29,6 +29,7 @@ __all__ = [
     "EngineHeartbeat",
     "Shipment",
     "SyncRun",
+    "ShareLink",
     "Tracker",
     "TrackerLabel",
     "TrackingEvent",
@@ -352,3 +353,25 @@ class TrackerLabel(Base):
         ForeignKey("trackers.id", ondelete="CASCADE"), primary_key=True
     )
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
+class ShareLink(Base):
+    """A read-only public page of one shipment (`/t/<token>`), made by one of its trackers:
+    status, timeline and ETA, never the tracker's own fields. Only the token's SHA-256 is
+    kept; it can expire and be revoked, and goes with its tracker."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uq_share_links_hash"),
+        Index("ix_share_links_tracker", "tracker_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tracker_id: Mapped[int] = mapped_column(ForeignKey("trackers.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    tracker: Mapped[Tracker] = relationship()

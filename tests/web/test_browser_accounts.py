@@ -182,3 +182,29 @@ def test_labels_notes_and_archive_in_the_browser(page: object, server: str) -> N
     page.get_by_role("button", name="Restore to my lists").click()  # type: ignore[attr-defined]
     page.goto(f"{server}/shipments")  # type: ignore[attr-defined]
     expect(page.locator("#list")).to_contain_text(UPS)
+
+
+@pytest.mark.usefixtures("owner")
+def test_a_share_link_opens_in_a_fresh_browser_without_signing_in(
+    page: object, server: str, chromium: object
+) -> None:
+    expect = playwright_api.expect
+    _sign_in(page, server, "alice", PASSWORD)
+    page.goto(f"{server}/add")  # type: ignore[attr-defined]
+    page.locator("#tracking_number").fill(UPS)  # type: ignore[attr-defined]
+    page.get_by_label("Description").first.fill("Present for Sam")  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Track this shipment").click()  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Make a share link").click()  # type: ignore[attr-defined]
+    url = page.locator("#share-url").inner_text()  # type: ignore[attr-defined]
+    assert url.startswith(f"{server}/t/")
+    stranger = chromium.new_context()  # type: ignore[attr-defined]  # no cookie of alice's
+    try:
+        shared = stranger.new_page()
+        shared.goto(url)
+        expect(shared.get_by_role("heading", level=1)).to_have_text("Your parcel")
+        expect(shared.locator("#tracking-number")).to_have_text(UPS)
+        expect(shared.locator("main")).not_to_contain_text("Present for Sam")
+        expect(shared.locator("#account-link")).to_have_count(0)
+        _shot(shared, "share-page")
+    finally:
+        stranger.close()

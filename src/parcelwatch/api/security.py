@@ -52,26 +52,35 @@ def _policy(*, inline: bool) -> ContentSecurityPolicy:
     )
 
 
-def _headers(*, inline: bool) -> Secure:
+def _headers(*, inline: bool, referrer: ReferrerPolicy | None = None) -> Secure:
     return Secure(
         csp=_policy(inline=inline),
         coop=CrossOriginOpenerPolicy().same_origin(),
         permissions=PermissionsPolicy().geolocation().microphone().camera(),
-        referrer=ReferrerPolicy().strict_origin_when_cross_origin(),
+        referrer=referrer or ReferrerPolicy().strict_origin_when_cross_origin(),
         xcto=XContentTypeOptions().nosniff(),
         xfo=XFrameOptions().deny(),
     )
 
 
 class SecurityHeaders:
-    """Adds the headers to every HTTP answer; the Swagger UI pages get the inline policy."""
+    """Adds the headers to every HTTP answer; the Swagger UI pages get the inline policy, and
+    share pages (`/t/<token>`) send no Referer at all, so the token never leaves in one."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.strict = SecureASGIMiddleware(app, secure=_headers(inline=False))
         self.docs = SecureASGIMiddleware(app, secure=_headers(inline=True))
+        self.shared = SecureASGIMiddleware(
+            app, secure=_headers(inline=False, referrer=ReferrerPolicy().no_referrer())
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        inline = scope["type"] == "http" and scope.get("path") in INLINE_PAGES
-        target = self.docs if inline else self.strict
+        path = str(scope.get("path", "")) if scope["type"] == "http" else ""
+        if path in INLINE_PAGES:
+            target = self.docs
+        elif path.startswith("/t/"):
+            target = self.shared
+        else:
+            target = self.strict
         # `secure` types a message as `object`, Starlette as a mapping: the same messages.
         await target(scope, receive, cast("Any", send))

@@ -18,7 +18,7 @@ from parcelwatch.accounts.service import get_user
 from parcelwatch.cli.common import command_transaction, console, fail, print_json
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.models import User
-from parcelwatch.shipments import service
+from parcelwatch.shipments import export, service
 from parcelwatch.shipments.schemas import EventOut, ShipmentOut
 from parcelwatch.shipments.service import BulkOutcome
 from parcelwatch.shipments.trackers import EVERYONE, Viewer, as_seen_by, seen_by
@@ -343,3 +343,26 @@ def _report(item: ShipmentOut, as_json: bool, verb: str) -> None:
 
 
 __all__: list[str] = ["app"]
+
+
+@app.command("export")
+def export_list(
+    user: str | None = typer.Option(
+        None, "--user", "-u", help="Whose list (default: the owner's)."
+    ),
+    export_format: str = typer.Option("csv", "--format", "-f", help="csv or json."),
+) -> None:
+    """Print a person's list (archived shipments too) as CSV or JSON on standard output."""
+    if export_format not in ("csv", "json"):
+        fail(f"--format: {export_format!r} is not csv or json", 2)
+    with command_transaction() as session:
+        account = (
+            get_user(session, user)
+            if user is not None
+            else session.scalar(select(User).where(User.role == Role.OWNER))
+        )
+        if account is None:
+            fail("there is no owner yet: give --user NAME, or create the owner first")
+        rows = export.export_rows(session, account.id)
+    text = export.as_csv(rows) if export_format == "csv" else export.as_json(rows)
+    typer.echo(text, nl=False)

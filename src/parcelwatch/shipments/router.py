@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from parcelwatch.api.auth import ReadDep, WriteDep
-from parcelwatch.api.deps import SessionDep, ShipmentId
+from parcelwatch.api.deps import SessionDep, ShipmentId, settings_of
 from parcelwatch.api.problems import answers
 from parcelwatch.carriers.catalog import CARRIERS
+from parcelwatch.config import parse_duration
 from parcelwatch.domain import ShipmentStatus
-from parcelwatch.shipments import service
+from parcelwatch.errors import Conflict, InvalidInput
+from parcelwatch.shipments import export, service, shares
 from parcelwatch.shipments.schemas import (
     BulkItemOut,
     BulkRequest,
@@ -20,12 +22,14 @@ from parcelwatch.shipments.schemas import (
     DetectRequest,
     DetectResponse,
     EventOut,
+    ShareCreate,
+    ShareOut,
     ShipmentCreate,
     ShipmentOut,
     ShipmentPage,
     ShipmentUpdate,
 )
-from parcelwatch.shipments.service import BulkOutcome
+from parcelwatch.shipments.service import MAX_ID, BulkOutcome
 from parcelwatch.shipments.trackers import as_seen_by, seen_by
 
 router = APIRouter(tags=["shipments"])
@@ -182,3 +186,91 @@ def list_events(
     """The shipment's tracking events, newest first."""
     events = service.list_events(session, shipment_id, limit=limit, viewer=who.viewer)
     return [EventOut.of(event) for event in events]
+
+
+@router.post(
+    "/shipments/{shipment_id}/shares",
+    response_model=ShareOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404, 409, 422, s409="You do not track it, or it has 20 live links."),
+)
+def create_share(
+    shipment_id: ShipmentId,
+    body: ShareCreate,
+    request: Request,
+    session: SessionDep,
+    who: WriteDep,
+) -> ShareOut:
+    """A read-only public page of the shipment (status, timeline, ETA; never your labels or
+    notes), at an unguessable address shown once."""
+    try:
+        lifetime = parse_duration(body.expires) if body.expires else None
+    except ValueError as error:
+        raise InvalidInput(f"expires: {error}") from None
+    made = shares.make_link(session, who.viewer, shipment_id, expires_in=lifetime)
+    base = settings_of(request.app).public_url or str(request.base_url).rstrip("/")
+    return ShareOut(
+        id=made.link.id,
+        url=f"{base}/t/{made.token}",
+        created_at=made.link.created_at,
+        expires_at=made.link.expires_at,
+    )
+
+
+@router.get(
+    "/shipments/{shipment_id}/shares",
+    response_model=list[ShareOut],
+    responses=answers(404, 409, 422),
+)
+def list_shares(shipment_id: ShipmentId, session: SessionDep, who: ReadDep) -> list[ShareOut]:
+    """Your live share links of the shipment (their addresses are not kept)."""
+    return [
+        ShareOut(id=link.id, url=None, created_at=link.created_at, expires_at=link.expires_at)
+        for link in shares.list_links(session, who.viewer, shipment_id)
+    ]
+
+
+@router.delete(
+    "/shipments/{shipment_id}/shares/{share_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=answers(404, 409, 422),
+)
+def revoke_share(
+    shipment_id: ShipmentId,
+    share_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: SessionDep,
+    who: WriteDep,
+) -> Response:
+    """The page stops answering at once (404)."""
+    shares.revoke_link(session, who.viewer, shipment_id, share_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/trackers/export",
+    responses={
+        200: {
+            "description": "Your trackers as CSV or JSON (a download)",
+            "content": {"text/csv": {}, "application/json": {}},
+        },
+        **answers(409, 422, s409="The ADMIN_API_KEY has no list of its own."),
+    },
+)
+def export_trackers(
+    session: SessionDep,
+    who: ReadDep,
+    export_format: Annotated[Literal["csv", "json"], Query(alias="format")] = "csv",
+) -> Response:
+    """Every shipment in your list, archived ones too, with your description, labels and
+    notes."""
+    if who.user_id is None:
+        raise Conflict("The ADMIN_API_KEY has no list of its own: export with a personal token.")
+    rows = export.export_rows(session, who.user_id)
+    body = export.as_csv(rows) if export_format == "csv" else export.as_json(rows)
+    media = "text/csv; charset=utf-8" if export_format == "csv" else "application/json"
+    name = f"parcelwatch-{who.name}.{export_format}"
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -171,3 +171,21 @@ class DetectedOut(BaseModel):
 
 class DetectResponse(BaseModel):
     numbers: list[DetectedOut]
+
+
+class ShareCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expires: str | None = Field(
+        default=None,
+        max_length=32,
+        description="Lifetime such as 7d or 12h; omitted: until revoked.",
+        examples=["7d"],
+    )
+
+
+class ShareOut(BaseModel):
+    id: int
+    url: str | None = Field(description="The page's address: shown once, when made")
+    created_at: datetime
+    expires_at: datetime | None

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Path, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
-from parcelwatch.api.deps import SessionDep, ShipmentId
+from parcelwatch.api.deps import SessionDep, ShipmentId, settings_of
+from parcelwatch.config import parse_duration
 from parcelwatch.errors import Conflict, InvalidInput, NotFound
-from parcelwatch.shipments import service
-from parcelwatch.shipments.service import BulkOutcome
+from parcelwatch.shipments import service, shares
+from parcelwatch.shipments.service import MAX_ID, BulkOutcome
 from parcelwatch.shipments.trackers import Viewer
 from parcelwatch.web.pages import add_context, not_found
 from parcelwatch.web.runtime import wake_updater
@@ -219,3 +220,52 @@ def _personal_change(
             status_code=error.status_code,
         )
     return _see_other(f"/shipments/{shipment_id}?notice={notice}")
+
+
+@router.post("/shipments/{shipment_id}/shares")
+def make_share(
+    request: Request,
+    shipment_id: ShipmentId,
+    session: SessionDep,
+    _origin: SameOriginDep,
+    person: FormPersonDep,
+    expires: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """A share link, shown once in this answer (never put in a URL of ours)."""
+    try:
+        lifetime = parse_duration(expires) if expires.strip() else None
+        made = shares.make_link(session, person.viewer, shipment_id, expires_in=lifetime)
+    except NotFound as error:
+        return not_found(request, error.detail)
+    except (ValueError, Conflict) as error:
+        message = error.detail if isinstance(error, Conflict) else f"expires: {error}"
+        return render(
+            request,
+            "error.html",
+            {"title": "No link made", "message": message, "back": f"/shipments/{shipment_id}"},
+            status_code=422,
+        )
+    base = settings_of(request.app).public_url or str(request.base_url).rstrip("/")
+    context = {
+        "url": f"{base}/t/{made.token}",
+        "expires_at": made.link.expires_at,
+        "shipment_id": shipment_id,
+        "nav": "shipments",
+    }
+    return render(request, "share_made.html", context, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/shipments/{shipment_id}/shares/{link_id}/revoke")
+def revoke_share(
+    request: Request,
+    shipment_id: ShipmentId,
+    link_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: SessionDep,
+    _origin: SameOriginDep,
+    person: FormPersonDep,
+) -> Response:
+    try:
+        shares.revoke_link(session, person.viewer, shipment_id, link_id)
+    except (NotFound, Conflict) as error:
+        return not_found(request, error.detail)
+    return _see_other(f"/shipments/{shipment_id}?notice=share_revoked")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import HTMLResponse
 
 from parcelwatch.accounts.roles import Scope
@@ -13,7 +13,7 @@ from parcelwatch.api.deps import SessionDep, SettingsDep, ShipmentId
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.errors import NotFound
-from parcelwatch.shipments import service
+from parcelwatch.shipments import service, shares
 from parcelwatch.shipments.trackers import seen_by
 from parcelwatch.sync.manual import cooldown_ends
 from parcelwatch.web import queries, runtime
@@ -112,6 +112,7 @@ def shipment_page(
         return not_found(request, error.detail)
     shipment = seen_by(session, person.viewer, found)
     events = service.list_events(session, shipment_id)
+    links = shares.list_links(session, person.viewer, shipment_id) if shipment.tracker else []
     return render(
         request,
         "shipment.html",
@@ -121,6 +122,7 @@ def shipment_page(
             "events": events,
             "place": event_place,
             "refresh": _refresh_state(request, shipment),
+            "links": links,
         },
     )
 
@@ -206,3 +208,33 @@ def not_found(request: Request, message: str) -> HTMLResponse:
     return render(
         request, "error.html", {"title": "Not found", "message": message}, status_code=404
     )
+
+
+SHARED_HEADERS = {
+    "X-Robots-Tag": "noindex, nofollow",
+    "Cache-Control": "private, no-store",
+}
+
+
+@router.get("/t/{token}", response_class=HTMLResponse)
+def shared_page(
+    request: Request, token: Annotated[str, Path(max_length=100)], session: SessionDep
+) -> HTMLResponse:
+    """A share link's public page: no sign-in, nothing of the person who shared it."""
+    shipment = shares.find_shared(session, token)
+    if shipment is None:
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Link not found",
+                "message": "This share link does not work: it may have been revoked or have "
+                "expired, or the shipment is no longer tracked. Ask whoever sent it for a new one.",
+                "public": True,
+            },
+            status_code=404,
+            headers=SHARED_HEADERS,
+        )
+    events = service.list_events(session, shipment.id)
+    context = {"public": True, "shipment": shipment, "events": events, "place": event_place}
+    return render(request, "share.html", context, headers=SHARED_HEADERS)

@@ -46,6 +46,7 @@ NOTICES: Final[dict[str, str]] = {
     "saved_mine": "Your labels and notes are saved.",
     "archived": "Archived: it has left your lists (find it under Archived).",
     "restored": "Restored to your lists.",
+    "share_revoked": "Share link revoked: its page no longer opens.",
     "signed_out": "You are signed out.",
     "password_changed": "Password changed; every other browser is signed out.",
     "session_ended": "That browser is signed out.",
