@@ -219,6 +219,8 @@ class CommonSettings(BaseSettings):
     trusted_proxies: NetworkList = Field(default_factory=list)
     # The header a trusted proxy names the signed-in person in (Authelia, authentik: Remote-User).
     auth_proxy_header: Annotated[str, AfterValidator(_header_name)] | None = None
+    # Delivered shipments leave their people's lists after this many days (0: never).
+    auto_archive_days: int = Field(default=7, ge=0, le=3650)
     # A dashboard session ends after this long without use.
     session_idle_timeout: Duration = timedelta(days=7)
     # When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`.

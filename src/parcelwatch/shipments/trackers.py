@@ -15,14 +15,14 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from parcelwatch.accounts.roles import Role
-from parcelwatch.domain import utcnow
+from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.errors import InvalidInput
 from parcelwatch.models import Shipment, Tracker, TrackerLabel, User
 
@@ -33,6 +33,7 @@ __all__ = [
     "Tracked",
     "Viewer",
     "adopt_untracked",
+    "archive_delivered",
     "archived_by",
     "as_seen_by",
     "clean_labels",
@@ -240,10 +241,36 @@ def labels_of(session: Session, user_id: int) -> list[str]:
 
 
 def set_archived(tracker: Tracker, archived: bool) -> None:
+    """Archive or restore by hand; a restored tracker is kept (never archived again by
+    `archive_delivered`)."""
     if archived and tracker.archived_at is None:
         tracker.archived_at = utcnow()
     elif not archived:
+        if tracker.archived_at is not None:
+            tracker.kept = True
         tracker.archived_at = None
+
+
+def archive_delivered(db: Engine, *, days: int) -> int:
+    """Archive every tracker whose shipment was delivered more than `days` ago (unless its
+    person restored it by hand): AUTO_ARCHIVE_DAYS. How many."""
+    cutoff = utcnow() - timedelta(days=days)
+    delivered = select(Shipment.id).where(
+        Shipment.status == ShipmentStatus.DELIVERED,
+        func.coalesce(Shipment.delivered_at, Shipment.updated_at) < cutoff,
+    )
+    with db.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+        with connection.begin():
+            result = connection.execute(
+                update(Tracker)
+                .where(
+                    Tracker.archived_at.is_(None),
+                    Tracker.kept.is_(False),
+                    Tracker.shipment_id.in_(delivered),
+                )
+                .values(archived_at=utcnow())
+            )
+    return int(result.rowcount)
 
 
 def adopt_untracked(session: Session, user: User) -> int:

@@ -36,6 +36,7 @@ from parcelwatch.ops.metrics import (
     RUNS_ABANDONED,
     UPDATE_ATTEMPTS,
 )
+from parcelwatch.shipments.trackers import archive_delivered
 from parcelwatch.sync.batches import BatchWriter, CalledBatch
 from parcelwatch.sync.calls import Abandoned, CallStats, CarrierGroup, call_batch, judge_held
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker
@@ -53,6 +54,7 @@ __all__ = ["EngineOptions", "ProviderLookup", "SyncEngine"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
+ARCHIVE_EVERY = 600.0  # seconds between two AUTO_ARCHIVE_DAYS runs of one engine
 Progress = Callable[[PassSummary], None]
 
 
@@ -88,6 +90,7 @@ class SyncEngine:
         engine_id: str | None = None,
     ) -> None:
         self.settings = settings
+        self._archived_at: float | None = None  # when AUTO_ARCHIVE_DAYS last ran (monotonic)
         self.db = db
         self.providers = providers
         self.kind = kind
@@ -294,6 +297,7 @@ class SyncEngine:
             log.exception("could not record the sync run", run_id=summary.run_id)
         if summary.outcome in SUCCESSFUL_PASS_OUTCOMES:
             LAST_SUCCESSFUL_SYNC.set(time.time())
+        await self._archive_delivered()
         # A pass that changed nothing is routine for the updater (it wakes for every due
         # shipment): debug, so `info` logs show what moved and what failed.
         quiet = summary.updated == summary.failed == summary.deferred == 0
@@ -309,6 +313,21 @@ class SyncEngine:
             deferred=summary.deferred,
             seconds=round(summary.duration_seconds, 2),
         )
+
+    async def _archive_delivered(self) -> None:
+        """AUTO_ARCHIVE_DAYS: after a pass, at most every `ARCHIVE_EVERY` seconds."""
+        days = self.settings.auto_archive_days
+        now = time.monotonic()
+        if not days or (self._archived_at is not None and now - self._archived_at < ARCHIVE_EVERY):
+            return
+        self._archived_at = now
+        try:
+            archived = await self.in_db(archive_delivered, self.db, days=days)
+        except Exception:
+            log.exception("could not archive delivered shipments")
+            return
+        if archived:
+            log.info("delivered shipments archived", trackers=archived, after_days=days)
 
     def _outcome(self, summary: PassSummary, stats: CallStats) -> PassOutcome:
         if self._stopping:

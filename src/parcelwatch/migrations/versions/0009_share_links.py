@@ -1,4 +1,5 @@
-"""accounts: share links, a read-only public page of one shipment
+"""accounts: share links, a read-only public page of one shipment; trackers.kept (restored
+by hand, so AUTO_ARCHIVE_DAYS leaves it in the list)
 
 Revision ID: 0009
 Revises: 0008
@@ -36,8 +37,14 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_share_links_tracker", "share_links", ["tracker_id"])
+    with op.batch_alter_table("trackers") as trackers:
+        trackers.add_column(
+            sa.Column("kept", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("trackers") as trackers:
+        trackers.drop_column("kept")
     op.drop_index("ix_share_links_tracker", table_name="share_links")
     op.drop_table("share_links")
