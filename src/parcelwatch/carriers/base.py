@@ -108,9 +108,13 @@ def numbers_per_request(provider: Provider, batch_size: int) -> int:
     (AUTO_UPDATE_BATCH_SIZE) capped by what the provider accepts, or the provider's own
     batch size when it has one (`own_batch_size`: a setting for one provider overrides the
     setting for all)."""
-    if provider.own_batch_size:
-        return max(1, provider.max_batch)
-    return max(1, min(batch_size, provider.max_batch))
+    return _per_request(provider.max_batch, provider.own_batch_size, batch_size)
+
+
+def _per_request(max_batch: int, own_batch_size: bool, batch_size: int) -> int:
+    if own_batch_size:
+        return max(1, max_batch)
+    return max(1, min(batch_size, max_batch))
 
 
 class ApiKeyProvider(Provider, ABC):
@@ -203,6 +207,11 @@ class ProviderSpec:
     def max_batch(self, options: Mapping[str, Any]) -> int:
         """The most numbers one request carries under these options (by argument)."""
         return self.provider_class.batch_limit(options)
+
+    def numbers_per_request(self, options: Mapping[str, Any], batch_size: int) -> int:
+        """`numbers_per_request` for the provider these options would build."""
+        own = self.provider_class.own_batch_size
+        return _per_request(self.max_batch(options), own, batch_size)
 
     @property
     def base_url_setting(self) -> str:
