@@ -41,7 +41,7 @@ def main() -> None:
         db = create_db_engine(settings.sqlalchemy_url)
         upgrade(db)
         each = args.shipments // len(PROVIDERS)
-        plans = [Plan(p, carrier, 1, 1.0, 1, 1.0, each) for p, (carrier, _) in PROVIDERS.items()]
+        plans = [Plan(p, carrier, 1, 1.0, 1, False, 1.0, each) for p, carrier in PROVIDERS.items()]
         load(db, plans, 0)
         db.dispose()
         with TestClient(create_app(settings)) as client:

@@ -4,13 +4,17 @@ Loads N shipments spread over the carriers, starts the emulator (a separate proc
 latency L and a per-carrier rate limit, runs one engine pass and prints shipments/s, the
 ceiling `min(rate limit, concurrency / L) x numbers per request` (summed over providers,
 shipments spread in proportion so every provider finishes together), their ratio, 429s
-received, CPU seconds per 1,000 updates and peak RSS.
+received, CPU seconds per 1,000 updates, peak RSS, and per provider the tracking calls of
+the measured pass and calls per shipment. Numbers per request follow the engine's rule
+(`AUTO_UPDATE_BATCH_SIZE` = `--batch-size`, except USPS: `USPS_BATCH_SIZE` in v3r2).
 
     .venv/bin/python bench/sync_throughput.py                      # 5,000 shipments, 200 ms
     .venv/bin/python bench/sync_throughput.py --zero-latency       # the engine's own cost
     .venv/bin/python bench/sync_throughput.py --in-process         # ... without HTTP at all
     .venv/bin/python bench/sync_throughput.py --zero-latency --idle 95000   # RSS, 100k rows
     .venv/bin/python bench/sync_throughput.py --database postgresql://postgres@127.0.0.1/bench
+    .venv/bin/python bench/sync_throughput.py --providers usps --rate 10 --shipments 350 \
+        [--usps-api-version v3]                                     # USPS calls per shipment
 
 `--idle M` adds M shipments that are not due (they sit in the table, unscheduled for a
 day), so peak RSS can be checked with a large table.
@@ -38,7 +42,8 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, insert, make_url, text
 
-from parcelwatch.carriers.registry import open_registry
+from parcelwatch.carriers.providers import provider_spec
+from parcelwatch.carriers.registry import open_registry, options
 from parcelwatch.config import Settings, load_settings
 from parcelwatch.db import create_db_engine
 from parcelwatch.domain import ShipmentStatus, utcnow
@@ -50,12 +55,12 @@ from parcelwatch.sync.outcomes import PassTrigger
 from parcelwatch.sync.selection import Selection
 from parcelwatch.sync.testing import FakeProvider, StaticProviders
 
-PROVIDERS = {  # provider -> (parcel carrier code its shipments use, numbers per request cap)
-    "usps": ("usps", 1),
-    "ups": ("ups", 1),
-    "fedex": ("fedex", 30),
-    "dhl": ("dhl", 1),
-    "shipengine": ("canada_post", 1),
+PROVIDERS = {  # provider -> the parcel carrier code its shipments use
+    "usps": "usps",
+    "ups": "ups",
+    "fedex": "fedex",
+    "dhl": "dhl",
+    "shipengine": "canada_post",
 }
 
 
@@ -66,6 +71,7 @@ class Plan:
     concurrency: int
     rate: float
     per_request: int
+    own_batch_size: bool  # sized by its own setting (USPS_BATCH_SIZE), not --batch-size
     ceiling: float  # shipments per second
     shipments: int = 0
 
@@ -76,17 +82,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def usps_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The USPS settings `--usps-api-version` / `--usps-batch-size` ask for."""
+    values: dict[str, Any] = {}
+    if getattr(args, "usps_api_version", None):  # bench/api_load.py's arguments have none
+        values["usps_api_version"] = args.usps_api_version
+    if getattr(args, "usps_batch_size", None):
+        values["usps_batch_size"] = args.usps_batch_size
+    return values
+
+
 def plans(args: argparse.Namespace, batch_size: int) -> list[Plan]:
-    defaults = load_settings(_env_file=None)
+    defaults = load_settings(_env_file=None, **usps_options(args))
     result = []
     for provider in args.providers:
-        carrier, cap = PROVIDERS[provider]
+        carrier, spec = PROVIDERS[provider], provider_spec(provider)
         concurrency = args.concurrency or getattr(defaults, f"{provider}_max_concurrency")
         rate = args.rate if args.rate is not None else getattr(defaults, f"{provider}_rate_limit")
-        per_request = min(batch_size, cap)
+        per_request = spec.numbers_per_request(options(spec, defaults), batch_size)
+        own = spec.provider_class.own_batch_size
         by_latency = concurrency / (args.latency / 1000) if args.latency else float("inf")
         ceiling = min(rate, by_latency) * per_request
-        result.append(Plan(provider, carrier, concurrency, rate, per_request, ceiling))
+        result.append(Plan(provider, carrier, concurrency, rate, per_request, own, ceiling))
     total_ceiling = sum(p.ceiling for p in result)
     remaining = args.shipments
     for plan in result[:-1]:
@@ -173,6 +190,7 @@ def settings_for(args: argparse.Namespace, url: str, plan_list: list[Plan]) -> S
         "auto_update_batch_size": args.batch_size,
         "log_level": "warning",
         "_env_file": None,
+        **usps_options(args),
     }
     for provider in PROVIDERS:
         values[f"{provider}_base_url"] = f"{url}/{provider}"
@@ -198,23 +216,38 @@ class Measured:
     wall: float
     cpu: float
     emulator_cpu: float | None
+    tracking_calls: dict[str, int]  # per provider, in the measured pass
+
+
+def emulator_tracking_calls(port: int) -> dict[str, int]:
+    """Tracking requests the emulator has answered so far, per provider (token calls aside)."""
+    stats = httpx.get(f"http://127.0.0.1:{port}/_emulator/stats").json()
+    requests, tokens = stats["requests"], stats["tokens_issued"]
+    return {provider: requests.get(provider, 0) - tokens.get(provider, 0) for provider in PROVIDERS}
 
 
 async def run_engine(
     settings: Settings,
     db: Engine,
+    plan_list: list[Plan],
     *,
     in_process: bool = False,
     repoll: bool = False,
     emulator: subprocess.Popen[bytes] | None = None,
+    port: int = 0,
 ) -> Measured:
     """One measured pass; with `repoll`, a first pass loads every shipment's events and the
     measured one polls them all again (`--force`), as the updater does all day."""
     async with AsyncExitStack() as stack:
+        fakes: dict[str, FakeProvider] = {}
         if in_process:  # the engine and the database alone: carriers answer from memory
             fakes = {
-                carrier: FakeProvider(code=provider, max_batch=cap)
-                for provider, (carrier, cap) in PROVIDERS.items()
+                plan.carrier: FakeProvider(
+                    code=plan.provider,
+                    max_batch=plan.per_request,
+                    own_batch_size=plan.own_batch_size,
+                )
+                for plan in plan_list
             }
             providers: Any = StaticProviders(fakes)
         else:
@@ -225,6 +258,13 @@ async def run_engine(
         if repoll:
             await engine.run_pass(trigger=PassTrigger.BENCH)
             selection = Selection(force=True)
+
+        def calls_so_far() -> dict[str, int]:
+            if in_process:
+                return {plan.provider: fakes[plan.carrier].requests for plan in plan_list}
+            return emulator_tracking_calls(port)
+
+        calls_before = calls_so_far()
         emulator_before = process_cpu(emulator)
         cpu_before, wall_before = time.process_time(), time.perf_counter()
         summary = await engine.run_pass(selection, trigger=PassTrigger.BENCH)
@@ -236,7 +276,12 @@ async def run_engine(
             if emulator_after is not None and emulator_before is not None
             else None
         )
-        return Measured(summary, wall, cpu, used)
+        calls_after = calls_so_far()
+        calls = {
+            plan.provider: calls_after[plan.provider] - calls_before[plan.provider]
+            for plan in plan_list
+        }
+        return Measured(summary, wall, cpu, used, calls)
 
 
 def main() -> None:
@@ -252,6 +297,10 @@ def main() -> None:
     parser.add_argument("--emulator-rate", type=float, default=None, help="emulator's limit")
     parser.add_argument("--concurrency", type=int, default=None, help="default: settings")
     parser.add_argument("--batch-size", type=int, default=10, help="AUTO_UPDATE_BATCH_SIZE")
+    parser.add_argument(
+        "--usps-api-version", choices=["v3r2", "v3"], default=None, help="USPS_API_VERSION"
+    )
+    parser.add_argument("--usps-batch-size", type=int, default=None, help="USPS_BATCH_SIZE")
     parser.add_argument("--providers", default=",".join(PROVIDERS))
     parser.add_argument("--zero-latency", action="store_true", help="the engine's own cost")
     parser.add_argument(
@@ -292,7 +341,13 @@ def main() -> None:
             settings = settings_for(args, f"http://127.0.0.1:{port}", plan_list)
             measured = asyncio.run(
                 run_engine(
-                    settings, db, in_process=args.in_process, repoll=args.repoll, emulator=emulator
+                    settings,
+                    db,
+                    plan_list,
+                    in_process=args.in_process,
+                    repoll=args.repoll,
+                    emulator=emulator,
+                    port=port,
                 )
             )
             stats: dict[str, Any] = {}
@@ -376,6 +431,12 @@ def report(
                 "concurrency": plan.concurrency,
                 "numbers_per_request": plan.per_request,
                 "ceiling_per_s": None if args.zero_latency else round(plan.ceiling, 1),
+                "tracking_calls": measured.tracking_calls.get(plan.provider),
+                "calls_per_shipment": (
+                    round(measured.tracking_calls.get(plan.provider, 0) / plan.shipments, 3)
+                    if plan.shipments
+                    else None
+                ),
             }
             for plan in plan_list
         },

@@ -59,6 +59,18 @@ def test_an_empty_variable_means_unset_so_an_empty_admin_key_disables_the_admin_
     assert settings.auto_update_batch_size == 10
 
 
+def test_usps_batches_with_v3r2_and_35_numbers_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = load_settings(_env_file=None)
+    monkeypatch.setenv("USPS_API_VERSION", "V3")
+    monkeypatch.setenv("USPS_BATCH_SIZE", "20")
+    chosen = load_settings(_env_file=None)
+
+    assert (defaults.usps_api_version, defaults.usps_batch_size) == ("v3r2", 35)
+    assert (chosen.usps_api_version, chosen.usps_batch_size) == ("v3", 20)
+
+
 def test_choice_values_are_read_whatever_their_case(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOG_LEVEL", "INFO")
     monkeypatch.setenv("LOG_FORMAT", "JSON")
@@ -100,6 +112,10 @@ def test_durations_accept_the_documented_forms(text: str, expected: timedelta) -
         ("UPDATE_INTERVAL", "-5m", "UPDATE_INTERVAL"),
         ("TRACKING_API_PROVIDER", "pigeon", "TRACKING_API_PROVIDER=pigeon"),
         ("USPS_BASE_URL", "ftp://x", "USPS_BASE_URL"),
+        ("USPS_API_VERSION", "v4", "USPS_API_VERSION=v4: Input should be 'v3r2' or 'v3'"),
+        ("USPS_BATCH_SIZE", "0", "USPS_BATCH_SIZE=0: Input should be greater than or equal to 1"),
+        ("USPS_BATCH_SIZE", "101", "USPS_BATCH_SIZE=101: Input should be less than or equal"),
+        ("USPS_BATCH_SIZE", "lots", "USPS_BATCH_SIZE=lots: Input should be a valid integer"),
     ],
 )
 def test_an_invalid_value_is_refused_naming_the_variable(

@@ -6,9 +6,10 @@ one line on standard error and exit status 2.
 
 A provider's settings are declared by its module (`carriers/<code>.py`, its `PROVIDER`
 spec): its credentials, `<CODE>_BASE_URL`, `<CODE>_MAX_CONCURRENCY` and `<CODE>_RATE_LIMIT`
-with their defaults. `Settings` is `CommonSettings` plus those fields, one set for every
-provider in `carriers/providers.py`; code reads them through the spec
-(`carriers.registry.credential`, `connection`, `budget`), never by a provider's name.
+with their defaults, and its own options (`USPS_API_VERSION`, `USPS_BATCH_SIZE`).
+`Settings` is `CommonSettings` plus those fields, one set for every provider in
+`carriers/providers.py`; code reads them through the spec (`carriers.registry.credential`,
+`connection`, `options`, `budget`), never by a provider's name.
 """
 
 from __future__ import annotations
@@ -293,6 +294,8 @@ def _provider_fields() -> dict[str, Any]:
         fields[spec.base_url_setting] = (HttpUrl, spec.base_url)
         fields[spec.concurrency_setting] = (Concurrency, spec.max_concurrency)
         fields[spec.rate_setting] = (Rate, spec.rate_limit)
+        for option in spec.options:
+            fields[option.setting] = (option.annotation, option.default)
     return fields
 
 

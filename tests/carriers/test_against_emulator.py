@@ -19,6 +19,8 @@ from parcelwatch.carriers.base import Provider, TrackOutcome
 from parcelwatch.carriers.errors import (
     AuthError,
     BadResponseError,
+    BatchRefusedError,
+    InvalidNumberError,
     RateLimitedError,
     UnavailableError,
 )
@@ -27,6 +29,7 @@ from parcelwatch.carriers.registry import ProviderRegistry, open_registry
 from parcelwatch.config import load_settings
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.emulator import EmulatorConfig, create_emulator_app
+from parcelwatch.emulator.app import emulator_state
 from parcelwatch.emulator.server import run_in_thread
 
 pytestmark = pytest.mark.anyio
@@ -93,18 +96,19 @@ def emulator(request: pytest.FixtureRequest) -> Emulator:
 
     @asynccontextmanager
     async def open_emulator(
-        age: str = "30d", **fields: Any
+        age: str = "30d", settings: dict[str, Any] | None = None, **fields: Any
     ) -> AsyncIterator[tuple[ProviderRegistry, Starlette]]:
         config = EmulatorConfig(**{"speed": 0, "start": START, "pins": pins(age), **fields})
         app = create_emulator_app(config)
+        overrides = settings or {}
         if over_socket:
             with run_in_thread(app=app) as base_url:
-                async with open_registry(settings_for(base_url)) as registry:
+                async with open_registry(settings_for(base_url, **overrides)) as registry:
                     yield registry, app
             return
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport) as client:
-            yield ProviderRegistry(settings_for("http://emulator"), client), app
+            yield ProviderRegistry(settings_for("http://emulator", **overrides), client), app
 
     return open_emulator
 
@@ -179,6 +183,58 @@ async def test_fedex_batch_of_mixed_found_and_not_found(emulator: Emulator) -> N
         TrackOutcome.FOUND,
     ]
     assert results[2].info.status is ShipmentStatus.CANCELLED
+
+
+def usps_tracking_calls(app: Starlette) -> int:
+    stats = emulator_state(app).stats
+    return stats.requests["usps"] - stats.tokens_issued["usps"]
+
+
+async def test_usps_v3r2_mixed_batch_is_one_call_with_an_answer_per_number(
+    emulator: Emulator,
+) -> None:
+    stories = ("normal", "not_found", "cancelled", "never_moves")
+    numbers = [*(number("usps", s) for s in stories), "9400-NOT-VALID"]
+
+    async with emulator() as (registry, app):
+        results = await track(registry, "usps", *numbers)
+        calls = usps_tracking_calls(app)
+
+    assert calls == 1
+    assert [r.tracking_number for r in results] == numbers
+    assert [r.outcome for r in results] == [
+        TrackOutcome.FOUND,
+        TrackOutcome.NOT_FOUND,
+        TrackOutcome.FOUND,
+        TrackOutcome.FOUND,
+        TrackOutcome.ERROR,
+    ]
+    assert results[0].info.status is ShipmentStatus.DELIVERED
+    assert results[3].info.status is ShipmentStatus.INFO_RECEIVED
+    assert isinstance(results[4].error, InvalidNumberError)
+
+
+async def test_usps_v3_fallback_asks_one_number_a_request(emulator: Emulator) -> None:
+    numbers = [number("usps", s) for s in ("normal", "not_found")]
+
+    async with emulator(settings={"usps_api_version": "v3"}) as (registry, app):
+        carrier = registry.providers["usps"]
+        results = [(await track(registry, "usps", n))[0] for n in numbers]
+        calls = usps_tracking_calls(app)
+
+    assert carrier.max_batch == registry.max_batch("usps") == 1
+    assert calls == 2
+    assert [r.outcome for r in results] == [TrackOutcome.FOUND, TrackOutcome.NOT_FOUND]
+
+
+async def test_usps_batch_over_the_emulators_cap_is_refused_naming_usps_batch_size(
+    emulator: Emulator,
+) -> None:
+    numbers = [f"9400100000000001{index:03d}" for index in range(36)]
+
+    async with emulator(settings={"usps_batch_size": 36}) as (registry, _app):
+        with pytest.raises(BatchRefusedError, match="USPS_BATCH_SIZE"):
+            await track(registry, "usps", *numbers)
 
 
 @pytest.mark.parametrize("provider", OAUTH)

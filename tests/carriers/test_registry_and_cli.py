@@ -97,6 +97,20 @@ def test_carrier_list_says_provider_and_batch_size_for_each_carrier() -> None:
     assert "canada_post" in rows
 
 
+@pytest.mark.parametrize(
+    ("options", "max_batch"),
+    [({}, 35), ({"usps_batch_size": 20}, 20), ({"usps_api_version": "v3"}, 1)],
+)
+def test_the_usps_batch_size_follows_its_api_version_and_usps_batch_size(
+    options: dict[str, Any], max_batch: int
+) -> None:
+    reg = registry(**DIRECT, **options)
+    rows = {row.code: row for row in reg.carriers()}
+
+    assert rows["usps"].max_batch == max_batch  # what GET /api/carriers says
+    assert reg.providers["usps"].max_batch == max_batch  # what the engine sends
+
+
 def test_providers_get_the_individual_timeout_and_base_url() -> None:
     reg = registry(
         dhl_api_key="d",

@@ -32,6 +32,7 @@ def fast(emulator: Emulator, database: Database, **overrides: Any) -> Settings:
         "auto_update_individual_timeout": timedelta(seconds=0.5),
         "auto_update_batch_timeout": timedelta(seconds=5),
         "auto_update_batch_size": 2,
+        "usps_batch_size": 2,  # USPS's own setting sizes its v3r2 batches
         **overrides,
     }
     return emulator.settings_for(database, **values)
@@ -159,7 +160,7 @@ async def test_the_updater_s_small_passes_see_a_storm_seen_by_earlier_passes(
 
 # -- the matrix ------------------------------------------------------------------------------
 PARTIAL, TOTAL = 0.25, 1.0
-CARRIERS = {"usps": 4, "ups": 4, "fedex": 8}  # FedEx in batches of 2: four batches
+CARRIERS = {"usps": 8, "ups": 4, "fedex": 8}  # USPS and FedEx in batches of 2: four batches
 SHIPMENTS = sum(CARRIERS.values())
 CLOSED, OPEN, OPEN_FOR_AUTH = "closed", "open", "open for refused credentials"
 

@@ -7,16 +7,17 @@ registry, the settings, demo mode and health read those specs (`carriers/provide
 them); the sync engine never branches on a provider's name.
 
 A provider's settings are its credentials plus `<CODE>_BASE_URL`, `<CODE>_MAX_CONCURRENCY`
-and `<CODE>_RATE_LIMIT` (`config.Settings` declares them from the specs).
+and `<CODE>_RATE_LIMIT`, and any `Option` of its own (USPS: `USPS_API_VERSION`,
+`USPS_BATCH_SIZE`); `config.Settings` declares them from the specs.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 
@@ -28,10 +29,12 @@ __all__ = [
     "ApiKeyProvider",
     "Connection",
     "Credential",
+    "Option",
     "Provider",
     "ProviderSpec",
     "TrackOutcome",
     "TrackResult",
+    "numbers_per_request",
 ]
 
 
@@ -69,11 +72,17 @@ class Provider(ABC):
     `shipengine`); `track` receives numbers that all belong to the parcel carrier `carrier`
     (which equals `code` for the direct carriers, and is any ShipEngine carrier code for
     ShipEngine). It returns one result per number, in order, and raises a
-    `CarrierWideError` (or `BadResponseError`) when the whole request failed."""
+    `CarrierWideError` (or `BadResponseError`) when the whole request failed.
+
+    `max_batch` is the most numbers one request carries; a provider whose options change it
+    sets it per instance, from `batch_limit`. With `own_batch_size` that number is the
+    operator's choice for this provider (`USPS_BATCH_SIZE`), and AUTO_UPDATE_BATCH_SIZE
+    does not lower it (see `numbers_per_request`)."""
 
     code: ClassVar[str]
     name: ClassVar[str]
-    max_batch: ClassVar[int] = 1
+    max_batch: int = 1
+    own_batch_size: bool = False
 
     def __init__(self, *, client: httpx.AsyncClient, timeout: float = 30.0) -> None:
         self.client = client
@@ -86,6 +95,26 @@ class Provider(ABC):
     @abstractmethod
     async def check(self) -> None:
         """Make the cheapest authenticated call; raise a `CarrierError` when it fails."""
+
+    @classmethod
+    def batch_limit(cls, options: Mapping[str, Any]) -> int:
+        """`max_batch` under these options (by constructor argument); without options of
+        its own, the class's `max_batch`."""
+        return cls.max_batch
+
+
+def numbers_per_request(provider: Provider, batch_size: int) -> int:
+    """How many numbers the sync engine puts in one request to `provider`: `batch_size`
+    (AUTO_UPDATE_BATCH_SIZE) capped by what the provider accepts, or the provider's own
+    batch size when it has one (`own_batch_size`: a setting for one provider overrides the
+    setting for all)."""
+    return _per_request(provider.max_batch, provider.own_batch_size, batch_size)
+
+
+def _per_request(max_batch: int, own_batch_size: bool, batch_size: int) -> int:
+    if own_batch_size:
+        return max(1, max_batch)
+    return max(1, min(batch_size, max_batch))
 
 
 class ApiKeyProvider(Provider, ABC):
@@ -115,13 +144,30 @@ class Credential:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """A setting of one provider beyond its credentials, base URL and budget, e.g.
+    `usps_api_version` (env `USPS_API_VERSION`): its pydantic type (with the validation that
+    rejects a bad value), its default, and the keyword of the constructor it is given as."""
+
+    setting: str
+    argument: str
+    annotation: Any
+    default: Any
+
+    @property
+    def variable(self) -> str:
+        return self.setting.upper()
+
+
+@dataclass(frozen=True, slots=True)
 class Connection:
     """What a provider is built from: its base URL, its credentials (by setting name, all
-    set) and the request timeout in seconds."""
+    set), the request timeout in seconds and its options (by constructor argument)."""
 
     base_url: str
     credentials: Mapping[str, str]
     timeout: float
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +181,19 @@ class ProviderSpec:
     rate_limit: float  # the default of <CODE>_RATE_LIMIT, requests a second
     status_tables: Mapping[str, StatusTable]  # every table its parsers read, by name
     direct: bool = True  # tracks the parcel carrier of its own code; False: an aggregator
+    options: tuple[Option, ...] = ()  # settings of its own, given to its constructor
 
     def build(self, connection: Connection, client: httpx.AsyncClient) -> Provider:
-        """The client: `provider_class(client=, base_url=, timeout=, <credential arguments>)`."""
+        """The client: `provider_class(client=, base_url=, timeout=, <credential arguments>,
+        <option arguments>)`."""
         arguments = {c.argument: connection.credentials[c.setting] for c in self.credentials}
         make: Callable[..., Provider] = self.provider_class
         return make(
-            client=client, base_url=connection.base_url, timeout=connection.timeout, **arguments
+            client=client,
+            base_url=connection.base_url,
+            timeout=connection.timeout,
+            **arguments,
+            **connection.options,
         )
 
     @property
@@ -152,9 +204,14 @@ class ProviderSpec:
     def name(self) -> str:
         return self.provider_class.name
 
-    @property
-    def max_batch(self) -> int:
-        return self.provider_class.max_batch
+    def max_batch(self, options: Mapping[str, Any]) -> int:
+        """The most numbers one request carries under these options (by argument)."""
+        return self.provider_class.batch_limit(options)
+
+    def numbers_per_request(self, options: Mapping[str, Any], batch_size: int) -> int:
+        """`numbers_per_request` for the provider these options would build."""
+        own = self.provider_class.own_batch_size
+        return _per_request(self.max_batch(options), own, batch_size)
 
     @property
     def base_url_setting(self) -> str:

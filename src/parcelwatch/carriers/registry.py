@@ -17,6 +17,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -37,6 +38,7 @@ __all__ = [
     "credential",
     "missing_credentials",
     "open_registry",
+    "options",
 ]
 
 SHIPENGINE = "shipengine"
@@ -57,12 +59,18 @@ def missing_credentials(spec: ProviderSpec, settings: Settings) -> list[str]:
     return [item.variable for item in spec.credentials if not credential(settings, item)]
 
 
+def options(spec: ProviderSpec, settings: Settings) -> dict[str, Any]:
+    """The provider's own options (`spec.options`), by constructor argument."""
+    return {option.argument: getattr(settings, option.setting) for option in spec.options}
+
+
 def connection(spec: ProviderSpec, settings: Settings) -> Connection:
     """What `spec.build` needs from the settings."""
     return Connection(
         base_url=str(getattr(settings, spec.base_url_setting)),
         credentials={item.setting: credential(settings, item) for item in spec.credentials},
         timeout=settings.auto_update_individual_timeout.total_seconds(),
+        options=options(spec, settings),
     )
 
 
@@ -140,11 +148,16 @@ class Routing:
                     name=info.name,
                     configured=provider is not None,
                     provider=provider,
-                    max_batch=provider_spec(provider).max_batch if provider else None,
+                    max_batch=self.max_batch(provider) if provider else None,
                     reason=self.unconfigured_reason(code),
                 )
             )
         return rows
+
+    def max_batch(self, provider: str) -> int:
+        """The most numbers one request to `provider` carries under these settings."""
+        spec = provider_spec(provider)
+        return spec.max_batch(options(spec, self.settings))
 
     def limits(self, provider: str) -> tuple[int, float]:
         """The engine's budget for a provider: (max concurrency, requests per second)."""

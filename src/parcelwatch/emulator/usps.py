@@ -1,13 +1,22 @@
-"""Emulated USPS Tracking API v3: `POST /oauth2/v3/token`, `GET /tracking/v3/tracking/{n}`.
+"""Emulated USPS Tracking API: `POST /oauth2/v3/token`, v3 `GET /tracking/v3/tracking/{n}` and
+Tracking 3.2 `POST /tracking/v3r2/tracking` (a JSON array of `{"trackingNumber": ...}`).
 
 Wire format as in the shared samples: string booleans, HTML in `mailClass`/`services`,
 events newest first with `eventTimestamp` local and offset-less beside `GMTTimestamp` (UTC)
 and `GMTOffset`; the delivery event carries the signer in `name`. Unknown numbers get the
 404 `ErrorMessage` with code 150006; a bad token the 401 `ErrorMessage`.
+
+v3r2 answers one entry per number, in request order: 200 with the tracking bodies when all
+were found; when every number failed alike, that failure as one `ErrorMessage` (404 for
+numbers not known yet, as in the shared v3r2 sample; 400 for invalid ones); otherwise 207
+multi-status, each entry a tracking body with `statusCode` "200" or an `ErrorMessage` with
+`statusCode` and `trackingNumber`. More than `MAX_BATCH` numbers (35, what third-party
+clients send; USPS has not published its cap) is a 400 for the whole request.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +35,8 @@ __all__ = ["internal_error", "rate_limited", "render_tracking", "routes"]
 
 CARRIER = "usps"
 API_VERSION = "/tracking/v3"
+V3R2 = "/tracking/v3r2"
+MAX_BATCH = 35
 
 # kind -> (eventCode, eventType, statusCategory)
 CODES: dict[EventKind, tuple[str, str, str]] = {
@@ -129,17 +140,23 @@ def render_tracking(timeline: Timeline, now: datetime, *, detail: bool = True) -
     return body
 
 
-def _error(status: int, message: str, errors: list[dict[str, str]] | None = None) -> ErrorBody:
+def _error(
+    status: int,
+    message: str,
+    errors: list[dict[str, str]] | None = None,
+    *,
+    api_version: str = API_VERSION,
+) -> ErrorBody:
     return ErrorBody(
         status,
         {
-            "apiVersion": API_VERSION,
+            "apiVersion": api_version,
             "error": {"code": str(status), "message": message, "errors": errors or []},
         },
     )
 
 
-def not_found() -> ErrorBody:
+def not_found(api_version: str = API_VERSION) -> ErrorBody:
     return _error(
         404,
         "",
@@ -153,7 +170,52 @@ def not_found() -> ErrorBody:
                 "code": "150006",
             }
         ],
+        api_version=api_version,
     )
+
+
+def invalid_number(number: str, api_version: str = API_VERSION) -> ErrorBody:
+    return _error(400, f"Invalid tracking number: {number}", api_version=api_version)
+
+
+def _valid(number: str) -> bool:
+    """USPS: alphanumeric, 4 to 34 characters."""
+    return number.isalnum() and 4 <= len(number) <= 34
+
+
+def _requested_numbers(raw: bytes) -> list[str] | None:
+    """The `trackingNumber`s of a v3r2 request body; None when it is not that shape."""
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError:
+        return None
+    if not isinstance(body, list) or not body:
+        return None
+    numbers = []
+    for item in body:
+        number = item.get("trackingNumber") if isinstance(item, dict) else None
+        if not isinstance(number, str):
+            return None
+        numbers.append(number.strip())
+    return numbers
+
+
+def batch_answer(entries: list[tuple[str, ErrorBody | dict[str, Any]]]) -> Response:
+    """The v3r2 answer for (number, tracking body or error) pairs, in request order."""
+    errors = [answer for _, answer in entries if isinstance(answer, ErrorBody)]
+    if not errors:
+        return json_answer([answer for _, answer in entries])
+    if len(errors) == len(entries) and len({e.status for e in errors}) == 1:
+        return errors[0].response()  # every number failed alike: one ErrorMessage
+    multi = []
+    for number, answer in entries:
+        if isinstance(answer, ErrorBody):
+            multi.append(
+                {**answer.body, "statusCode": str(answer.status), "trackingNumber": number}
+            )
+        else:
+            multi.append({**answer, "statusCode": "200"})
+    return json_answer(multi, 207)
 
 
 def rate_limited() -> ErrorBody:
@@ -214,14 +276,41 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
         number = request.path_params["number"]
         state.count_number(CARRIER, number)
         if not number.isalnum():
-            return _error(400, f"Invalid tracking number: {number}").response()
+            return invalid_number(number).response()
         timeline, now = state.timeline(number), state.clock.now()
         if not timeline.visible(now):
             return not_found().response()
         detail = request.query_params.get("expand", "SUMMARY").upper() == "DETAIL"
         return json_answer(render_tracking(timeline, now, detail=detail))
 
+    async def track_batch(request: Request) -> Response:
+        check = state.tokens.check(CARRIER, bearer_token(request))
+        if check != "ok":
+            state.stats.auth_failures[CARRIER] += 1
+            message = "Access token expired." if check == "expired" else "Unauthorized request."
+            return _error(401, message, api_version=V3R2).response()
+        numbers = _requested_numbers(await request.body())
+        if numbers is None:
+            message = "The request body must be an array of {trackingNumber} objects."
+            return _error(400, message, api_version=V3R2).response()
+        if len(numbers) > MAX_BATCH:
+            message = f"A request may contain at most {MAX_BATCH} tracking numbers."
+            return _error(400, message, api_version=V3R2).response()
+        now = state.clock.now()
+        entries: list[tuple[str, ErrorBody | dict[str, Any]]] = []
+        for number in numbers:
+            state.count_number(CARRIER, number)
+            timeline = state.timeline(number) if _valid(number) else None
+            if timeline is None:
+                entries.append((number, invalid_number(number, V3R2)))
+            elif not timeline.visible(now):
+                entries.append((number, not_found(V3R2)))
+            else:
+                entries.append((number, render_tracking(timeline, now)))
+        return batch_answer(entries)
+
     return [
         Route("/usps/oauth2/v3/token", token, methods=["POST"]),
         Route("/usps/tracking/v3/tracking/{number}", track, methods=["GET"]),
+        Route("/usps/tracking/v3r2/tracking", track_batch, methods=["POST"]),
     ]

@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from sqlalchemy import Engine
 
-from parcelwatch.carriers.base import Provider
+from parcelwatch.carriers.base import Provider, numbers_per_request
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
@@ -199,7 +199,7 @@ class SyncEngine:
         if provider.code not in self._budgets:
             spec = budget_spec(self.settings, provider.code, concurrency=self.options.concurrency)
             self._budgets[provider.code] = Budget(spec, provider=provider.code, shared=self._shared)
-        size = max(1, min(self.settings.auto_update_batch_size, provider.max_batch))
+        size = numbers_per_request(provider, self.settings.auto_update_batch_size)
         return CarrierGroup(
             carrier=carrier,
             provider=provider,

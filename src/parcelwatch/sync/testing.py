@@ -43,12 +43,14 @@ class FakeProvider(Provider):
         *,
         code: str = "fake",
         max_batch: int = 10,
+        own_batch_size: bool = False,
         script: Script | None = None,
         delay: float = 0.0,
     ) -> None:
         super().__init__(client=httpx.AsyncClient())
         self.code = code  # type: ignore[misc]
-        self.max_batch = max_batch  # type: ignore[misc]
+        self.max_batch = max_batch
+        self.own_batch_size = own_batch_size
         self.script: Script = script or (lambda n: TrackResult.found(n, scripted_info(n)))
         self.delay = delay
         self.fail_with: CarrierError | None = None
