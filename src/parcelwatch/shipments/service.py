@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from parcelwatch.carriers.catalog import CARRIERS, public_tracking_url
 from parcelwatch.carriers.detect import (
+    Candidate,
     DetectedNumber,
-    detect_carrier,
+    detect_candidates,
     find_tracking_numbers,
     normalize_number,
 )
@@ -32,6 +33,7 @@ from parcelwatch.models import Shipment, TrackingEvent
 
 __all__ = [
     "UNSET",
+    "AmbiguousCarrier",
     "BulkItem",
     "BulkOutcome",
     "Page",
@@ -60,6 +62,18 @@ class _Unset:
 
 
 UNSET: Final = _Unset()
+
+
+class AmbiguousCarrier(InvalidInput):
+    """The number fits the formats of several carriers: the person has to choose one."""
+
+    def __init__(self, number: str, candidates: Sequence[Candidate]) -> None:
+        choices = "; ".join(
+            f"{CARRIERS[c.carrier].name} ({c.carrier}: {c.reason})" for c in candidates
+        )
+        super().__init__(f"'{number}' fits several carriers: {choices}. Give the carrier.")
+        self.number = number
+        self.candidates = tuple(candidates)
 
 
 def _supported_carriers() -> str:
@@ -97,13 +111,15 @@ def _validated_carrier(carrier: str | None, number: str) -> str:
                 f"Unknown carrier '{carrier}'. Supported carriers: {_supported_carriers()}."
             )
         return code
-    detected = detect_carrier(number)
-    if detected is None:
+    candidates = detect_candidates(number)
+    if not candidates:
         raise InvalidInput(
             f"Could not detect the carrier of '{number}': give the carrier explicitly. "
             f"Supported carriers: {_supported_carriers()}."
         )
-    return detected
+    if len(candidates) > 1:
+        raise AmbiguousCarrier(number, candidates)
+    return candidates[0].carrier
 
 
 # The largest id a shipment can have (a 32-bit integer column on PostgreSQL); a larger one
