@@ -38,6 +38,7 @@ __all__ = [
     "BulkOutcome",
     "Page",
     "canonical_number",
+    "carrier_choices",
     "delete_shipment",
     "detect_numbers",
     "find_shipment",
@@ -409,6 +410,19 @@ def delete_shipment(session: Session, shipment_id: int) -> None:
     session.delete(shipment)
     session.flush()
     log.info("shipment deleted", shipment_id=shipment_id, carrier=shipment.carrier)
+
+
+def carrier_choices(numbers: Sequence[str]) -> list[tuple[str, tuple[Candidate, ...]]]:
+    """The numbers among `numbers` that several carriers fit, each with its candidates (for
+    a page that asks which carrier each one is); the others are left out."""
+    choices = []
+    for raw in numbers:
+        number = canonical_number(raw)
+        if number.isascii() and number.isalnum() and len(number) <= MAX_NUMBER_LENGTH:
+            candidates = detect_candidates(number)
+            if len(candidates) > 1:
+                choices.append((number, candidates))
+    return choices
 
 
 def detect_numbers(text: str) -> list[DetectedNumber]:
