@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.carriers.detect import (
     detect_candidates,
     detect_carrier,
@@ -124,7 +125,8 @@ def test_a_waybill_failing_its_check_digit_is_not_detected() -> None:
 def test_numbers_with_a_space_between_every_character_are_found_whole_in_text(
     printed: str, number: str, carrier: str
 ) -> None:
-    found = find_tracking_numbers(f"Shipped! Tracking number:{printed}— thanks.")
+    name = CARRIERS[carrier].name
+    found = find_tracking_numbers(f"Shipped with {name}! Tracking number:{printed}— thanks.")
 
     assert [(n.tracking_number, n.carrier) for n in found] == [(number, carrier)]
 
@@ -174,3 +176,28 @@ def test_fourteen_bare_digits_in_text_are_dhl_ecommerce_only_where_dhl_is_named(
     assert [(n.tracking_number, n.carrier) for n in found] == [("60120172242323", "dhl_ecommerce")]
     # Typed alone (the add form), the number is its own context.
     assert [n.carrier for n in find_tracking_numbers("60120172242323")] == ["dhl_ecommerce"]
+
+
+def test_words_and_numbers_joined_are_no_pattern_only_number_unless_the_carrier_is_named() -> None:
+    # "SKU" + 9 digits has the shape of a Purolator number, which has no check digit.
+    assert detect_carrier("SKU123456789") == "purolator_ca"
+    assert find_tracking_numbers("Red shoes, SKU 123456789, size 9") == []
+    found = find_tracking_numbers("Your Purolator PIN: KYV 009 956 937")
+    assert [(n.tracking_number, n.carrier) for n in found] == [("KYV009956937", "purolator_ca")]
+    # Printed in one piece, a lettered pattern-only number stands on its own.
+    found = find_tracking_numbers("Track it: TBA502887274000")
+    assert [n.carrier for n in found] == ["amazon_shipping"]
+
+
+def test_a_pattern_only_number_in_pieces_needs_its_own_prefix_or_its_carrier_named() -> None:
+    # TBA is Amazon's own: spaced out, the number is still Amazon's, and its twelve zeros
+    # (which fit FedEx's and Purolator's 12-digit formats) are never read on their own.
+    assert {c.carrier for c in detect_candidates("000000000000")} == {"fedex", "purolator_ca"}
+    found = find_tracking_numbers("Tracking: T B A 0 0 0 0 0 0 0 0 0 0 0 0 today")
+    assert [(n.tracking_number, n.carrier) for n in found] == [
+        ("TBA000000000000", "amazon_shipping")
+    ]
+    # "LX" + 8 digits (LaserShip, no check digit) in pieces: only where LaserShip is named.
+    assert find_tracking_numbers("Ref LX 176 35035 today") == []
+    found = find_tracking_numbers("LaserShip ref LX 176 35035 today")
+    assert [n.carrier for n in found] == ["lasership"]

@@ -9,8 +9,11 @@ Free text: a number may be printed whole, in groups ("1Z 999 AA1 01 2345 6784") 
 space between every character. The longest run of neighbouring chunks that fits a format
 wins, and a run is never cut out of a longer printed number (a short group of digits right
 before or after it means the number goes on), so the middle of a mistyped USPS number is
-not reported as a DHL one. A format with no check digit made only of digits (DHL eCommerce's
-14 digits) says little on its own: in free text it counts only when the carrier is named.
+not reported as a DHL one. A format with no check digit says less: in free text it counts
+when the text names the carrier, when its format starts with letters of the carrier's own
+("TBA 5028 8727 4000", "1LS7…"), or when the number is printed in one piece and is more than
+a count of digits: "SKU 123456789" is not a Purolator number, and 14 bare digits are DHL
+eCommerce's only where DHL is named.
 """
 
 from __future__ import annotations
@@ -121,9 +124,21 @@ def find_tracking_numbers(text: str) -> list[DetectedNumber]:
                 start += 1
                 continue
             end, detected = run
-            found.setdefault(detected.tracking_number, detected)
+            if detected is not None:
+                found.setdefault(detected.tracking_number, detected)
             start = end
     return list(found.values())
+
+
+_FORMAT_OF = {(f.carrier, f.name): f for f in FORMATS}
+
+
+def _stands_alone(candidate: Candidate, *, joined: bool) -> bool:
+    """A candidate without check digit, in text that does not name its carrier: taken when
+    its format starts with letters of its own, or when it is printed in one piece and is
+    more than a count of digits."""
+    number_format = _FORMAT_OF[(candidate.carrier, candidate.format)]
+    return number_format.own_prefix or (not joined and not _weak(number_format))
 
 
 def _carriers_named(text: str) -> frozenset[str]:
@@ -151,7 +166,10 @@ def _can_start(chunk: str) -> bool:
 
 def _longest_run(
     chunks: list[str], start: int, named: frozenset[str]
-) -> tuple[int, DetectedNumber] | None:
+) -> tuple[int, DetectedNumber | None] | None:
+    """The end of the longest run from `start` that fits a format, and the number it is; the
+    number is None when only formats free text does not take fit (the run is passed over
+    whole: no part of it is read as another carrier's number)."""
     if not _can_start(chunks[start]):
         return None
     if start > 0 and _is_group(chunks[start - 1]) and len(chunks[start]) <= _GROUP:
@@ -165,14 +183,18 @@ def _longest_run(
         if length > _MAX_LENGTH:
             break
         ends.append(end)
+    passed_over: int | None = None
     for end in reversed(ends):
         if end < len(chunks) and _is_group(chunks[end]) and len(chunks[end - 1]) <= _GROUP:
             continue  # the printed number goes on
         number = normalize_number("".join(chunks[start:end]))
-        strong = detect_candidates(number, weak=False)
         candidates = tuple(
-            c for c in detect_candidates(number) if c in strong or c.carrier in named
+            c
+            for c in detect_candidates(number)
+            if c.checked or c.carrier in named or _stands_alone(c, joined=end - start > 1)
         )
         if candidates:
             return end, DetectedNumber(number, candidates)
-    return None
+        if passed_over is None and detect_candidates(number):
+            passed_over = end
+    return None if passed_over is None else (passed_over, None)

@@ -29,6 +29,9 @@ class NumberFormat:
     name: str  # the family, as a person would say it: "UPS waybill"
     pattern: re.Pattern[str]  # full match on the normalized number
     check: Callable[[str], bool] | None = None  # the check digit, on the normalized number
+    # the letters it starts with are this carrier's own ("TBA", "1LS7"): enough, with the
+    # pattern, to take the number from free text when it has no check digit
+    own_prefix: bool = False
 
     @property
     def checked(self) -> bool:
@@ -190,6 +193,7 @@ FORMATS: tuple[NumberFormat, ...] = (
         "dhl_ecommerce",
         "DHL eCommerce",
         re.compile(r"(?:GM|LX|RX|UV|CN|SG|TH|IN|HK|MY)\d{10,39}|GM(?=[A-Z]*\d)[A-Z0-9]{16,38}"),
+        own_prefix=True,
     ),
     NumberFormat("dhl_ecommerce", "DHL eCommerce (14 digits)", _digits("14")),
     # Canada Post
@@ -201,9 +205,16 @@ FORMATS: tuple[NumberFormat, ...] = (
     NumberFormat("purolator_ca", "Purolator (3 letters + 9 digits)", re.compile(r"[A-Z]{3}\d{9}")),
     # LaserShip
     NumberFormat("lasership", "LaserShip L", re.compile(r"L[A-Z]\d{8}")),
-    NumberFormat("lasership", "LaserShip 1LS7 (15)", re.compile(r"1LS7[12]\d{10}")),
-    NumberFormat("lasership", "LaserShip 1LS7 (18)", re.compile(r"1LS7[12]\d{2}01[1-4]\d{6}1")),
-    NumberFormat("lasership", "LaserShip 1LSCX", re.compile(r"1LSCX[A-Z0-9]{10}")),
+    NumberFormat(
+        "lasership", "LaserShip 1LS7 (15)", re.compile(r"1LS7[12]\d{10}"), own_prefix=True
+    ),
+    NumberFormat(
+        "lasership",
+        "LaserShip 1LS7 (18)",
+        re.compile(r"1LS7[12]\d{2}01[1-4]\d{6}1"),
+        own_prefix=True,
+    ),
+    NumberFormat("lasership", "LaserShip 1LSCX", re.compile(r"1LSCX[A-Z0-9]{10}"), own_prefix=True),
     # OnTrac
     NumberFormat(
         "ontrac",
@@ -218,6 +229,11 @@ FORMATS: tuple[NumberFormat, ...] = (
         lambda n: _mod10("5" + n[1:14], n[14], rightmost=2, other=1),
     ),
     # Amazon
-    NumberFormat("amazon_shipping", "Amazon Logistics (TBA/TBC/TBM)", re.compile(r"TB[ACM]\d{12}")),
+    NumberFormat(
+        "amazon_shipping",
+        "Amazon Logistics (TBA/TBC/TBM)",
+        re.compile(r"TB[ACM]\d{12}"),
+        own_prefix=True,
+    ),
     NumberFormat("amazon_shipping", "Amazon international (C + 10 digits)", re.compile(r"C\d{10}")),
 )
