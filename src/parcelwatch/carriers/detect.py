@@ -75,23 +75,22 @@ def normalize_number(raw: str) -> str:
 
 
 def _weak(number_format: NumberFormat) -> bool:
+    """A format without check digit that is only a count of digits (DHL eCommerce's 14)."""
     return not number_format.checked and number_format.pattern.fullmatch("0" * 14) is not None
 
 
 # Those with a check digit first; the catalog's carriers only.
 _ORDERED = tuple(f for f in sorted(FORMATS, key=lambda f: not f.checked) if f.carrier in CARRIERS)
-_STRONG = tuple(f for f in _ORDERED if not _weak(f))
 
 
-def detect_candidates(tracking_number: str, *, weak: bool = True) -> tuple[Candidate, ...]:
+def detect_candidates(tracking_number: str) -> tuple[Candidate, ...]:
     """Every carrier of the catalog whose format the (normalized) number fits, one candidate
-    per carrier, those with a check digit first. `weak=False` leaves out the formats that
-    are only a count of digits."""
+    per carrier, those with a check digit first."""
     number = normalize_number(tracking_number)
     if not (number.isascii() and number.isalnum()) or len(number) > _MAX_LENGTH:
         return ()
     found: dict[str, Candidate] = {}
-    for number_format in _ORDERED if weak else _STRONG:
+    for number_format in _ORDERED:
         if number_format.carrier not in found and number_format.fits(number):
             found[number_format.carrier] = Candidate(
                 number_format.carrier, number_format.name, number_format.checked

@@ -125,9 +125,9 @@ def _digits(count: str) -> re.Pattern[str]:
     return re.compile(rf"\d{{{count}}}")
 
 
-_USPS_S10 = "usps"
+# A UPU S10 number belongs to the postal operator of its country suffix.
 _S10_COUNTRIES = {
-    "US": _USPS_S10,
+    "US": "usps",
     "CA": "canada_post",
     "GB": "royal_mail",
     "AU": "australia_post",

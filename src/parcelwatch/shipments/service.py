@@ -72,7 +72,9 @@ class AmbiguousCarrier(InvalidInput):
         choices = "; ".join(
             f"{CARRIERS[c.carrier].name} ({c.carrier}: {c.reason})" for c in candidates
         )
-        super().__init__(f"'{number}' fits several carriers: {choices}. Give the carrier.")
+        super().__init__(
+            f"'{number}' fits several carriers: {choices}. Give the carrier explicitly."
+        )
         self.number = number
         self.candidates = tuple(candidates)
 
