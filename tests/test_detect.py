@@ -56,6 +56,7 @@ def test_normalizing_is_idempotent_and_leaves_only_upper_alphanumerics(raw: str)
 def test_scanning_any_text_never_fails_and_finds_only_valid_numbers(text: str) -> None:
     for found in find_tracking_numbers(text):
         assert detect_carrier(found.tracking_number) == found.carrier
+        assert found.candidates == detect_candidates(found.tracking_number)
 
 
 def test_numbers_printed_in_groups_and_repeated_are_found_once() -> None:

@@ -187,13 +187,14 @@ def _longest_run(
         if end < len(chunks) and _is_group(chunks[end]) and len(chunks[end - 1]) <= _GROUP:
             continue  # the printed number goes on
         number = normalize_number("".join(chunks[start:end]))
-        candidates = tuple(
-            c
-            for c in detect_candidates(number)
-            if c.checked or c.carrier in named or _stands_alone(c, joined=end - start > 1)
-        )
-        if candidates:
+        candidates = detect_candidates(number)
+        # One candidate free text can take is enough to take the number; it is then
+        # reported with all its candidates, as `detect_candidates` gives them alone.
+        if any(
+            c.checked or c.carrier in named or _stands_alone(c, joined=end - start > 1)
+            for c in candidates
+        ):
             return end, DetectedNumber(number, candidates)
-        if passed_over is None and detect_candidates(number):
+        if passed_over is None and candidates:
             passed_over = end
     return None if passed_over is None else (passed_over, None)
