@@ -147,6 +147,22 @@ def test_detect_gives_every_candidate_with_its_reason_when_two_carriers_fit(
     assert all(c["reason"] for c in found["candidates"])
 
 
+def test_detect_reads_a_number_printed_with_a_space_between_every_character(
+    api: TestClient,
+) -> None:
+    # tracking_number_data's spaced test numbers: USPS 20 (ten of its digits pass DHL's
+    # mod 7 on their own) and UPS 1Z.
+    email = (
+        "USPS: 0 3 0 7 1 7 9 0 0 0 0 5 2 3 4 8 3 7 4 1\nUPS:  1 Z 8 V 9 2 A 7 0 3 6 7 2 0 3 0 2 4\n"
+    )
+    numbers = api.post("/api/detect", json={"text": email}).json()["numbers"]
+
+    assert [(n["tracking_number"], n["carrier"]) for n in numbers] == [
+        ("03071790000523483741", "usps"),
+        ("1Z8V92A70367203024", "ups"),
+    ]
+
+
 def test_registering_a_number_two_carriers_fit_asks_for_the_carrier(api: TestClient) -> None:
     refused = api.post("/api/shipments", json={"tracking_number": "287809468872"})
     assert refused.status_code == 422
