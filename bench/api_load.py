@@ -34,6 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine
+
+from parcelwatch.accounts.roles import Role, Scope
+from parcelwatch.accounts.service import create_user
+from parcelwatch.accounts.tokens import create_token
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sync_throughput import (  # noqa: E402
@@ -48,7 +53,7 @@ from sync_throughput import (  # noqa: E402
     start_emulator,
 )
 
-from parcelwatch.db import create_db_engine  # noqa: E402
+from parcelwatch.db import create_db_engine, make_session_factory, session_scope  # noqa: E402
 from parcelwatch.migrate import upgrade  # noqa: E402
 
 TARGETS_MS = {"get": 50.0, "list": 100.0, "write": 200.0}  # p99
@@ -152,10 +157,20 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.2)
 
 
-async def run_load(url: str, ids: range, args: argparse.Namespace) -> tuple[Tally, float]:
+def bench_token(db: Engine) -> str:
+    """A write token of the owner, as a script would hold (every request sends it)."""
+    with session_scope(make_session_factory(db), write=True) as session:
+        create_user(session, name="bench", role=Role.OWNER, password=None)
+        return create_token(session, user_name="bench", scope=Scope.WRITE).secret
+
+
+async def run_load(
+    url: str, ids: range, args: argparse.Namespace, token: str
+) -> tuple[Tally, float]:
     tally = Tally()
     limits = httpx.Limits(max_connections=args.readers + args.writers)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30, headers=auth) as client:
         await client.get("/api/shipments", params={"limit": 1})  # warm
         started = time.perf_counter()
         stop = started + args.duration
@@ -206,6 +221,7 @@ def main() -> None:
         )
         plan_list: list[Plan] = plans(emulator_args, batch_size=10)
         load(db, plan_list, args.shipments - due)
+        token = bench_token(db)
         db.dispose()
         emulator_port, server_port = free_port(), free_port()
         emulator = start_emulator(emulator_args, emulator_port, plan_list)
@@ -225,7 +241,8 @@ def main() -> None:
             wait_until_up(server_url, server)
             before = updater_progress(server_url)
             cpu_before, client_before = process_cpu(server) or 0.0, time.process_time()
-            tally, elapsed = asyncio.run(run_load(server_url, range(1, args.shipments + 1), args))
+            shipment_ids = range(1, args.shipments + 1)
+            tally, elapsed = asyncio.run(run_load(server_url, shipment_ids, args, token))
             server_cpu = (process_cpu(server) or 0.0) - cpu_before
             client_cpu = time.process_time() - client_before
             after = updater_progress(server_url)

@@ -28,10 +28,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from parcelwatch import logs
+from parcelwatch.accounts.roles import Role, Scope
+from parcelwatch.accounts.service import create_user, get_user
+from parcelwatch.accounts.sessions import start_session
+from parcelwatch.accounts.tokens import create_token
+from parcelwatch.api.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE
 from parcelwatch.cli.main import app
 from parcelwatch.config import Settings, load_settings
-from parcelwatch.db import Base, create_db_engine, make_session_factory
+from parcelwatch.db import Base, create_db_engine, make_session_factory, session_scope
 from parcelwatch.emulator.server import run_in_thread
+from parcelwatch.errors import NotFound
 from parcelwatch.logs import flush_logs
 from parcelwatch.migrate import upgrade
 
@@ -129,9 +135,111 @@ def settings(database: Database) -> Settings:
     )
 
 
+def account_token(
+    settings: Settings,
+    *,
+    name: str = "owner",
+    role: Role = Role.OWNER,
+    scope: Scope = Scope.ADMIN,
+) -> dict[str, str]:
+    """`Authorization` for a new personal token of account `name` (created with `role`, and
+    no password, when it does not exist yet), made through the account services."""
+    engine = create_db_engine(settings.sqlalchemy_url)
+    try:
+        with session_scope(make_session_factory(engine), write=True) as session:
+            try:
+                get_user(session, name)
+            except NotFound:
+                create_user(session, name=name, role=role, password=None)
+            issued = create_token(session, user_name=name, scope=scope)
+    finally:
+        engine.dispose()
+    return {"Authorization": f"Bearer {issued.secret}"}
+
+
+@dataclass(frozen=True)
+class BrowserSession:
+    cookie: str  # the session cookie's value
+    csrf_token: str
+
+
+def browser_session(
+    settings: Settings, *, name: str = "owner", role: Role = Role.OWNER
+) -> BrowserSession:
+    """A dashboard session of account `name` (created with `role`, and no password, when it
+    does not exist yet), started through the session service as a sign-in would."""
+    engine = create_db_engine(settings.sqlalchemy_url)
+    try:
+        with session_scope(make_session_factory(engine), write=True) as session:
+            try:
+                user = get_user(session, name)
+            except NotFound:
+                user = create_user(session, name=name, role=role, password=None)
+            started = start_session(session, user, idle=settings.session_idle_timeout)
+    finally:
+        engine.dispose()
+    return BrowserSession(cookie=started.secret, csrf_token=started.row.csrf_token)
+
+
+class Browser(TestClient):
+    """A test client signed in to the dashboard with a session cookie; `submit` sends a form
+    as the dashboard's own page does (its CSRF token, a same-origin Origin)."""
+
+    def __init__(self, app: FastAPI, signed_in: BrowserSession | None, **kwargs: object) -> None:
+        super().__init__(app, **kwargs)  # type: ignore[arg-type]
+        self.signed_in = signed_in
+        if signed_in is not None:
+            self.cookies.set(SESSION_COOKIE, signed_in.cookie)
+
+    @property
+    def csrf(self) -> dict[str, str]:
+        """The header a signed-in page's scripts send with a change."""
+        assert self.signed_in is not None
+        return {CSRF_HEADER: self.signed_in.csrf_token}
+
+    def submit(
+        self,
+        url: str,
+        data: dict[str, str] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **kwargs: object,
+    ) -> httpx.Response:
+        form = dict(data or {})
+        if self.signed_in is not None:
+            form.setdefault(CSRF_FIELD, self.signed_in.csrf_token)
+        sent = {"Origin": str(self.base_url).rstrip("/"), **(headers or {})}
+        return self.post(url, data=form, headers=sent, **kwargs)  # type: ignore[arg-type]
+
+
 @pytest.fixture
-def api(settings: Settings) -> Iterator[TestClient]:
-    """The real app on the test database, served in-process."""
+def owner_auth(settings: Settings) -> dict[str, str]:
+    """The owner's admin-scoped token, as headers."""
+    return account_token(settings)
+
+
+@pytest.fixture
+def api(settings: Settings, owner_auth: dict[str, str]) -> Iterator[TestClient]:
+    """The real app on the test database, served in-process, signed in as the owner (with an
+    admin-scoped token)."""
+    from parcelwatch.api.app import create_app
+
+    with TestClient(create_app(settings), headers=owner_auth) as client:
+        yield client
+
+
+@pytest.fixture
+def browser(settings: Settings) -> Iterator[Browser]:
+    """The real app in a browser signed in to the dashboard as the owner."""
+    from parcelwatch.api.app import create_app
+
+    with Browser(create_app(settings), browser_session(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous(settings: Settings) -> Iterator[TestClient]:
+    """The real app, with no credentials."""
     from parcelwatch.api.app import create_app
 
     with TestClient(create_app(settings)) as client:

@@ -1,7 +1,7 @@
-"""Schemathesis over every operation of the OpenAPI document, with and without the admin token,
-on SQLite and PostgreSQL: no server error, no response outside the documented statuses and
-schemas. Every log line the run writes, in both log formats, is scanned for the secrets the
-settings hold.
+"""Schemathesis over every operation of the OpenAPI document, with no credentials, a wrong token,
+the admin key, and the owner's and a member's personal tokens, on SQLite and PostgreSQL: no
+server error, no response outside the documented statuses and schemas. Every log line the run
+writes, in both log formats, is scanned for the secrets the settings and the tokens hold.
 
 `make fuzz` runs the same with many more examples (`PARCELWATCH_FUZZ_EXAMPLES`).
 """
@@ -21,10 +21,11 @@ from hypothesis import HealthCheck, given, seed
 from hypothesis import settings as hypothesis_settings
 from schemathesis import checks
 
+from parcelwatch.accounts.roles import Role, Scope
 from parcelwatch.api.app import create_app
 from parcelwatch.config import Settings, load_settings
 from parcelwatch.logs import configure_logging, flush_logs, register_settings_secrets
-from tests.conftest import Database
+from tests.conftest import Database, account_token
 
 pytestmark = pytest.mark.usefixtures("restored_logging")
 
@@ -96,13 +97,16 @@ def test_every_operation_answers_as_documented_and_logs_no_secret(
     monkeypatch.setattr(sys, "stderr", stream)
     register_settings_secrets(settings)
     configure_logging("debug", log_format)
+    owner = account_token(settings)["Authorization"].removeprefix("Bearer ")
+    member = account_token(settings, name="sam", role=Role.MEMBER, scope=Scope.WRITE)
+    personal = {"owner_token": owner, "member_token": member["Authorization"][7:]}
     app = create_app(settings)
     failures: list[str] = []
     with TestClient(app):  # the lifespan: sync engines, so refresh is really attempted
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         for result in schema.get_all_operations():
             operation = result.ok()
-            for token in (None, SECRETS["admin_api_key"], "wrong-token"):
+            for token in (None, SECRETS["admin_api_key"], "wrong-token", *personal.values()):
                 headers = {"Authorization": f"Bearer {token}"} if token else {}
 
                 call = _fuzzer(operation, headers)
@@ -116,7 +120,8 @@ def test_every_operation_answers_as_documented_and_logs_no_secret(
     written = stream.getvalue()
     assert not failures, "\n\n".join(failures)
     assert written, "the run wrote no log line: the scan below would prove nothing"
-    leaked = [name for name, value in {**SECRETS, "db": DB_PASSWORD}.items() if value in written]
+    planted = {**SECRETS, **personal, "db": DB_PASSWORD}
+    leaked = [name for name, value in planted.items() if value in written]
     assert not leaked, f"secrets in the logs: {leaked}"
 
 

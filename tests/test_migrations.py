@@ -80,12 +80,20 @@ def test_serve_upgrades_an_empty_database_before_it_answers(tmp_path: Path) -> N
         "DATABASE_URL": f"sqlite:///{database}",
         "AUTO_UPDATE_ENABLED": "false",
         "PARCELWATCH_DEMO": "false",
+        "ADMIN_API_KEY": "served-admin-key",
     }
     with serve_process(env, cwd=tmp_path) as server:
-        answer = httpx.get(f"{server.url}/api/shipments", timeout=5)
+        auth = {"Authorization": "Bearer served-admin-key"}
+        answer = httpx.get(f"{server.url}/api/shipments", headers=auth, timeout=5)
         assert answer.status_code == 200
         assert answer.json()["items"] == []
+        setup = httpx.get(f"{server.url}/", timeout=5)
+        assert setup.status_code == 303
+        assert setup.headers["location"] == "/setup"
     assert server.returncode == 0
+    # No account yet: the log says how to make the owner, with this run's setup code.
+    assert "no owner account yet" in server.output
+    assert "setup_code=" in server.output
     engine = create_engine(f"sqlite:///{database}")
     try:
         assert current_revision(engine) == head_revision()

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 import typer
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
+from parcelwatch.api.auth import required_scope
 from parcelwatch.cli.main import app as cli_app
 from parcelwatch.config import Settings, parse_duration
 
@@ -135,6 +137,29 @@ def test_api_table_lists_every_operation_of_the_openapi_schema(api: TestClient) 
     assert _documented_routes() - ROUTES_OUTSIDE_SCHEMA == operations
     assert all("options" in methods for methods in schema["paths"].values())
     assert "`OPTIONS` on any path" in section("REST API and dashboard")
+
+
+def _needs_column() -> dict[tuple[str, str], str]:
+    needs = {}
+    for cells in table_rows(section("REST API and dashboard"), "Method and path"):
+        match = ROUTE.match(cells[0])
+        assert match, f"not a `METHOD /path` cell: {cells[0]}"
+        needs[(match[1], match[2])] = cells[1]
+    return needs
+
+
+def test_api_table_names_the_scope_each_route_needs(api: TestClient) -> None:
+    documented = _needs_column()
+    for context in iter_route_contexts(api.app.routes):  # type: ignore[attr-defined]
+        route = context.route
+        if not isinstance(route, APIRoute) or not context.path.startswith("/api"):
+            continue
+        scope = required_scope(route.dependant)
+        for method in context.methods or ():
+            key = (method, context.path)
+            if key in documented:
+                expected = scope.value if scope else "signature"
+                assert documented[key] == expected, f"{key}: README says {documented[key]}"
 
 
 def test_api_table_routes_outside_the_schema_are_served(api: TestClient) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from ipaddress import ip_network
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -124,6 +125,27 @@ def _http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _networks(value: list[str]) -> list[str]:
+    """IP addresses or networks (`10.0.0.5`, `172.16.0.0/12`, `::1`), normalized."""
+    networks = []
+    for item in value:
+        try:
+            networks.append(str(ip_network(item.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"'{item}' is not an IP address or network: list the reverse proxies' "
+                "addresses such as 127.0.0.1, 10.0.0.5 or 172.16.0.0/12"
+            ) from None
+    return networks
+
+
+def _header_name(value: str) -> str:
+    name = value.strip()
+    if not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ValueError("expected an HTTP header name such as Remote-User")
+    return name
+
+
 def _origins(value: list[str]) -> list[str]:
     """Web origins (`https://ha.example.com`, `http://192.168.1.5:8123`): scheme, host and
     optional port, nothing else."""
@@ -154,6 +176,9 @@ Rate = Annotated[float, Field(gt=0)]
 Concurrency = Annotated[int, Field(ge=1, le=1000)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 HostList = Annotated[list[str], NoDecode, BeforeValidator(_split_list), AfterValidator(_host_names)]
+NetworkList = Annotated[
+    list[str], NoDecode, BeforeValidator(_split_list), AfterValidator(_networks)
+]
 OriginList = Annotated[list[str], NoDecode, BeforeValidator(_split_list), AfterValidator(_origins)]
 
 # Always answered when ALLOWED_HOSTS is not set: the names of this machine's loopback.
@@ -190,6 +215,14 @@ class CommonSettings(BaseSettings):
     public_url: HttpUrl | None = None
     # Other sites whose pages may call the REST API from a browser (CORS); empty: none.
     cors_origins: OriginList = Field(default_factory=list)
+    # Reverse proxies whose X-Forwarded-* headers (and AUTH_PROXY_HEADER) are believed.
+    trusted_proxies: NetworkList = Field(default_factory=list)
+    # The header a trusted proxy names the signed-in person in (Authelia, authentik: Remote-User).
+    auth_proxy_header: Annotated[str, AfterValidator(_header_name)] | None = None
+    # A dashboard session ends after this long without use.
+    session_idle_timeout: Duration = timedelta(days=7)
+    # When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_token: SecretStr | None = None
     parcelwatch_demo: bool | None = None
     redis_url: str | None = None
 

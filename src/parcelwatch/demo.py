@@ -32,6 +32,7 @@ from sqlalchemy import make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from parcelwatch.accounts.service import ensure_demo_account
 from parcelwatch.carriers.providers import PROVIDERS
 from parcelwatch.carriers.registry import budget, missing_credentials
 from parcelwatch.config import Settings
@@ -226,6 +227,7 @@ def seed_demo_shipments(settings: Settings) -> datetime:
                     carrier=item.carrier,
                     description=item.description,
                 )
+            ensure_demo_account(session)  # so a token can be made for it at once
             first = _first_seeded_at(session)
     finally:
         engine.dispose()

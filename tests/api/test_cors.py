@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from parcelwatch.api.app import create_app
 from parcelwatch.config import ConfigError, load_settings
-from tests.conftest import Database
+from tests.conftest import Database, account_token
 
 HOME = "http://192.168.1.5:8123"  # e.g. Home Assistant on the LAN
 OTHER = "https://evil.example"
@@ -24,7 +24,9 @@ def _client(database: Database, **overrides: object) -> TestClient:
         _env_file=None,
         **overrides,
     )
-    return TestClient(create_app(settings), base_url="http://127.0.0.1:8080")
+    return TestClient(
+        create_app(settings), base_url="http://127.0.0.1:8080", headers=account_token(settings)
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,14 @@ from fastapi.testclient import TestClient
 from parcelwatch.api.app import create_app
 from parcelwatch.config import ConfigError, Settings, load_settings
 from parcelwatch.shipments.service import register_shipment
-from tests.conftest import Database, serve_process, serving
+from tests.conftest import (
+    Browser,
+    Database,
+    account_token,
+    browser_session,
+    serve_process,
+    serving,
+)
 
 NUMBER = "1Z5R89390357567127"
 
@@ -34,9 +41,21 @@ def default_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def client(database: Database, default_hosts: None) -> Iterator[TestClient]:
-    app = create_app(_settings(database))
-    with TestClient(app, base_url="http://127.0.0.1:8080") as test_client:
+    settings = _settings(database)
+    with TestClient(
+        create_app(settings), base_url="http://127.0.0.1:8080", headers=account_token(settings)
+    ) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def browser(database: Database, default_hosts: None) -> Iterator[Browser]:
+    """The dashboard, signed in as the owner, opened at http://127.0.0.1:8080."""
+    settings = _settings(database)
+    with Browser(
+        create_app(settings), browser_session(settings), base_url="http://127.0.0.1:8080"
+    ) as test_browser:
+        yield test_browser
 
 
 def _shipment_id(database: Database) -> int:
@@ -98,7 +117,7 @@ def test_allowed_hosts_and_public_url_name_the_server(
     settings = _settings(
         database, allowed_hosts="parcels.lan,*.example.net", public_url="https://track.example.com"
     )
-    with TestClient(create_app(settings)) as api:
+    with TestClient(create_app(settings), headers=account_token(settings)) as api:
         for host in ("parcels.lan", "a.example.net", "track.example.com", "PARCELS.LAN:80"):
             assert api.get("/api/shipments", headers={"Host": host}).status_code == 200, host
         for host in ("localhost", "example.net", "parcels.lan.attacker.example"):
@@ -106,16 +125,19 @@ def test_allowed_hosts_and_public_url_name_the_server(
 
 
 def test_a_star_allows_any_host(database: Database) -> None:
-    with TestClient(create_app(_settings(database, allowed_hosts="*"))) as api:
+    settings = _settings(database, allowed_hosts="*")
+    with TestClient(create_app(settings), headers=account_token(settings)) as api:
         assert api.get("/api/shipments", headers={"Host": "anything.example"}).status_code == 200
 
 
 def test_the_served_app_refuses_a_foreign_host_over_real_http(
     database: Database, default_hosts: None
 ) -> None:
-    with serving(create_app(_settings(database))) as url:
-        assert httpx.get(f"{url}/api/shipments").status_code == 200
-        foreign = httpx.get(f"{url}/api/shipments", headers={"Host": "rebind.example"})
+    settings = _settings(database)
+    auth = account_token(settings)
+    with serving(create_app(settings)) as url:
+        assert httpx.get(f"{url}/api/shipments", headers=auth).status_code == 200
+        foreign = httpx.get(f"{url}/api/shipments", headers={**auth, "Host": "rebind.example"})
         assert foreign.status_code == 400
 
 
@@ -185,13 +207,14 @@ def test_the_dashboards_own_requests_pass(
 
 def test_the_public_url_origin_counts_as_own_behind_a_tls_proxy(database: Database) -> None:
     settings = _settings(database, public_url="https://track.example.com")
-    with TestClient(create_app(settings)) as api:
+    with TestClient(create_app(settings), headers=account_token(settings)) as api:
         own = {"Origin": "https://track.example.com", "Host": "track.example.com"}
         assert (
             api.post("/api/shipments", json={"tracking_number": NUMBER}, headers=own).status_code
             == 201
         )
-        form = api.post(
+    with Browser(create_app(settings), browser_session(settings)) as browser:
+        form = browser.submit(
             "/add", data={"tracking_number": NUMBER}, headers=own, follow_redirects=False
         )
         assert form.status_code == 303
@@ -201,20 +224,18 @@ def test_the_public_url_origin_counts_as_own_behind_a_tls_proxy(database: Databa
     "origin", ["https://127.0.0.1:8080", "http://127.0.0.1:3000", "http://127.0.0.1"]
 )
 def test_a_dashboard_form_from_another_scheme_or_port_is_refused(
-    client: TestClient, origin: str
+    browser: Browser, origin: str
 ) -> None:
-    response = client.post(
-        "/add",
-        data={"tracking_number": NUMBER},
-        headers={"Origin": origin},
-        follow_redirects=False,
+    response = browser.submit(
+        "/add", data={"tracking_number": NUMBER}, headers={"Origin": origin}, follow_redirects=False
     )
     assert response.status_code == 403
-    assert client.get("/api/shipments").json()["items"] == []
+    assert "Origin header did not match" in response.json()["detail"]
+    assert browser.get("/api/shipments").json()["items"] == []
 
 
-def test_a_dashboard_form_from_its_own_origin_is_accepted(client: TestClient) -> None:
-    response = client.post(
+def test_a_dashboard_form_from_its_own_origin_is_accepted(browser: Browser) -> None:
+    response = browser.submit(
         "/add",
         data={"tracking_number": NUMBER},
         headers={"Origin": "http://127.0.0.1:8080"},

@@ -7,6 +7,7 @@ from starlette.testclient import TestClient
 
 from parcelwatch.api.app import create_app
 from parcelwatch.config import Settings
+from tests.conftest import account_token
 
 
 def test_carriers_endpoint_shows_providers_and_reasons(settings: Settings) -> None:
@@ -14,7 +15,7 @@ def test_carriers_endpoint_shows_providers_and_reasons(settings: Settings) -> No
         update={"fedex_api_key": "key", "fedex_secret_key": SecretStr("secret")}
     )
 
-    with TestClient(create_app(configured)) as client:
+    with TestClient(create_app(configured), headers=account_token(configured)) as client:
         response = client.get("/api/carriers")
 
     assert response.status_code == 200

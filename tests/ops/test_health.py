@@ -17,7 +17,7 @@ from parcelwatch.cli.main import app as cli
 from parcelwatch.config import Settings, load_settings
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.sync.testing import FakeProvider
-from tests.conftest import Database
+from tests.conftest import Database, account_token
 from tests.ops.conftest import RunFactory, ShipmentFactory
 from tests.sync.conftest import Emulator, running_emulator
 
@@ -46,7 +46,7 @@ def dhl_settings(database: Database, emulator: Emulator) -> Settings:
 
 @pytest.fixture
 def dhl_api(dhl_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(dhl_settings)) as client:
+    with TestClient(create_app(dhl_settings), headers=account_token(dhl_settings)) as client:
         yield client
 
 
@@ -252,7 +252,7 @@ def test_a_carrier_refusing_credentials_is_critical(
     with running_emulator(reject_credentials=True) as refusing:
         values = dhl_values(database, refusing.url) | {"dhl_api_key": "sekrit-dhl-key-123"}
         settings = load_settings(**values, _env_file=None)
-        with TestClient(create_app(settings)) as client:
+        with TestClient(create_app(settings), headers=account_token(settings)) as client:
             response = client.get("/api/health")
     assert response.status_code == 503
     carrier = check(response.json(), "carrier:dhl")
@@ -274,7 +274,7 @@ def test_carrier_checks_are_cached_for_a_minute(settings: Settings) -> None:
     app = create_app(settings)
     carrier = CountingCarrier(code="ups")
     app.state.health_providers = {"ups": carrier}
-    with TestClient(app) as client:
+    with TestClient(app, headers=account_token(settings)) as client:
         first = client.get("/api/health").json()
         client.get("/api/health")
     assert check(first, "carrier:ups")["status"] == "ok"
@@ -285,10 +285,12 @@ def test_an_unreachable_database_is_critical(tmp_path: Any) -> None:
     settings = load_settings(
         database_url=f"sqlite:///{tmp_path}/missing/dir/parcelwatch.db",
         auto_update_enabled=False,
+        admin_api_key="ops-key",  # no account can be looked up without the database
         _env_file=None,
     )
     with TestClient(create_app(settings)) as client:
-        response = client.get("/api/health")
+        token = client.get("/api/health", headers={"Authorization": "Bearer pwt_" + "x" * 43})
+        response = client.get("/api/health", headers={"Authorization": "Bearer ops-key"})
         assert client.get("/healthz").status_code == 200  # alive all the same
         ready = client.get("/readyz")
     assert response.status_code == 503
@@ -296,6 +298,8 @@ def test_an_unreachable_database_is_critical(tmp_path: Any) -> None:
     assert [c["name"] for c in response.json()["checks"]][0] == "database"
     assert ready.status_code == 503
     assert "database unreachable" in ready.json()["problems"][0]
+    assert token.status_code == 503  # a personal token cannot be checked: never a 500
+    assert "database" in token.json()["detail"]
 
 
 def test_readyz_follows_the_updater_when_it_is_enabled(settings: Settings) -> None:

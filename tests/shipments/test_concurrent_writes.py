@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
@@ -18,15 +19,26 @@ from parcelwatch.api.app import create_app
 from parcelwatch.config import load_settings
 from parcelwatch.models import Shipment
 from parcelwatch.shipments.service import register_shipment
-from tests.conftest import Database, serving
+from tests.conftest import Database, account_token, serving
 from tests.sync.conftest import running_emulator
 
 WRITERS = 50
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    auth: dict[str, str]  # the owner's token
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=self.auth, timeout=60)
+
+
 SAME_NUMBER_WRITERS = 200  # on PostgreSQL these once queued on one row lock and timed out
 
 
 @pytest.fixture
-def server(database: Database) -> Iterator[str]:
+def server(database: Database) -> Iterator[Served]:
     """The app on a free local port with its lifespan (the updater runs, no carrier set)."""
     settings = load_settings(
         database_url=database.url,
@@ -35,16 +47,18 @@ def server(database: Database) -> Iterator[str]:
         _env_file=None,
     )
     with serving(create_app(settings)) as url:
-        yield url
+        yield Served(url, account_token(settings))
 
 
-def _in_parallel(url: str, requests: list[tuple[str, str, dict[str, object] | None]]) -> list[int]:
+def _in_parallel(
+    server: Served, requests: list[tuple[str, str, dict[str, object] | None]]
+) -> list[int]:
     """Send every request at once (one thread and connection each); their status codes."""
     start = threading.Barrier(len(requests))
 
     def send(request: tuple[str, str, dict[str, object] | None]) -> int:
         method, path, body = request
-        with httpx.Client(base_url=url, timeout=60) as client:
+        with server.client() as client:
             start.wait()
             return client.request(method, path, json=body).status_code
 
@@ -58,7 +72,7 @@ def _rows(database: Database) -> int:
 
 
 def test_fifty_parallel_creates_of_different_numbers_all_succeed(
-    server: str, database: Database
+    server: Served, database: Database
 ) -> None:
     body = [
         ("POST", "/api/shipments", {"tracking_number": f"CONC{i:06d}", "carrier": "dhl"})
@@ -70,7 +84,7 @@ def test_fifty_parallel_creates_of_different_numbers_all_succeed(
 
 
 def test_two_hundred_parallel_creates_of_one_number_make_one_row(
-    server: str, database: Database
+    server: Served, database: Database
 ) -> None:
     one = ("POST", "/api/shipments", {"tracking_number": "CONC000001", "carrier": "dhl"})
     codes = _in_parallel(server, [one] * SAME_NUMBER_WRITERS)
@@ -78,8 +92,10 @@ def test_two_hundred_parallel_creates_of_one_number_make_one_row(
     assert _rows(database) == 1
 
 
-def test_parallel_bulk_patch_and_delete_never_answer_500(server: str, database: Database) -> None:
-    with httpx.Client(base_url=server, timeout=60) as client:
+def test_parallel_bulk_patch_and_delete_never_answer_500(
+    server: Served, database: Database
+) -> None:
+    with server.client() as client:
         ids = [
             client.post(
                 "/api/shipments", json={"tracking_number": f"MIX{i:06d}", "carrier": "dhl"}
@@ -107,7 +123,7 @@ def test_parallel_bulk_patch_and_delete_never_answer_500(server: str, database: 
 
 
 @pytest.fixture
-def busy_server(database: Database) -> Iterator[str]:
+def busy_server(database: Database) -> Iterator[Served]:
     """The app with its updater polling 150 DHL shipments through the emulator (40 ms a
     request) the whole time the test writes."""
     with database.sessions.begin() as session:
@@ -124,13 +140,13 @@ def busy_server(database: Database) -> Iterator[str]:
             while emulator.stats()["requests"].get("dhl", 0) < 5:
                 assert time.monotonic() < deadline, "the updater never started polling"
                 time.sleep(0.05)
-            yield url
+            yield Served(url, account_token(settings))
             polled = emulator.stats()["requests"].get("dhl", 0)
     assert polled > 5
 
 
 def test_parallel_writes_while_the_updater_writes_never_answer_500_and_keep_one_row_each(
-    busy_server: str, database: Database
+    busy_server: Served, database: Database
 ) -> None:
     requests: list[tuple[str, str, dict[str, object] | None]] = []
     for i in range(WRITERS):

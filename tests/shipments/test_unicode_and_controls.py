@@ -18,7 +18,7 @@ from parcelwatch.domain import ShipmentStatus, TrackEvent, TrackInfo, utcnow
 from parcelwatch.models import Shipment
 from parcelwatch.shipments.service import register_shipment
 from parcelwatch.sync.writer import apply_track_info
-from tests.conftest import Database
+from tests.conftest import Browser, Database
 
 Invoke = Callable[..., Result]
 
@@ -130,14 +130,10 @@ def test_a_control_character_in_text_to_detect_is_a_422(api: TestClient, charact
 
 # -- the dashboard's forms ------------------------------------------------------------------
 
-SAME_ORIGIN = {"Origin": "http://testserver"}
 
-
-def test_the_add_form_takes_a_full_width_number_as_the_ascii_one(api: TestClient) -> None:
-    api.post("/api/shipments", json={"tracking_number": UPS_NUMBER})
-    added = api.post(
-        "/add", data={"tracking_number": FULL_WIDTH}, headers=SAME_ORIGIN, follow_redirects=False
-    )
+def test_the_add_form_takes_a_full_width_number_as_the_ascii_one(browser: Browser) -> None:
+    browser.submit("/add", data={"tracking_number": UPS_NUMBER})
+    added = browser.submit("/add", data={"tracking_number": FULL_WIDTH}, follow_redirects=False)
     assert added.status_code == 303
     assert "notice=existing" in added.headers["location"]
 
@@ -152,34 +148,31 @@ def test_the_add_form_takes_a_full_width_number_as_the_ascii_one(api: TestClient
     ],
 )
 def test_the_add_forms_refuse_control_characters_with_422(
-    api: TestClient, path: str, form: dict[str, str]
+    browser: Browser, path: str, form: dict[str, str]
 ) -> None:
-    answer = api.post(path, data=form, headers=SAME_ORIGIN, follow_redirects=False)
+    answer = browser.submit(path, data=form, follow_redirects=False)
     assert answer.status_code == 422
     assert "contains a control character" in answer.text
-    assert api.get("/api/shipments").json()["items"] == []
+    assert browser.get("/api/shipments").json()["items"] == []
 
 
-def test_the_description_form_refuses_a_control_character(api: TestClient) -> None:
-    shipment = api.post("/api/shipments", json={"tracking_number": UPS_NUMBER}).json()
-    answer = api.post(
-        f"/shipments/{shipment['id']}/description",
-        data={"description": "\x9b2J"},
-        headers=SAME_ORIGIN,
+def test_the_description_form_refuses_a_control_character(browser: Browser) -> None:
+    shipment = browser.post(
+        "/api/shipments", json={"tracking_number": UPS_NUMBER}, headers=browser.csrf
+    ).json()
+    answer = browser.submit(
+        f"/shipments/{shipment['id']}/description", data={"description": "\x9b2J"}
     )
     assert answer.status_code == 422
     assert "description contains a control character" in answer.text
 
 
-def test_the_add_from_text_form_finds_full_width_numbers(api: TestClient) -> None:
-    added = api.post(
-        "/add/text",
-        data={"text": f"parcel {FULL_WIDTH}"},
-        headers=SAME_ORIGIN,
-        follow_redirects=False,
+def test_the_add_from_text_form_finds_full_width_numbers(browser: Browser) -> None:
+    added = browser.submit(
+        "/add/text", data={"text": f"parcel {FULL_WIDTH}"}, follow_redirects=False
     )
     assert added.status_code == 303
-    items = api.get("/api/shipments").json()["items"]
+    items = browser.get("/api/shipments").json()["items"]
     assert [item["tracking_number"] for item in items] == [UPS_NUMBER]
 
 

@@ -9,11 +9,12 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from parcelwatch.accounts.roles import Role, Scope
 from parcelwatch.api.app import create_app
 from parcelwatch.config import Settings
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.models import Shipment
-from tests.conftest import Database
+from tests.conftest import Database, account_token
 from tests.sync.conftest import Emulator, ShipmentFactory, running_emulator
 
 ADMIN = {"Authorization": "Bearer s3cret-admin-token"}
@@ -26,7 +27,10 @@ def api_settings(database: Database, emulator: Emulator) -> Settings:
 
 @pytest.fixture
 def client(api_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(api_settings)) as client:
+    """Signed in as a member, with a write token."""
+    account_token(api_settings)  # the first account is the owner
+    member = account_token(api_settings, name="member", role=Role.MEMBER, scope=Scope.WRITE)
+    with TestClient(create_app(api_settings), headers=member) as client:
         yield client
 
 
@@ -59,7 +63,7 @@ def test_force_skips_the_cooldown_only_with_the_admin_token(
 ) -> None:
     shipment = add_shipment("ups", last_manual_refresh=utcnow())
     url = f"/api/shipments/{shipment.id}/refresh?force=true"
-    assert client.post(url).status_code == 401
+    assert client.post(url).status_code == 403  # the member's write token
     assert client.post(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.post(url, headers=ADMIN).status_code == 200
     assert emulator.polls("ups", shipment.tracking_number) == 1
@@ -80,18 +84,46 @@ def test_refreshing_an_unknown_shipment_is_404(client: TestClient) -> None:
     assert client.post("/api/shipments/999/refresh").status_code == 404
 
 
-def test_admin_endpoints_say_how_to_enable_them_when_no_key_is_set(
+def test_without_admin_api_key_an_owners_admin_token_runs_the_admin_api(
     database: Database, emulator: Emulator
 ) -> None:
-    with TestClient(create_app(emulator.settings_for(database))) as client:
-        response = client.get("/api/admin/tracking-updater/status")
-    assert response.status_code == 403
-    assert "ADMIN_API_KEY" in response.json()["detail"]
+    settings = emulator.settings_for(database)
+    owner = account_token(settings)
+    admin_read = account_token(settings, name="ops", role=Role.ADMIN, scope=Scope.READ)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/admin/tracking-updater/status", headers=owner).status_code == 200
+        narrow = client.post("/api/admin/tracking-updater/pause", headers=admin_read)
+        anonymous = client.get("/api/admin/tracking-updater/status")
+    assert narrow.status_code == 403
+    assert "'admin' scope" in narrow.json()["detail"]
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_member_cannot_run_operations_nor_force_a_refresh(
+    client: TestClient, add_shipment: ShipmentFactory
+) -> None:
+    shipment = add_shipment("ups")
+    status = client.get("/api/admin/tracking-updater/status")
+    forced = client.post(f"/api/shipments/{shipment.id}/refresh", params={"force": "true"})
+    assert status.status_code == 403
+    assert "members cannot run operations" in status.json()["detail"]
+    assert forced.status_code == 403
+    assert "force" in forced.json()["detail"]
+
+
+def test_a_read_token_cannot_refresh(api_settings: Settings, add_shipment: ShipmentFactory) -> None:
+    shipment = add_shipment("ups")
+    reader = account_token(api_settings, scope=Scope.READ)
+    with TestClient(create_app(api_settings), headers=reader) as client:
+        refused = client.post(f"/api/shipments/{shipment.id}/refresh")
+    assert refused.status_code == 403
+    assert "'write' scope" in refused.json()["detail"]
 
 
 def test_pause_resume_and_status(client: TestClient, add_shipment: ShipmentFactory) -> None:
     add_shipment("ups")
-    assert client.get("/api/admin/tracking-updater/status").status_code == 401
+    assert client.get("/api/admin/tracking-updater/status").status_code == 403
     status = client.get("/api/admin/tracking-updater/status", headers=ADMIN).json()
     assert status["paused"] is False
     assert status["enabled"] is False  # AUTO_UPDATE_ENABLED=false in tests
@@ -109,7 +141,11 @@ def test_two_refreshes_at_once_give_one_refresh_and_one_429(
         settings = slow.settings_for(database, admin_api_key="s3cret-admin-token")
         shipment = add_shipment("ups")
         url = f"/api/shipments/{shipment.id}/refresh"
-        with TestClient(create_app(settings)) as client, ThreadPoolExecutor(2) as pool:
+        auth = account_token(settings)
+        with (
+            TestClient(create_app(settings), headers=auth) as client,
+            ThreadPoolExecutor(2) as pool,
+        ):
             answers = list(pool.map(lambda _: client.post(url), range(2)))
         polls = slow.polls("ups", shipment.tracking_number)
     assert sorted(a.status_code for a in answers) == [200, 429]

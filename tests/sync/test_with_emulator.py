@@ -18,7 +18,7 @@ from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.models import Shipment, TrackingEvent
 from parcelwatch.sync.limits import Budget
 from parcelwatch.sync.selection import Selection
-from tests.conftest import Database
+from tests.conftest import Database, account_token
 from tests.sync.conftest import (
     Emulator,
     ShipmentFactory,
@@ -123,7 +123,7 @@ async def test_a_shipment_failing_on_its_own_is_disabled_and_patch_re_enables_it
         assert "Invalid inquiry number" in (disabled.last_auto_refresh_error or "")
         assert reload(database, good.id).auto_refresh_enabled
 
-        with TestClient(create_app(settings)) as client:
+        with TestClient(create_app(settings), headers=account_token(settings)) as client:
             response = client.patch(f"/api/shipments/{bad.id}", json={"auto_refresh_enabled": True})
         assert response.status_code == 200
         assert response.json()["auto_refresh_fail_count"] == 0

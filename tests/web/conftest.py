@@ -7,14 +7,13 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
 from parcelwatch.config import Settings, load_settings
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo, utcnow
 from parcelwatch.models import Shipment
 from parcelwatch.shipments.service import register_shipment
 from parcelwatch.sync.writer import apply_track_info
-from tests.conftest import Database
+from tests.conftest import Browser, Database, browser_session
 
 ADMIN_TOKEN = "test-admin-token"
 SAME_ORIGIN = {"Origin": "http://testserver"}
@@ -41,10 +40,11 @@ def web_settings(database: Database) -> Settings:
 
 
 @pytest.fixture
-def web(web_settings: Settings) -> Iterator[TestClient]:
+def web(web_settings: Settings) -> Iterator[Browser]:
+    """The dashboard in a browser signed in as the owner."""
     from parcelwatch.api.app import create_app
 
-    with TestClient(create_app(web_settings)) as client:
+    with Browser(create_app(web_settings), browser_session(web_settings)) as client:
         yield client
 
 

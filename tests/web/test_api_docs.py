@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from parcelwatch.api.app import create_app
 from parcelwatch.config import Settings
+from tests.conftest import Browser
 
 ASSET = re.compile(r"""(?:src|href)\s*=\s*['"]([^'"]+)['"]|url:\s*['"]([^'"]+)['"]""")
 
@@ -17,7 +18,7 @@ def _references(html: str) -> list[str]:
     return [src or url for src, url in ASSET.findall(html)]
 
 
-def test_the_docs_page_loads_swagger_ui_from_this_server(web: TestClient) -> None:
+def test_the_docs_page_loads_swagger_ui_from_this_server(web: Browser) -> None:
     page = web.get("/docs")
     assert page.status_code == 200
     references = _references(page.text)
@@ -29,7 +30,7 @@ def test_the_docs_page_loads_swagger_ui_from_this_server(web: TestClient) -> Non
     assert "https://" not in page.text
 
 
-def test_every_asset_the_docs_page_names_is_served(web: TestClient) -> None:
+def test_every_asset_the_docs_page_names_is_served(web: Browser) -> None:
     for reference in _references(web.get("/docs").text):
         response = web.get(reference)
         assert response.status_code == 200, reference
@@ -39,7 +40,7 @@ def test_every_asset_the_docs_page_names_is_served(web: TestClient) -> None:
     assert "SwaggerUIBundle" in script.text
 
 
-def test_swagger_ui_is_told_not_to_ask_the_public_validator(web: TestClient) -> None:
+def test_swagger_ui_is_told_not_to_ask_the_public_validator(web: Browser) -> None:
     # Opened under a host name other than localhost, Swagger UI would fetch a badge from
     # validator.swagger.io, which an air-gapped browser cannot reach.
     assert '"validatorUrl": "none"' in web.get("/docs").text
@@ -52,15 +53,15 @@ def test_the_docs_page_names_its_assets_under_the_proxy_prefix(web_settings: Set
     assert "/parcelwatch/openapi.json" in references
 
 
-def test_the_oauth2_redirect_page_of_swagger_ui_is_kept(web: TestClient) -> None:
+def test_the_oauth2_redirect_page_of_swagger_ui_is_kept(web: Browser) -> None:
     assert web.get("/docs/oauth2-redirect").status_code == 200
 
 
-def test_redoc_is_not_served_since_it_would_call_its_vendor(web: TestClient) -> None:
+def test_redoc_is_not_served_since_it_would_call_its_vendor(web: Browser) -> None:
     assert web.get("/redoc").status_code == 404
     assert web.get("/redoc", headers={"Accept": "text/html"}).status_code == 404
 
 
-def test_the_docs_routes_are_not_in_the_openapi_document(web: TestClient) -> None:
+def test_the_docs_routes_are_not_in_the_openapi_document(web: Browser) -> None:
     paths = web.get("/openapi.json").json()["paths"]
     assert not [path for path in paths if path.startswith("/docs")]

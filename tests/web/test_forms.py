@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.models import Shipment
-from tests.conftest import Database
-from tests.web.conftest import SAME_ORIGIN, AddShipment
+from tests.conftest import Browser, Database
+from tests.web.conftest import AddShipment
 
 UPS = "1Z999AA10123456784"
 USPS = "9400111899223850000008"
@@ -28,11 +27,10 @@ def _shipments(database: Database) -> list[Shipment]:
         return list(session.scalars(select(Shipment).order_by(Shipment.id)))
 
 
-def test_adding_one_number_redirects_to_its_page(web: TestClient, database: Database) -> None:
-    answer = web.post(
+def test_adding_one_number_redirects_to_its_page(web: Browser, database: Database) -> None:
+    answer = web.submit(
         "/add",
         data={"tracking_number": "1z 999 aa1 0123456784", "description": "Shoes"},
-        headers=SAME_ORIGIN,
         follow_redirects=False,
     )
 
@@ -44,19 +42,15 @@ def test_adding_one_number_redirects_to_its_page(web: TestClient, database: Data
 
 
 def test_adding_a_number_again_shows_the_existing_shipment(
-    web: TestClient, add_shipment: AddShipment
+    web: Browser, add_shipment: AddShipment
 ) -> None:
     shipment = add_shipment(UPS)
-    answer = web.post(
-        "/add", data={"tracking_number": UPS}, headers=SAME_ORIGIN, follow_redirects=False
-    )
+    answer = web.submit("/add", data={"tracking_number": UPS}, follow_redirects=False)
     assert answer.headers["location"] == f"/shipments/{shipment.id}?notice=existing"
 
 
-def test_an_unrecognised_number_is_explained_on_the_form(
-    web: TestClient, database: Database
-) -> None:
-    answer = web.post("/add", data={"tracking_number": "12345678"}, headers=SAME_ORIGIN)
+def test_an_unrecognised_number_is_explained_on_the_form(web: Browser, database: Database) -> None:
+    answer = web.submit("/add", data={"tracking_number": "12345678"})
 
     assert answer.status_code == 422
     assert "Could not detect the carrier" in answer.text
@@ -66,12 +60,11 @@ def test_an_unrecognised_number_is_explained_on_the_form(
 
 
 def test_pasting_an_email_adds_every_tracking_number_in_it(
-    web: TestClient, database: Database
+    web: Browser, database: Database
 ) -> None:
-    answer = web.post(
+    answer = web.submit(
         "/add/text",
         data={"text": EMAIL, "description": "Order 1042"},
-        headers=SAME_ORIGIN,
         follow_redirects=False,
     )
 
@@ -85,22 +78,22 @@ def test_pasting_an_email_adds_every_tracking_number_in_it(
     assert USPS in done
 
 
-def test_pasting_the_same_email_twice_adds_nothing_new(web: TestClient, database: Database) -> None:
-    web.post("/add/text", data={"text": EMAIL}, headers=SAME_ORIGIN)
-    again = web.post("/add/text", data={"text": EMAIL}, headers=SAME_ORIGIN)
+def test_pasting_the_same_email_twice_adds_nothing_new(web: Browser, database: Database) -> None:
+    web.submit("/add/text", data={"text": EMAIL})
+    again = web.submit("/add/text", data={"text": EMAIL})
 
     assert len(_shipments(database)) == 2
     assert "0 shipments added" in again.text
     assert "Already tracked" in again.text
 
 
-def test_text_without_a_tracking_number_is_explained(web: TestClient) -> None:
-    answer = web.post("/add/text", data={"text": "See you on Friday!"}, headers=SAME_ORIGIN)
+def test_text_without_a_tracking_number_is_explained(web: Browser) -> None:
+    answer = web.submit("/add/text", data={"text": "See you on Friday!"})
     assert answer.status_code == 422
     assert "No tracking number was found" in answer.text
 
 
-def test_a_form_sent_from_another_site_is_refused(web: TestClient, database: Database) -> None:
+def test_a_form_sent_from_another_site_is_refused(web: Browser, database: Database) -> None:
     for headers in (
         {"Origin": "https://evil.example"},
         {"Referer": "https://evil.example/page"},
@@ -108,17 +101,19 @@ def test_a_form_sent_from_another_site_is_refused(web: TestClient, database: Dat
         {},
     ):
         answer = web.post(
-            "/add", data={"tracking_number": UPS}, headers={**headers, "Accept": "text/html"}
+            "/add",
+            data={"tracking_number": UPS, "csrf_token": web.csrf["X-CSRF-Token"]},
+            headers={**headers, "Accept": "text/html"},
         )
         assert answer.status_code == 403, headers
         assert "own pages (the Origin header did not match)" in answer.text
     assert _shipments(database) == []
 
 
-def test_a_form_with_a_same_origin_referer_and_no_origin_is_accepted(web: TestClient) -> None:
+def test_a_form_with_a_same_origin_referer_and_no_origin_is_accepted(web: Browser) -> None:
     answer = web.post(
         "/add",
-        data={"tracking_number": UPS},
+        data={"tracking_number": UPS, "csrf_token": web.csrf["X-CSRF-Token"]},
         headers={"Referer": "http://testserver/add"},
         follow_redirects=False,
     )
@@ -126,13 +121,12 @@ def test_a_form_with_a_same_origin_referer_and_no_origin_is_accepted(web: TestCl
 
 
 def test_editing_the_description_saves_it_and_redirects(
-    web: TestClient, add_shipment: AddShipment, database: Database
+    web: Browser, add_shipment: AddShipment, database: Database
 ) -> None:
     shipment = add_shipment(UPS, description="Shoes")
-    answer = web.post(
+    answer = web.submit(
         f"/shipments/{shipment.id}/description",
         data={"description": "  Trail   shoes "},
-        headers=SAME_ORIGIN,
         follow_redirects=False,
     )
     assert answer.status_code == 303
@@ -140,20 +134,17 @@ def test_editing_the_description_saves_it_and_redirects(
 
 
 def test_re_enabling_automatic_updates_clears_the_failures(
-    web: TestClient, add_shipment: AddShipment, database: Database
+    web: Browser, add_shipment: AddShipment, database: Database
 ) -> None:
     shipment = add_shipment(UPS, status=ShipmentStatus.IN_TRANSIT)
-    web.post(
-        f"/shipments/{shipment.id}/auto-refresh", data={"enabled": "false"}, headers=SAME_ORIGIN
-    )
+    web.submit(f"/shipments/{shipment.id}/auto-refresh", data={"enabled": "false"})
     assert _shipments(database)[0].auto_refresh_enabled is False
     page = web.get(f"/shipments/{shipment.id}").text
     assert "Re-enable automatic updates" in page
 
-    answer = web.post(
+    answer = web.submit(
         f"/shipments/{shipment.id}/auto-refresh",
         data={"enabled": "true"},
-        headers=SAME_ORIGIN,
         follow_redirects=False,
     )
 
@@ -165,7 +156,7 @@ def test_re_enabling_automatic_updates_clears_the_failures(
 
 
 def test_deleting_asks_for_confirmation_first(
-    web: TestClient, add_shipment: AddShipment, database: Database
+    web: Browser, add_shipment: AddShipment, database: Database
 ) -> None:
     shipment = add_shipment(UPS, description="Shoes")
 
@@ -173,16 +164,14 @@ def test_deleting_asks_for_confirmation_first(
     assert "Delete this shipment?" in confirm.text
     assert len(_shipments(database)) == 1
 
-    answer = web.post(
-        f"/shipments/{shipment.id}/delete", headers=SAME_ORIGIN, follow_redirects=False
-    )
+    answer = web.submit(f"/shipments/{shipment.id}/delete", follow_redirects=False)
     assert answer.status_code == 303
     assert _shipments(database) == []
     assert "Shipment deleted." in web.get(answer.headers["location"]).text
 
 
-def test_deleting_a_missing_shipment_gets_a_404_page(web: TestClient) -> None:
-    answer = web.post("/shipments/42/delete", headers=SAME_ORIGIN)
+def test_deleting_a_missing_shipment_gets_a_404_page(web: Browser) -> None:
+    answer = web.submit("/shipments/42/delete")
     assert answer.status_code == 404
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from parcelwatch.accounts.roles import Role
+from parcelwatch.config import Settings
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.models import Shipment, SyncRun
 from parcelwatch.web.views import running_late
-from tests.conftest import Database
+from tests.conftest import Browser, Database, browser_session
 from tests.web.conftest import HTML, AddShipment
 
 UPS = "1Z999AA10123456784"
@@ -27,7 +28,7 @@ def _count(html: str, label: str) -> int:
     return int(match.group(1))
 
 
-def test_overview_counts_shipments_by_status(web: TestClient, add_shipment: AddShipment) -> None:
+def test_overview_counts_shipments_by_status(web: Browser, add_shipment: AddShipment) -> None:
     add_shipment(UPS, status=ShipmentStatus.OUT_FOR_DELIVERY)
     add_shipment(USPS, status=ShipmentStatus.IN_TRANSIT)
     add_shipment(FEDEX, status=ShipmentStatus.EXCEPTION)
@@ -43,7 +44,7 @@ def test_overview_counts_shipments_by_status(web: TestClient, add_shipment: AddS
 
 
 def test_overview_counts_shipments_whose_updates_are_off_as_sync_failing(
-    web: TestClient, add_shipment: AddShipment, database: Database
+    web: Browser, add_shipment: AddShipment, database: Database
 ) -> None:
     shipment = add_shipment(UPS, status=ShipmentStatus.IN_TRANSIT)
     with database.sessions.begin() as session:
@@ -56,14 +57,14 @@ def test_overview_counts_shipments_whose_updates_are_off_as_sync_failing(
     assert _count(web.get("/").text, "Sync failing") == 1
 
 
-def test_an_empty_overview_invites_adding_a_first_shipment(web: TestClient) -> None:
+def test_an_empty_overview_invites_adding_a_first_shipment(web: Browser) -> None:
     page = web.get("/")
     assert page.status_code == 200
     assert "Add your first shipment" in page.text
 
 
 def test_the_list_shows_badge_carrier_description_and_last_event(
-    web: TestClient, add_shipment: AddShipment
+    web: Browser, add_shipment: AddShipment
 ) -> None:
     add_shipment(UPS, description="Running shoes", status=ShipmentStatus.IN_TRANSIT)
 
@@ -78,7 +79,7 @@ def test_the_list_shows_badge_carrier_description_and_last_event(
 
 
 def test_the_list_filters_by_search_status_and_carrier(
-    web: TestClient, add_shipment: AddShipment
+    web: Browser, add_shipment: AddShipment
 ) -> None:
     add_shipment(UPS, description="Running shoes", status=ShipmentStatus.IN_TRANSIT)
     add_shipment(USPS, description="Books", status=ShipmentStatus.DELIVERED)
@@ -99,7 +100,7 @@ def test_the_list_filters_by_search_status_and_carrier(
 
 
 def test_searching_or_picking_a_status_from_the_default_tab_looks_through_every_shipment(
-    web: TestClient, add_shipment: AddShipment
+    web: Browser, add_shipment: AddShipment
 ) -> None:
     add_shipment(UPS, description="Running shoes", status=ShipmentStatus.IN_TRANSIT)
     add_shipment(USPS, description="Books", status=ShipmentStatus.DELIVERED)
@@ -115,7 +116,7 @@ def test_searching_or_picking_a_status_from_the_default_tab_looks_through_every_
 
 
 def test_a_shipment_still_moving_a_day_after_its_eta_is_marked_late(
-    web: TestClient, add_shipment: AddShipment
+    web: Browser, add_shipment: AddShipment
 ) -> None:
     late = add_shipment(UPS, status=ShipmentStatus.IN_TRANSIT, eta_in_days=-3)
     on_time = add_shipment(USPS, status=ShipmentStatus.IN_TRANSIT, eta_in_days=2)
@@ -137,15 +138,13 @@ def test_running_late_ignores_final_shipments_and_the_day_of_the_eta() -> None:
     assert not running_late(ShipmentStatus.IN_TRANSIT, None, now=now)
 
 
-def test_the_list_finds_a_number_typed_with_spaces(
-    web: TestClient, add_shipment: AddShipment
-) -> None:
+def test_the_list_finds_a_number_typed_with_spaces(web: Browser, add_shipment: AddShipment) -> None:
     add_shipment(UPS, description="Running shoes")
     html = web.get("/shipments", params={"q": "1z 999 aa1"}).text
     assert "Running shoes" in html
 
 
-def test_the_list_pages_through_many_shipments(web: TestClient, add_shipment: AddShipment) -> None:
+def test_the_list_pages_through_many_shipments(web: Browser, add_shipment: AddShipment) -> None:
     for index in range(30):
         add_shipment(f"DEMO{index:06d}", carrier="dhl", description=f"Parcel {index:02d}")
 
@@ -162,7 +161,7 @@ def test_the_list_pages_through_many_shipments(web: TestClient, add_shipment: Ad
 
 
 def test_the_shipment_page_shows_the_timeline_with_machine_readable_times(
-    web: TestClient, add_shipment: AddShipment
+    web: Browser, add_shipment: AddShipment
 ) -> None:
     shipment = add_shipment(
         UPS, description="Running shoes", status=ShipmentStatus.DELIVERED, detail="Delivered"
@@ -180,7 +179,7 @@ def test_the_shipment_page_shows_the_timeline_with_machine_readable_times(
 
 
 def test_a_carrier_link_that_is_not_a_web_address_is_not_rendered(
-    web: TestClient, add_shipment: AddShipment, database: Database
+    web: Browser, add_shipment: AddShipment, database: Database
 ) -> None:
     shipment = add_shipment(UPS)
     with database.sessions.begin() as session:
@@ -197,7 +196,7 @@ def test_a_carrier_link_that_is_not_a_web_address_is_not_rendered(
 
 
 def test_the_refresh_button_waits_out_the_cool_down(
-    web: TestClient, add_shipment: AddShipment, database: Database
+    web: Browser, add_shipment: AddShipment, database: Database
 ) -> None:
     shipment = add_shipment(UPS, status=ShipmentStatus.IN_TRANSIT)
     with database.sessions.begin() as session:
@@ -214,7 +213,7 @@ def test_the_refresh_button_waits_out_the_cool_down(
 
 
 def test_the_refresh_button_says_why_an_unconfigured_carrier_is_not_polled(
-    web: TestClient, add_shipment: AddShipment
+    web: Browser, add_shipment: AddShipment
 ) -> None:
     shipment = add_shipment(USPS)
     html = web.get(f"/shipments/{shipment.id}").text
@@ -222,7 +221,7 @@ def test_the_refresh_button_says_why_an_unconfigured_carrier_is_not_polled(
     assert "Not polled: USPS_CLIENT_ID and USPS_CLIENT_SECRET not set" in html
 
 
-def test_a_missing_shipment_gets_a_404_page(web: TestClient) -> None:
+def test_a_missing_shipment_gets_a_404_page(web: Browser) -> None:
     page = web.get("/shipments/999")
     assert page.status_code == 404
     assert "Shipment 999 does not exist." in page.text
@@ -230,7 +229,7 @@ def test_a_missing_shipment_gets_a_404_page(web: TestClient) -> None:
 
 
 def test_an_unknown_address_gets_an_html_404_for_people_and_json_for_programs(
-    web: TestClient,
+    web: Browser,
 ) -> None:
     person = web.get("/no-such-page", headers=HTML)
     program = web.get("/api/no-such-thing", headers=HTML)
@@ -241,23 +240,35 @@ def test_an_unknown_address_gets_an_html_404_for_people_and_json_for_programs(
     assert program.json() == {"detail": "Not Found"}
 
 
-def test_the_add_page_labels_every_field(web: TestClient) -> None:
+def test_the_add_page_labels_every_field(web: Browser) -> None:
     html = web.get("/add").text
     for field in ("tracking_number", "carrier", "one-description", "text", "text-description"):
         assert f'for="{field}"' in html
         assert f'id="{field}"' in html
 
 
-def test_the_operations_page_shows_health_runs_and_carriers(web: TestClient) -> None:
+def test_the_operations_page_shows_health_runs_and_carriers(web: Browser) -> None:
     html = web.get("/operations").text
     assert "Health" in html
     assert "Database" in html
     assert "No sync has run yet." in html
     assert "USPS_CLIENT_ID and USPS_CLIENT_SECRET" in html
-    assert 'id="admin-token"' in html
+    assert 'id="pause-button"' in html  # the owner may pause
 
 
-def test_the_demo_banner_shows_only_in_demo_mode(web: TestClient) -> None:
+def test_a_member_sees_operations_but_no_pause_button(web_settings: Settings) -> None:
+    from parcelwatch.api.app import create_app
+
+    browser_session(web_settings)  # the owner comes first
+    member = browser_session(web_settings, name="sam", role=Role.MEMBER)
+    with Browser(create_app(web_settings), member) as client:
+        html = client.get("/operations").text
+    assert "Health" in html
+    assert 'id="pause-button"' not in html
+    assert "for the owner and administrators" in html
+
+
+def test_the_demo_banner_shows_only_in_demo_mode(web: Browser) -> None:
     assert "Demo mode." not in web.get("/").text
     web.app.state.settings = web.app.state.settings.model_copy(  # type: ignore[attr-defined]
         update={"parcelwatch_demo": True}
@@ -265,13 +276,13 @@ def test_the_demo_banner_shows_only_in_demo_mode(web: TestClient) -> None:
     assert "Demo mode." in web.get("/").text
 
 
-def test_static_assets_are_served(web: TestClient) -> None:
+def test_static_assets_are_served(web: Browser) -> None:
     assert "prefers-color-scheme: dark" in web.get("/static/app.css").text
     assert "localizeTimes" in web.get("/static/app.js").text
 
 
 def test_the_operations_page_lists_sync_runs_that_did_something(
-    web: TestClient, database: Database
+    web: Browser, database: Database
 ) -> None:
     now = utcnow()
     with database.sessions.begin() as session:

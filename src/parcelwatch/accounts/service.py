@@ -14,15 +14,20 @@ from sqlalchemy.orm import Session
 
 from parcelwatch.accounts.passwords import check_policy, hash_password, verify_password
 from parcelwatch.accounts.roles import Role
+from parcelwatch.accounts.sessions import end_sessions
 from parcelwatch.domain import utcnow
 from parcelwatch.errors import Conflict, InvalidInput, NotFound
 from parcelwatch.models import User
 
 __all__ = [
+    "DEMO_ACCOUNT",
     "authenticate",
     "create_user",
     "delete_user",
+    "ensure_demo_account",
     "get_user",
+    "has_owner",
+    "is_stand_in_owner",
     "list_users",
     "normalize_name",
     "set_password",
@@ -41,6 +46,22 @@ def normalize_name(name: str) -> str:
     if not NAME_PATTERN.fullmatch(normalized):
         raise InvalidInput(f"name: {name!r} is not a valid account name: use {NAME_RULE}")
     return normalized
+
+
+DEMO_ACCOUNT = "demo"
+
+
+def is_stand_in_owner(user: User) -> bool:
+    """The demo's account, made owner because it came first: it has no password, and gives
+    the owner role up to the first real owner created (`users create --role owner`, or the
+    setup page)."""
+    return user.name == DEMO_ACCOUNT and user.password_hash is None and user.role is Role.OWNER
+
+
+def has_owner(session: Session) -> bool:
+    """Whether the instance has its real owner (the demo's stand-in does not count)."""
+    owner = session.scalar(select(User).where(User.role == Role.OWNER))
+    return owner is not None and not is_stand_in_owner(owner)
 
 
 def get_user(session: Session, name: str, *, for_update: bool = False) -> User:
@@ -70,9 +91,11 @@ def create_user(session: Session, *, name: str, role: Role, password: str | None
             f"parcelwatch users create {normalized} --role owner"
         )
     if role is Role.OWNER and existing:
-        owner = session.scalar(select(User.name).where(User.role == Role.OWNER))
-        if owner is not None:
-            raise Conflict(f"role: {owner!r} is already the owner; there is one owner")
+        owner = session.scalar(select(User).where(User.role == Role.OWNER))
+        if owner is not None and is_stand_in_owner(owner):
+            owner.role = Role.MEMBER  # the demo steps aside for the real owner
+        elif owner is not None:
+            raise Conflict(f"role: {owner.name!r} is already the owner; there is one owner")
     if session.scalar(select(User.id).where(User.name == normalized)) is not None:
         raise Conflict(f"name: an account named {normalized!r} exists already")
     now = utcnow()
@@ -89,13 +112,25 @@ def create_user(session: Session, *, name: str, role: Role, password: str | None
     return user
 
 
-def set_password(session: Session, name: str, password: str) -> User:
+def set_password(
+    session: Session, name: str, password: str, *, keep_session: int | None = None
+) -> User:
+    """A new password; every dashboard session of the account ends but `keep_session` (the
+    browser that changed it)."""
     user = get_user(session, name, for_update=True)
     check_policy(password, name=user.name)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
+    end_sessions(session, user_id=user.id, keep=keep_session)
     session.flush()
     return user
+
+
+def ensure_demo_account(session: Session) -> None:
+    """The demo's account, made the stand-in owner when the instance has no account yet."""
+    if session.scalar(select(func.count()).select_from(User)):
+        return
+    create_user(session, name=DEMO_ACCOUNT, role=Role.OWNER, password=None)
 
 
 def delete_user(session: Session, name: str) -> None:

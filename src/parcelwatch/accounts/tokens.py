@@ -1,21 +1,21 @@
 """Personal API tokens: created for an account with a scope, shown once, kept only as a
-SHA-256 hash, optionally expiring, revocable. `check_token` is what an API request will call.
+SHA-256 hash, optionally expiring, revocable. `check_token` is what an API request calls
+(`parcelwatch.api.auth`).
 
 A token is `pwt_` followed by 43 URL-safe characters (256 random bits); its first 12
 characters are kept as a prefix so that `tokens list` can show which one is which."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from parcelwatch.accounts.roles import Role, Scope
+from parcelwatch.accounts.secrets import digest, new_secret
 from parcelwatch.accounts.service import get_user
 from parcelwatch.domain import utcnow
 from parcelwatch.errors import InvalidInput, NotFound
@@ -27,6 +27,7 @@ __all__ = [
     "check_token",
     "create_token",
     "list_tokens",
+    "mark_token_used",
     "revoke_token",
 ]
 
@@ -39,10 +40,6 @@ MAX_NAME = 100
 class IssuedToken:
     token: ApiToken
     secret: str  # shown once, never stored
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def create_token(
@@ -63,13 +60,13 @@ def create_token(
     label = (name or f"{scope.value} token").strip()
     if not label or len(label) > MAX_NAME:
         raise InvalidInput(f"name: 1 to {MAX_NAME} characters")
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    secret = new_secret(TOKEN_PREFIX)
     now = utcnow()
     token = ApiToken(
         user_id=user.id,
         name=label,
         scope=scope,
-        token_hash=_digest(secret),
+        token_hash=digest(secret),
         prefix=secret[:SHOWN_PREFIX],
         created_at=now,
         expires_at=now + expires_in if expires_in is not None else None,
@@ -97,17 +94,21 @@ def revoke_token(session: Session, token_id: int) -> ApiToken:
 
 
 def check_token(session: Session, secret: str) -> ApiToken | None:
-    """The live token `secret` is (not revoked, not expired), its `last_used_at` refreshed;
-    None otherwise. The lookup is by hash, and the hash is compared in constant time."""
+    """The live token `secret` is (not revoked, not expired), else None. The lookup is by
+    hash, and the hash is compared in constant time. Nothing is written: `mark_token_used`
+    records the use."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    digest = _digest(secret)
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-    if token is None or not hmac.compare_digest(token.token_hash, digest):
+    wanted = digest(secret)
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == wanted))
+    if token is None or not hmac.compare_digest(token.token_hash, wanted):
         return None
-    now = utcnow()
-    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+    if token.revoked_at is not None or (
+        token.expires_at is not None and token.expires_at <= utcnow()
+    ):
         return None
-    token.last_used_at = now
-    session.flush()
     return token
+
+
+def mark_token_used(session: Session, token_id: int) -> None:
+    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))

@@ -7,16 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parcelwatch import __version__
+from parcelwatch.api.auth import Authenticator, document_credentials
 from parcelwatch.api.deps import transaction_gate_for
 from parcelwatch.api.docs import install_api_docs
 from parcelwatch.api.guards import AllowedHosts, CrossSiteWrites, cors_origins, public_origins
 from parcelwatch.api.methods import AnswerOptions, document_options
+from parcelwatch.api.proxies import install_proxies
 from parcelwatch.api.security import SecurityHeaders
 from parcelwatch.carriers.router import router as carriers_router
 from parcelwatch.config import Settings, get_settings
@@ -28,6 +31,7 @@ from parcelwatch.shipments.router import router as shipments_router
 from parcelwatch.sync.router import router as sync_router
 from parcelwatch.sync.updater import sync_lifespan
 from parcelwatch.web.router import install_dashboard
+from parcelwatch.web.signin import announce_setup
 from parcelwatch.webhooks.router import jwks_lifespan
 from parcelwatch.webhooks.router import router as webhooks_router
 
@@ -50,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await stack.enter_async_context(alerts_lifespan(app))
             # ShipEngine's webhook signing keys, fetched and refreshed on demand.
             await stack.enter_async_context(jwks_lifespan(app))
+            # No owner yet: the log says how to create one, with the setup code.
+            await run_in_threadpool(announce_setup, app)
             yield
         database.dispose()
 
@@ -65,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = database
     app.state.sessions = make_session_factory(database)
     app.state.transaction_gate = transaction_gate_for()
+    app.state.authenticator = Authenticator(
+        settings=settings, sessions=app.state.sessions, database=database
+    )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(AnswerOptions, routes=lambda: app.router.routes)
     if settings.cors_origins:  # else closed: browsers keep other sites' pages out
@@ -72,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type"],  # tokens only: no cookies
             max_age=600,
         )
     # Added later, run earlier: a wrong Host is refused before anything else looks at it...
@@ -85,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AllowedHosts, hosts=settings.trusted_hosts)
     # ... and every answer, refusals included, carries the security headers.
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing, Referrer-Policy
+    # ... after X-Forwarded-* of TRUSTED_PROXIES are applied (the connecting address is kept).
+    install_proxies(app, settings)
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.include_router(shipments_router, prefix="/api")
@@ -95,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_dashboard(app)  # pages at /, assets at /static
     install_api_docs(app)  # /docs, its assets at /docs/assets (no CDN)
     document_options(app)  # OPTIONS on every path: 204 with Allow
+    document_credentials(app)  # 401 and 403 wherever a scope is needed
     return app
 
 

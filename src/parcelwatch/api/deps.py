@@ -1,5 +1,6 @@
 """What routes need from the running app, as typed FastAPI dependencies (`Annotated` aliases):
-the settings, a session, the database, the sync engine and updater, the admin check.
+the settings, a session, the database, the sync engine and updater (who is asking is
+`parcelwatch.api.auth`).
 
 `create_app` puts these on `app.state` (the lifespan adds the sync engine, the updater and the
 ShipEngine key cache once they run); this module is the one place that reads them back, so a
@@ -10,7 +11,6 @@ code that holds the app rather than a request (the dashboard's status panel, in-
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -18,7 +18,6 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,8 +29,6 @@ from parcelwatch.sync.updater import Updater
 from parcelwatch.webhooks.signatures import JwksCache
 
 __all__ = [
-    "AdminDep",
-    "BearerDep",
     "DatabaseDep",
     "ManualSyncDep",
     "SessionDep",
@@ -41,15 +38,11 @@ __all__ = [
     "UpdaterDep",
     "database_of",
     "health_providers_of",
-    "is_admin",
     "jwks_of",
     "manual_sync_of",
-    "require_admin",
     "settings_of",
     "updater_of",
 ]
-
-_bearer = HTTPBearer(auto_error=False, description="The ADMIN_API_KEY value")
 
 
 def settings_of(app: FastAPI) -> Settings:
@@ -249,30 +242,3 @@ SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 UpdaterDep = Annotated[Updater, Depends(get_updater)]
 ManualSyncDep = Annotated[SyncEngine, Depends(get_manual_sync)]
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-
-def is_admin(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> bool:
-    """True when the bearer token equals ADMIN_API_KEY (compared in constant time)."""
-    if settings.admin_api_key is None or credentials is None:
-        return False
-    expected = settings.admin_api_key.get_secret_value().encode()
-    return hmac.compare_digest(credentials.credentials.encode(), expected)
-
-
-def require_admin(settings: SettingsDep, credentials: BearerDep) -> None:
-    if settings.admin_api_key is None:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "The admin API is disabled: set ADMIN_API_KEY to enable it, then send "
-            "'Authorization: Bearer <ADMIN_API_KEY>'.",
-        )
-    if not is_admin(settings, credentials):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "A valid admin token is required: send 'Authorization: Bearer <ADMIN_API_KEY>'.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-AdminDep = Annotated[None, Depends(require_admin)]

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["Problem", "ValidationProblem", "answers"]
+__all__ = ["MEANINGS", "Problem", "ValidationProblem", "answers"]
 
 
 class Problem(BaseModel):
@@ -28,10 +28,11 @@ class ValidationProblem(BaseModel):
     errors: list[ProblemItem] = []
 
 
-_MEANINGS = {
+MEANINGS = {
     400: "The request is malformed.",
-    401: "Credentials are missing or wrong.",
-    403: "Not allowed (the admin API is disabled without ADMIN_API_KEY).",
+    401: "No credentials, or a token that is not valid (mistyped, expired or revoked).",
+    403: "Not allowed: the credential's scope or role does not reach this route, or a "
+    "signed-in browser's change came without its CSRF token.",
     404: "No such shipment.",
     409: "Conflicts with the shipment's current state.",
     413: "The request body is over 1 MB.",
@@ -49,7 +50,7 @@ def answers(*codes: int, **meanings: str) -> dict[int | str, dict[str, Any]]:
     for code in codes:
         entry: dict[str, Any] = {
             "model": ValidationProblem if code == 422 else Problem,
-            "description": meanings.get(f"s{code}", _MEANINGS[code]),
+            "description": meanings.get(f"s{code}", MEANINGS[code]),
         }
         if code == 429:
             entry["headers"] = _RETRY_AFTER

@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from parcelwatch.api.auth import ReadDep
 from parcelwatch.api.deps import SettingsDep
 from parcelwatch.carriers.registry import Routing
 
@@ -31,7 +32,7 @@ class CarriersOut(BaseModel):
 
 
 @router.get("/carriers", response_model=CarriersOut)
-def list_carriers(settings: SettingsDep) -> CarriersOut:
+def list_carriers(settings: SettingsDep, _who: ReadDep) -> CarriersOut:
     """Every carrier parcelwatch knows and which provider tracks it (no carrier is called)."""
     routing = Routing(settings)
     return CarriersOut(

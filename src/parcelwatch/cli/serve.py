@@ -65,7 +65,15 @@ def serve(
     # re-raises the signal under the previous handler: make that a clean exit 0.
     for shutdown_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(shutdown_signal, _exit_cleanly)
-    uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, access_log=False)
+    # proxy_headers off: the app applies TRUSTED_PROXIES' X-Forwarded-* itself
+    uvicorn.run(
+        app,
+        host=bind_host,
+        port=bind_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "HTTP_REQUEST_DURATION",
     "LAST_SUCCESSFUL_SYNC",
     "LEASES_TAKEN_OVER",
+    "LOGIN_FAILURES",
     "RUNS_ABANDONED",
     "UNKNOWN_STATUS_CODES",
     "UPDATER_PAUSED",
@@ -104,6 +105,10 @@ LEASES_TAKEN_OVER = Counter(
 RUNS_ABANDONED = Counter(
     "parcelwatch_sync_runs_abandoned_total",
     "Sync runs left running by a crashed engine, closed as abandoned",
+)
+LOGIN_FAILURES = Counter(
+    "parcelwatch_login_failures_total",
+    "Dashboard sign-ins refused for a wrong name or password (throttled ones not counted)",
 )
 HTTP_REQUESTS = Counter(
     "parcelwatch_http_requests_total", "HTTP requests served", ["method", "route", "status"]

@@ -3,10 +3,11 @@ adds them and the HTTP metrics middleware to the app."""
 
 from __future__ import annotations
 
+import hmac
 import os
 from datetime import timedelta
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +19,7 @@ from prometheus_client import (
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from parcelwatch.api.auth import ReadDep
 from parcelwatch.api.deps import DatabaseDep, SettingsDep, health_providers_of, updater_of
 from parcelwatch.api.problems import answers
 from parcelwatch.carriers.registry import Routing
@@ -47,7 +49,23 @@ def install_ops(app: FastAPI) -> None:
     app.add_middleware(HttpMetrics)
 
 
-@router.get("/metrics", include_in_schema=False)
+def _check_metrics_token(request: Request, settings: SettingsDep) -> None:
+    """With METRICS_TOKEN set, a scrape must send it as a bearer token (compared in constant
+    time); without it /metrics is open, like most exporters."""
+    if settings.metrics_token is None:
+        return
+    expected = f"Bearer {settings.metrics_token.get_secret_value()}".encode()
+    sent = request.headers.get("authorization", "").encode()
+    if not hmac.compare_digest(sent, expected):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "METRICS_TOKEN is set: scrape with 'Authorization: Bearer <METRICS_TOKEN>' "
+            "(Prometheus: authorization.credentials).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(_check_metrics_token)])
 def metrics(settings: SettingsDep, database: DatabaseDep) -> Response:
     """Prometheus exposition: process metrics (or, with PROMETHEUS_MULTIPROC_DIR, every worker's
     merged) plus gauges read from the database at scrape time."""
@@ -122,6 +140,7 @@ def _updater_problem(db: Engine, updater: Updater) -> str | None:
 )
 async def health(
     request: Request,
+    _who: ReadDep,
     settings: SettingsDep,
     database: DatabaseDep,
     check_stale: bool = Query(False, description="Also list the stale shipments."),

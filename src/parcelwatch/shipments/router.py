@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from parcelwatch.api.auth import ReadDep, WriteDep
 from parcelwatch.api.deps import SessionDep, ShipmentId
 from parcelwatch.api.problems import answers
 from parcelwatch.carriers.catalog import CARRIERS
@@ -39,7 +40,9 @@ router = APIRouter(tags=["shipments"])
         **answers(413, 422),
     },
 )
-def create_shipment(body: ShipmentCreate, session: SessionDep, response: Response) -> ShipmentOut:
+def create_shipment(
+    body: ShipmentCreate, session: SessionDep, response: Response, _who: WriteDep
+) -> ShipmentOut:
     """Register a tracking number; 201 when new, 200 with the existing shipment otherwise."""
     shipment, created = service.register_shipment(
         session,
@@ -53,7 +56,7 @@ def create_shipment(body: ShipmentCreate, session: SessionDep, response: Respons
 
 
 @router.post("/shipments/bulk", response_model=BulkResponse, responses=answers(413, 422))
-def create_shipments_bulk(body: BulkRequest, session: SessionDep) -> BulkResponse:
+def create_shipments_bulk(body: BulkRequest, session: SessionDep, _who: WriteDep) -> BulkResponse:
     """Register up to 500 numbers; one result per item (created, existing, or the error)."""
     results = service.register_many(
         session, [(item.tracking_number, item.carrier, item.description) for item in body.items]
@@ -68,7 +71,7 @@ def create_shipments_bulk(body: BulkRequest, session: SessionDep) -> BulkRespons
 
 
 @router.post("/detect", response_model=DetectResponse, responses=answers(413, 422))
-def detect_numbers(body: DetectRequest) -> DetectResponse:
+def detect_numbers(body: DetectRequest, _who: ReadDep) -> DetectResponse:
     """Every tracking number found in free text, with every carrier it fits and why; when
     several fit, `carrier` is null and `ambiguous` true: ask the person which one."""
     return DetectResponse(
@@ -97,6 +100,7 @@ def detect_numbers(body: DetectRequest) -> DetectResponse:
 @router.get("/shipments", response_model=ShipmentPage, responses=answers(422))
 def list_shipments(
     session: SessionDep,
+    _who: ReadDep,
     status_filter: Annotated[ShipmentStatus | None, Query(alias="status")] = None,
     carrier: str | None = None,
     active: Annotated[
@@ -121,15 +125,17 @@ def list_shipments(
 
 
 @router.get("/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(404, 422))
-def get_shipment(shipment_id: ShipmentId, session: SessionDep) -> ShipmentOut:
+def get_shipment(shipment_id: ShipmentId, session: SessionDep, _who: ReadDep) -> ShipmentOut:
     return ShipmentOut.of(service.get_shipment(session, shipment_id))
 
 
 @router.patch(
-    "/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(404, 409, 413, 422)
+    "/shipments/{shipment_id}",
+    response_model=ShipmentOut,
+    responses=answers(404, 409, 413, 422),
 )
 def update_shipment(
-    shipment_id: ShipmentId, body: ShipmentUpdate, session: SessionDep
+    shipment_id: ShipmentId, body: ShipmentUpdate, session: SessionDep, _who: WriteDep
 ) -> ShipmentOut:
     """Change the description, correct the carrier, or switch auto-refresh (true re-enables
     it and clears the failure count)."""
@@ -148,7 +154,7 @@ def update_shipment(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=answers(404, 422),
 )
-def delete_shipment(shipment_id: ShipmentId, session: SessionDep) -> Response:
+def delete_shipment(shipment_id: ShipmentId, session: SessionDep, _who: WriteDep) -> Response:
     service.delete_shipment(session, shipment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -157,7 +163,10 @@ def delete_shipment(shipment_id: ShipmentId, session: SessionDep) -> Response:
     "/shipments/{shipment_id}/events", response_model=list[EventOut], responses=answers(404, 422)
 )
 def list_events(
-    shipment_id: ShipmentId, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 500
+    shipment_id: ShipmentId,
+    session: SessionDep,
+    _who: ReadDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[EventOut]:
     """The shipment's tracking events, newest first."""
     return [EventOut.of(event) for event in service.list_events(session, shipment_id, limit=limit)]

@@ -6,21 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from parcelwatch.api.deps import (
-    AdminDep,
-    BearerDep,
-    ManualSyncDep,
-    SessionsDep,
-    SettingsDep,
-    ShipmentId,
-    UpdaterDep,
-    is_admin,
-    require_admin,
-)
+from parcelwatch.accounts.roles import Scope
+from parcelwatch.api.auth import AdminDep, WriteDep
+from parcelwatch.api.deps import ManualSyncDep, SessionsDep, ShipmentId, UpdaterDep
 from parcelwatch.api.problems import answers
 from parcelwatch.shipments.schemas import ShipmentOut
 from parcelwatch.sync import manual, report
@@ -63,8 +55,7 @@ class UpdaterStatus(BaseModel):
         422,
         429,
         503,
-        s401="`force` needs the admin token.",
-        s403="`force` needs ADMIN_API_KEY set.",
+        s403="`force` needs the admin scope.",
         s409="The carrier is not configured, or another engine is syncing the shipment.",
         s503="The sync engine has not started yet.",
     ),
@@ -73,13 +64,15 @@ async def refresh_shipment(
     shipment_id: ShipmentId,
     engine: ManualSyncDep,
     sessions: SessionsDep,
-    settings: SettingsDep,
-    credentials: BearerDep,
-    force: bool = Query(False, description="Skip the 5-minute cool-down (admin token needed)."),
+    principal: WriteDep,
+    force: bool = Query(False, description="Skip the 5-minute cool-down (admin scope needed)."),
 ) -> RefreshOut:
     """Ask the carrier about one shipment now, with the engine the updater uses."""
-    if force and not is_admin(settings, credentials):
-        require_admin(settings, credentials)  # raises 403 or 401 with how to fix it
+    if force and not principal.allows(Scope.ADMIN):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "Not allowed: `force` (skipping the cool-down) needs the 'admin' scope.",
+        )
     result = await manual.refresh(engine, sessions, shipment_id, force=force)
     return RefreshOut(
         refreshed=result.refreshed,

@@ -16,6 +16,7 @@ from parcelwatch.shipments import service
 from parcelwatch.shipments.service import AmbiguousCarrier, BulkOutcome
 from parcelwatch.web.pages import add_context, not_found
 from parcelwatch.web.runtime import wake_updater
+from parcelwatch.web.signin import FormPersonDep
 from parcelwatch.web.templating import SameOriginDep, render
 
 __all__ = ["router"]
@@ -40,6 +41,7 @@ def add_one(
     request: Request,
     session: SessionDep,
     _origin: SameOriginDep,
+    _person: FormPersonDep,
     background: BackgroundTasks,
     tracking_number: Annotated[str, Form(max_length=100)] = "",
     carrier: Annotated[str, Form(max_length=64)] = "",
@@ -72,6 +74,7 @@ def add_from_text(
     request: Request,
     session: SessionDep,
     _origin: SameOriginDep,
+    _person: FormPersonDep,
     background: BackgroundTasks,
     text: Annotated[str, Form(max_length=MAX_TEXT)] = "",
     description: Annotated[str, Form(max_length=500)] = "",
@@ -116,6 +119,7 @@ def save_description(
     shipment_id: ShipmentId,
     session: SessionDep,
     _origin: SameOriginDep,
+    _person: FormPersonDep,
     description: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     try:
@@ -138,6 +142,7 @@ def switch_auto_refresh(
     shipment_id: ShipmentId,
     session: SessionDep,
     _origin: SameOriginDep,
+    _person: FormPersonDep,
     background: BackgroundTasks,
     enabled: Annotated[str, Form()] = "true",
 ) -> Response:
@@ -152,7 +157,11 @@ def switch_auto_refresh(
 
 @router.post("/shipments/{shipment_id}/delete")
 def delete(
-    request: Request, shipment_id: ShipmentId, session: SessionDep, _origin: SameOriginDep
+    request: Request,
+    shipment_id: ShipmentId,
+    session: SessionDep,
+    _origin: SameOriginDep,
+    _person: FormPersonDep,
 ) -> Response:
     try:
         shipment = service.get_shipment(session, shipment_id)

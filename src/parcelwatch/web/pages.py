@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
+from parcelwatch.accounts.roles import Scope
 from parcelwatch.api.deps import SessionDep, SettingsDep, ShipmentId
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.domain import ShipmentStatus, utcnow
@@ -15,6 +16,7 @@ from parcelwatch.errors import NotFound
 from parcelwatch.shipments import service
 from parcelwatch.sync.manual import cooldown_ends
 from parcelwatch.web import queries, runtime
+from parcelwatch.web.signin import PersonDep
 from parcelwatch.web.templating import render
 from parcelwatch.web.views import event_place, seconds_until
 
@@ -24,7 +26,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview_page(request: Request, session: SessionDep) -> HTMLResponse:
+def overview_page(request: Request, _person: PersonDep, session: SessionDep) -> HTMLResponse:
     now = utcnow()
     return render(
         request,
@@ -42,6 +44,7 @@ def overview_page(request: Request, session: SessionDep) -> HTMLResponse:
 @router.get("/shipments", response_class=HTMLResponse)
 def shipments_page(
     request: Request,
+    _person: PersonDep,
     session: SessionDep,
     view: str = "active",
     status_filter: Annotated[str | None, Query(alias="status")] = None,
@@ -98,7 +101,9 @@ def _refresh_state(request: Request, shipment: Any) -> dict[str, Any]:
 
 
 @router.get("/shipments/{shipment_id}", response_class=HTMLResponse)
-def shipment_page(request: Request, shipment_id: ShipmentId, session: SessionDep) -> HTMLResponse:
+def shipment_page(
+    request: Request, shipment_id: ShipmentId, _person: PersonDep, session: SessionDep
+) -> HTMLResponse:
     try:
         shipment = service.get_shipment(session, shipment_id)
     except NotFound as error:
@@ -119,7 +124,7 @@ def shipment_page(request: Request, shipment_id: ShipmentId, session: SessionDep
 
 @router.get("/shipments/{shipment_id}/delete", response_class=HTMLResponse)
 def confirm_delete_page(
-    request: Request, shipment_id: ShipmentId, session: SessionDep
+    request: Request, shipment_id: ShipmentId, _person: PersonDep, session: SessionDep
 ) -> HTMLResponse:
     try:
         shipment = service.get_shipment(session, shipment_id)
@@ -129,7 +134,7 @@ def confirm_delete_page(
 
 
 @router.get("/add", response_class=HTMLResponse)
-def add_page(request: Request) -> HTMLResponse:
+def add_page(request: Request, _person: PersonDep) -> HTMLResponse:
     return render(request, "add.html", add_context())
 
 
@@ -147,6 +152,7 @@ def add_context(**values: Any) -> dict[str, Any]:
 @router.get("/add/done", response_class=HTMLResponse)
 def added_page(
     request: Request,
+    _person: PersonDep,
     session: SessionDep,
     created: str = "",
     existing: str = "",
@@ -175,7 +181,9 @@ def added_page(
 
 
 @router.get("/operations", response_class=HTMLResponse)
-def operations_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+def operations_page(
+    request: Request, person: PersonDep, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
     return render(
         request,
         "operations.html",
@@ -185,7 +193,7 @@ def operations_page(request: Request, session: SessionDep, settings: SettingsDep
             "health": runtime.health_report(request.app, session),
             "runs": queries.recent_runs(session),
             "carriers": runtime.provider_rows(settings),
-            "admin_enabled": settings.admin_api_key is not None,
+            "can_operate": person.allows(Scope.ADMIN),
         },
     )
 

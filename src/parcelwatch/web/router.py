@@ -8,19 +8,22 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from parcelwatch.web import actions, pages
+from parcelwatch.web import account, actions, pages
+from parcelwatch.web.signin import install_signin
 from parcelwatch.web.templating import STATIC_DIR, render
 
 __all__ = ["install_dashboard"]
 
 _MACHINE_PREFIXES = ("/api", "/metrics", "/healthz", "/readyz", "/docs", "/openapi", "/static")
-_TITLES = {403: "Not allowed", 404: "Page not found", 405: "Not allowed"}
+_TITLES = {401: "Sign in first", 403: "Not allowed", 404: "Page not found", 405: "Not allowed"}
 
 
 def install_dashboard(app: FastAPI) -> None:
     """Serve the dashboard at `/` and its assets at `/static`."""
     app.include_router(pages.router)
     app.include_router(actions.router)
+    app.include_router(account.router)
+    install_signin(app)  # pages send a visitor who is not signed in to /login or /setup
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(StarletteHTTPException, _html_errors)  # type: ignore[arg-type]
 

@@ -43,21 +43,39 @@ NOTICES: Final[dict[str, str]] = {
     "auto_on": "Automatic updates are on again; a check is scheduled now.",
     "auto_off": "Automatic updates are off for this shipment.",
     "deleted": "Shipment deleted.",
+    "signed_out": "You are signed out.",
+    "password_changed": "Password changed; every other browser is signed out.",
+    "session_ended": "That browser is signed out.",
+    "session_gone": "That browser was already signed out.",
+    "token_revoked": "Token revoked: it no longer works.",
+    "token_gone": "That token was already revoked.",
 }
 
 
 def render(
-    request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    """The page `template` with `context`, plus what every page shows: the demo banner, a
+    notice named in the URL, who is signed in and their session's CSRF token."""
     settings = settings_of(request.app)
     notice = NOTICES.get(request.query_params.get("notice", ""))
+    person = getattr(request.state, "principal", None)
     page: dict[str, Any] = {
         "request": request,
         "demo": bool(getattr(settings, "parcelwatch_demo", False)),
         "notice": notice,
+        "person": person,
+        "csrf_token": getattr(person, "csrf_token", None),
         **context,
     }
-    return templates.TemplateResponse(request, template, page, status_code=status_code)
+    return templates.TemplateResponse(
+        request, template, page, status_code=status_code, headers=headers
+    )
 
 
 def _same_origin(request: Request) -> None:

@@ -3,8 +3,14 @@
 (function () {
   "use strict";
 
-  var TOKEN_KEY = "parcelwatch-admin-token";
   var serverHtml = new WeakMap();
+
+  // A signed-in browser's changes carry its session's CSRF token (the page's <meta>).
+  function writeHeaders(headers) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta) headers["X-CSRF-Token"] = meta.getAttribute("content");
+    return headers;
+  }
 
   // ---- times: <time datetime="ISO" data-local="datetime|date|relative"> ----
   var sameYear = function (d) { return d.getFullYear() === new Date().getFullYear(); };
@@ -109,7 +115,7 @@
     var message = parts.message;
     button.disabled = true;
     message.textContent = "Asking the carrier…";
-    fetch(parts.box.getAttribute("data-refresh-url"), { method: "POST", headers: { Accept: "application/json" }, credentials: "same-origin" })
+    fetch(parts.box.getAttribute("data-refresh-url"), { method: "POST", headers: writeHeaders({ Accept: "application/json" }), credentials: "same-origin" })
       .then(function (response) {
         return response.json().catch(function () { return {}; }).then(function (body) {
           var detail = body && body.detail ? String(body.detail) : "";
@@ -140,7 +146,7 @@
   // ---- live carrier detection on the add page ----
   function debounce(fn, ms) { var t = null; return function () { window.clearTimeout(t); t = window.setTimeout(fn, ms); }; }
   function detect(text) {
-    return fetch("/api/detect", { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify({ text: text }) })
+    return fetch("/api/detect", { method: "POST", headers: writeHeaders({ "Content-Type": "application/json", Accept: "application/json" }), body: JSON.stringify({ text: text }), credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : { numbers: [] }; })
       .then(function (body) { return body.numbers || []; })
       .catch(function () { return []; });
@@ -178,37 +184,23 @@
     }
   }
 
-  // ---- admin: pause and resume the updater with the bearer token (kept in sessionStorage) ----
+  // ---- admin: pause and resume the updater, as the signed-in owner or administrator ----
   function setupAdmin() {
-    var form = document.getElementById("admin-controls");
-    if (!form) return;
-    var input = document.getElementById("admin-token");
+    var box = document.getElementById("admin-controls");
+    if (!box) return;
     var message = document.getElementById("admin-message");
-    function stored() { try { return window.sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; } }
-    function showStored() { input.placeholder = stored() ? "Stored for this tab" : ""; }
-    showStored();
-    form.addEventListener("submit", function (event) { event.preventDefault(); });
-    document.getElementById("forget-token").addEventListener("click", function () {
-      try { window.sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* private mode */ }
-      input.value = ""; showStored(); message.textContent = "Token forgotten.";
-    });
-    form.querySelectorAll("[data-admin-action]").forEach(function (button) {
+    box.querySelectorAll("[data-admin-action]").forEach(function (button) {
       button.addEventListener("click", function () {
         var action = button.getAttribute("data-admin-action");
-        var token = input.value.trim() || stored();
-        if (!token) { message.textContent = "Enter the admin token first."; input.focus(); return; }
         message.textContent = action === "pause" ? "Pausing…" : "Resuming…";
-        fetch(form.getAttribute("data-" + action + "-url"), { method: "POST", headers: { Authorization: "Bearer " + token, Accept: "application/json" } })
+        fetch(box.getAttribute("data-" + action + "-url"), { method: "POST", headers: writeHeaders({ Accept: "application/json" }), credentials: "same-origin" })
           .then(function (response) {
             return response.json().catch(function () { return {}; }).then(function (body) {
               if (response.ok) {
-                try { window.sessionStorage.setItem(TOKEN_KEY, token); } catch (e) { /* private mode */ }
-                input.value = ""; showStored();
                 message.textContent = body.paused ? "Automatic updates are paused." : "Automatic updates are running.";
                 poll();
                 return;
               }
-              if (response.status === 401) { try { window.sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ } showStored(); }
               message.textContent = (body && body.detail) ? String(body.detail) : "The request failed (HTTP " + response.status + ").";
             });
           })
