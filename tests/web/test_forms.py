@@ -180,9 +180,9 @@ TWO_CARRIERS = "287809468872"
 
 
 def test_a_number_two_carriers_fit_is_answered_with_a_choice_not_a_guess(
-    web: TestClient, database: Database
+    web: Browser, database: Database
 ) -> None:
-    answer = web.post("/add", data={"tracking_number": TWO_CARRIERS}, headers=SAME_ORIGIN)
+    answer = web.submit("/add", data={"tracking_number": TWO_CARRIERS})
 
     assert answer.status_code == 422
     assert "fits several carriers" in answer.text
@@ -192,10 +192,9 @@ def test_a_number_two_carriers_fit_is_answered_with_a_choice_not_a_guess(
     assert f'value="{TWO_CARRIERS}"' in answer.text
     assert _shipments(database) == []
 
-    chosen = web.post(
+    chosen = web.submit(
         "/add",
         data={"tracking_number": TWO_CARRIERS, "carrier": "purolator_ca"},
-        headers=SAME_ORIGIN,
         follow_redirects=False,
     )
 
@@ -206,10 +205,10 @@ def test_a_number_two_carriers_fit_is_answered_with_a_choice_not_a_guess(
 
 
 def test_a_pasted_number_two_carriers_fit_is_offered_for_a_choice_after_the_rest(
-    web: TestClient, database: Database
+    web: Browser, database: Database
 ) -> None:
     text = f"UPS: {UPS}\nPurolator or FedEx, who knows: {TWO_CARRIERS}\n"
-    answer = web.post("/add/text", data={"text": text}, headers=SAME_ORIGIN)
+    answer = web.submit("/add/text", data={"text": text})
 
     assert [(s.carrier, s.tracking_number) for s in _shipments(database)] == [("ups", UPS)]
     assert "1 shipment added" in answer.text
@@ -217,3 +216,4 @@ def test_a_pasted_number_two_carriers_fit_is_offered_for_a_choice_after_the_rest
     assert f'name="tracking_number" value="{TWO_CARRIERS}"' in answer.text
     assert 'value="fedex"' in answer.text
     assert 'value="purolator_ca"' in answer.text
+    assert 'name="csrf_token"' in answer.text.split("Needs a carrier")[1]
