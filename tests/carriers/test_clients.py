@@ -352,3 +352,20 @@ async def test_usps_check_fails_when_the_token_lacks_the_tracking_scope(
 
     with pytest.raises(AuthError, match="tracking scope"):
         await usps(http).check()
+
+
+async def test_ups_code_only_current_status_is_delivered_through_the_provider(
+    http: httpx.AsyncClient, recorder: Recorder
+) -> None:
+    # Adapted: the delivered sample given a currentStatus of only `code` and `description`.
+    payload = sample("ups", "track-v1-details-delivered")
+    package = payload["trackResponse"]["shipment"][0]["package"][0]
+    package["currentStatus"] = {"code": "FS", "description": "Delivered"}
+    recorder.on("/ups/security/v1/oauth/token", reply(200, UPS_TOKEN))
+    recorder.on(f"/ups/api/track/v1/details/{UPS_NUMBER}", reply(200, payload))
+
+    [result] = await ups(http).track([UPS_NUMBER], carrier="ups")
+
+    assert result.outcome is TrackOutcome.FOUND
+    assert result.info is not None
+    assert result.info.status is ShipmentStatus.DELIVERED

@@ -112,10 +112,68 @@ def test_detect_finds_every_number_in_a_pasted_email(api: TestClient) -> None:
     )
     response = api.post("/api/detect", json={"text": email})
     assert response.status_code == 200
-    assert response.json()["numbers"] == [
+    numbers = response.json()["numbers"]
+    # The fields clients had before the candidates answer are unchanged.
+    assert [{k: n[k] for k in ("tracking_number", "carrier", "carrier_name")} for n in numbers] == [
         {"tracking_number": UPS_NUMBER, "carrier": "ups", "carrier_name": "UPS"},
         {"tracking_number": USPS_NUMBER, "carrier": "usps", "carrier_name": "USPS"},
     ]
+    assert [n["ambiguous"] for n in numbers] == [False, False]
+    assert numbers[0]["candidates"] == [
+        {
+            "carrier": "ups",
+            "carrier_name": "UPS",
+            "format": "UPS 1Z",
+            "check_digit": True,
+            "reason": "UPS 1Z: pattern and check digit",
+        }
+    ]
+
+
+def test_detect_gives_every_candidate_with_its_reason_when_two_carriers_fit(
+    api: TestClient,
+) -> None:
+    # Purolator's published test number 287809468872 also satisfies FedEx's 12-digit check.
+    response = api.post("/api/detect", json={"text": "287809468872"})
+
+    [found] = response.json()["numbers"]
+    assert found["carrier"] is None
+    assert found["carrier_name"] is None
+    assert found["ambiguous"] is True
+    assert [(c["carrier"], c["format"], c["check_digit"]) for c in found["candidates"]] == [
+        ("fedex", "FedEx Express (12 digits)", True),
+        ("purolator_ca", "Purolator (12 digits)", True),
+    ]
+    assert all(c["reason"] for c in found["candidates"])
+
+
+def test_detect_reads_a_number_printed_with_a_space_between_every_character(
+    api: TestClient,
+) -> None:
+    # tracking_number_data's spaced test numbers: USPS 20 (ten of its digits pass DHL's
+    # mod 7 on their own) and UPS 1Z.
+    email = (
+        "USPS: 0 3 0 7 1 7 9 0 0 0 0 5 2 3 4 8 3 7 4 1\nUPS:  1 Z 8 V 9 2 A 7 0 3 6 7 2 0 3 0 2 4\n"
+    )
+    numbers = api.post("/api/detect", json={"text": email}).json()["numbers"]
+
+    assert [(n["tracking_number"], n["carrier"]) for n in numbers] == [
+        ("03071790000523483741", "usps"),
+        ("1Z8V92A70367203024", "ups"),
+    ]
+
+
+def test_registering_a_number_two_carriers_fit_asks_for_the_carrier(api: TestClient) -> None:
+    refused = api.post("/api/shipments", json={"tracking_number": "287809468872"})
+    assert refused.status_code == 422
+    assert "FedEx" in refused.text
+    assert "Purolator" in refused.text
+
+    chosen = api.post(
+        "/api/shipments", json={"tracking_number": "287809468872", "carrier": "purolator_ca"}
+    )
+    assert chosen.status_code == 201
+    assert chosen.json()["carrier"] == "purolator_ca"
 
 
 def test_listing_filters_by_carrier_status_activity_and_text(

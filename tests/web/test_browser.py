@@ -262,3 +262,22 @@ def test_no_page_breaks_its_content_security_policy(live: Live, browser_context:
     expect(page.locator("#found")).to_contain_text("Found 2 tracking numbers")
     assert violations == []
     page.close()
+
+
+def test_a_person_typing_a_number_two_carriers_fit_is_asked_to_choose(
+    live: Live, browser_context: object
+) -> None:
+    # Purolator's published 287809468872 satisfies FedEx's 12-digit check digit too.
+    expect = playwright_api.expect
+    page = browser_context.new_page()  # type: ignore[attr-defined]
+
+    page.goto(f"{live.url}/add")
+    page.get_by_role("textbox", name="Tracking number", exact=True).fill("2878 0946 8872")
+    expect(page.locator("#detected")).to_contain_text("Fits several carriers: FedEx or Purolator")
+    page.get_by_role("button", name="Track this shipment").click()
+    expect(page.get_by_role("group")).to_contain_text("which one is it?")
+    _shot(page, "add-choose-carrier")
+    page.get_by_role("radio", name="Purolator").check()
+    page.get_by_role("button", name="Track this shipment").click()
+    expect(page.locator("#tracking-number")).to_have_text("287809468872")
+    page.close()

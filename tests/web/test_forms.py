@@ -209,3 +209,47 @@ def test_a_bad_label_is_explained_and_changes_nothing(
     assert answer.status_code == 422
     assert "is not a label" in answer.text
     assert "a</textarea>" in web.get(f"/shipments/{shipment.id}").text
+
+
+# Purolator's published test number; it satisfies FedEx's 12-digit check digit as well.
+TWO_CARRIERS = "287809468872"
+
+
+def test_a_number_two_carriers_fit_is_answered_with_a_choice_not_a_guess(
+    web: Browser, database: Database
+) -> None:
+    answer = web.submit("/add", data={"tracking_number": TWO_CARRIERS})
+
+    assert answer.status_code == 422
+    assert "fits several carriers" in answer.text
+    assert 'type="radio" name="carrier" value="fedex"' in answer.text
+    assert 'type="radio" name="carrier" value="purolator_ca"' in answer.text
+    assert "Purolator (12 digits): pattern and check digit" in answer.text
+    assert f'value="{TWO_CARRIERS}"' in answer.text
+    assert _shipments(database) == []
+
+    chosen = web.submit(
+        "/add",
+        data={"tracking_number": TWO_CARRIERS, "carrier": "purolator_ca"},
+        follow_redirects=False,
+    )
+
+    assert chosen.status_code == 303
+    assert [(s.carrier, s.tracking_number) for s in _shipments(database)] == [
+        ("purolator_ca", TWO_CARRIERS)
+    ]
+
+
+def test_a_pasted_number_two_carriers_fit_is_offered_for_a_choice_after_the_rest(
+    web: Browser, database: Database
+) -> None:
+    text = f"UPS: {UPS}\nPurolator or FedEx, who knows: {TWO_CARRIERS}\n"
+    answer = web.submit("/add/text", data={"text": text})
+
+    assert [(s.carrier, s.tracking_number) for s in _shipments(database)] == [("ups", UPS)]
+    assert "1 shipment added" in answer.text
+    assert "Needs a carrier" in answer.text
+    assert f'name="tracking_number" value="{TWO_CARRIERS}"' in answer.text
+    assert 'value="fedex"' in answer.text
+    assert 'value="purolator_ca"' in answer.text
+    assert 'name="csrf_token"' in answer.text.split("Needs a carrier")[1]

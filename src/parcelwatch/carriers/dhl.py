@@ -34,7 +34,7 @@ from parcelwatch.carriers.parsing import (
     text,
     to_utc,
 )
-from parcelwatch.carriers.statuses import normalize_status, status_table
+from parcelwatch.carriers.statuses import normalize_status, resolve_status, status_table
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
 from parcelwatch.domain import ShipmentStatus as S
 
@@ -106,7 +106,12 @@ def parse_shipment(tracking_number: str, shipment: Mapping[str, Any]) -> TrackIn
     current = as_dict(shipment.get("status"))
     code, status_text = text(current.get("statusCode")), text(current.get("status"))
     if current:
-        status = normalize_status(CODE, [(DHL_STATUS_CODES, code)], text=status_text)
+        status = resolve_status(
+            CODE,
+            [(DHL_STATUS_CODES, code)],
+            newest_event=events[0] if events else None,
+            text=status_text,
+        )
     else:
         status = events[0].status if events else ShipmentStatus.PENDING
     frame = as_dict(shipment.get("estimatedDeliveryTimeFrame"))

@@ -42,7 +42,7 @@ from parcelwatch.carriers.parsing import (
     text,
     to_utc,
 )
-from parcelwatch.carriers.statuses import normalize_status, status_table
+from parcelwatch.carriers.statuses import normalize_status, resolve_status, status_table
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
 from parcelwatch.domain import ShipmentStatus as S
 
@@ -192,8 +192,11 @@ def parse_track_result(tracking_number: str, result: Mapping[str, Any]) -> Track
     code, derived = text(latest.get("code")), text(latest.get("derivedCode"))
     description, by_locale = text(latest.get("description")), text(latest.get("statusByLocale"))
     if latest:
-        status = normalize_status(
-            CODE, [(FEDEX_STATUS_CODES, code), (FEDEX_DERIVED_CODES, derived)], text=description
+        status = resolve_status(
+            CODE,
+            [(FEDEX_STATUS_CODES, code), (FEDEX_DERIVED_CODES, derived)],
+            newest_event=events[0] if events else None,
+            text=description,
         )
     else:
         status = events[0].status if events else ShipmentStatus.PENDING

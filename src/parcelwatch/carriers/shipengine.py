@@ -41,7 +41,12 @@ from parcelwatch.carriers.parsing import (
     text,
     to_utc,
 )
-from parcelwatch.carriers.statuses import lookup, normalize_status, status_table
+from parcelwatch.carriers.statuses import (
+    lookup,
+    normalize_status,
+    resolve_status,
+    status_table,
+)
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
 from parcelwatch.domain import ShipmentStatus as S
 
@@ -142,10 +147,13 @@ def parse_event(raw: Mapping[str, Any]) -> TrackEvent | None:
     )
 
 
-def _status(payload: Mapping[str, Any]) -> ShipmentStatus:
+def _status(payload: Mapping[str, Any], events: Sequence[TrackEvent]) -> ShipmentStatus:
     code = text(payload.get("status_code"))
-    status = normalize_status(
-        CODE, [(SHIPENGINE_STATUS_CODES, code)], text=text(payload.get("status_description"))
+    status = resolve_status(
+        CODE,
+        [(SHIPENGINE_STATUS_CODES, code)],
+        newest_event=events[0] if events else None,
+        text=text(payload.get("status_description")),
     )
     refined = lookup(SHIPENGINE_DETAIL_CODES, text(payload.get("status_detail_code")))
     return refined if refined is not None and not status.is_final else status
@@ -159,7 +167,7 @@ def parse_tracking(tracking_number: str, payload: object, *, carrier: str) -> Tr
     events = newest_first(
         e for e in (parse_event(as_dict(raw)) for raw in as_list(payload.get("events"))) if e
     )
-    status = _status(payload)
+    status = _status(payload, events)
     delivered = status is ShipmentStatus.DELIVERED
     signer = next(
         (

@@ -10,7 +10,10 @@ Quirks:
 - `activity[].date`/`time` are local `YYYYMMDD`/`HHMMSS` without offset; `gmtDate`,
   `gmtTime` and `gmtOffset` are used when present;
 - status comes as `type` (D, I, X, P, M, MV, RS, ...) plus a three-digit `statusCode`;
-  the type decides, the code refines (e.g. 021 on vehicle for delivery).
+  the type decides, the code refines (e.g. 021 on vehicle for delivery). Some responses'
+  `currentStatus` carries only `code` (a two-letter activity code such as `FS`) and
+  `description`: the newest activity's type then decides, then the
+  `simplifiedTextDescription` (`statuses.resolve_status`).
 """
 
 from __future__ import annotations
@@ -39,12 +42,18 @@ from parcelwatch.carriers.parsing import (
     settle_return,
     text,
 )
-from parcelwatch.carriers.statuses import normalize_status, status_table
+from parcelwatch.carriers.statuses import (
+    StatusTable,
+    normalize_status,
+    resolve_status,
+    status_table,
+)
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo
 from parcelwatch.domain import ShipmentStatus as S
 
 __all__ = [
     "PROVIDER",
+    "UPS_SIMPLIFIED_TEXTS",
     "UPS_STATUS_CODES",
     "UPS_STATUS_TYPES",
     "UpsProvider",
@@ -101,14 +110,40 @@ UPS_STATUS_CODES = status_table(
 )
 
 
+# UPS `simplifiedTextDescription`: the short milestone label UPS shows on its tracking
+# page, the last resort before `unknown` (after the codes and the newest activity).
+UPS_SIMPLIFIED_TEXTS = status_table(
+    {
+        "Label Created": S.INFO_RECEIVED,
+        "Shipment Ready for UPS": S.INFO_RECEIVED,
+        "Picked Up": S.IN_TRANSIT,
+        "Shipped": S.IN_TRANSIT,
+        "On the Way": S.IN_TRANSIT,
+        "In Transit": S.IN_TRANSIT,
+        "Out for Delivery": S.OUT_FOR_DELIVERY,
+        "Out for Delivery Today": S.OUT_FOR_DELIVERY,
+        "Delivery Attempted": S.DELIVERY_ATTEMPTED,
+        "Ready for Pickup": S.AVAILABLE_FOR_PICKUP,
+        "Delivered": S.DELIVERED,
+        "Exception": S.EXCEPTION,
+        "Delayed": S.EXCEPTION,
+        "Returning to Sender": S.RETURNING_TO_SENDER,
+        "Returned to Sender": S.RETURNED,
+        "Voided": S.CANCELLED,
+    }
+)
+
+
+def _status_codes(raw_status: Mapping[str, Any]) -> list[tuple[StatusTable, str | None]]:
+    return [
+        (UPS_STATUS_CODES, text(raw_status.get("statusCode"))),
+        (UPS_STATUS_TYPES, text(raw_status.get("type"))),
+    ]
+
+
 def _status(raw_status: Mapping[str, Any]) -> ShipmentStatus:
     return normalize_status(
-        CODE,
-        [
-            (UPS_STATUS_CODES, text(raw_status.get("statusCode"))),
-            (UPS_STATUS_TYPES, text(raw_status.get("type"))),
-        ],
-        text=text(raw_status.get("description")),
+        CODE, _status_codes(raw_status), text=text(raw_status.get("description"))
     )
 
 
@@ -157,7 +192,13 @@ def parse_package(tracking_number: str, package: Mapping[str, Any]) -> TrackInfo
     )
     current = as_dict(package.get("currentStatus"))
     if current:
-        status = _status(current)
+        status = resolve_status(
+            CODE,
+            _status_codes(current),
+            newest_event=events[0] if events else None,
+            simplified=(UPS_SIMPLIFIED_TEXTS, text(current.get("simplifiedTextDescription"))),
+            text=text(current.get("description")),
+        )
         detail = text(current.get("description")) or text(current.get("simplifiedTextDescription"))
         raw_code = text(current.get("code")) or text(current.get("type"))
     elif events:
@@ -251,5 +292,9 @@ PROVIDER = ProviderSpec(
     base_url="https://onlinetools.ups.com",
     max_concurrency=4,
     rate_limit=5.0,
-    status_tables={"status types": UPS_STATUS_TYPES, "status codes": UPS_STATUS_CODES},
+    status_tables={
+        "status types": UPS_STATUS_TYPES,
+        "status codes": UPS_STATUS_CODES,
+        "simplified texts": UPS_SIMPLIFIED_TEXTS,
+    },
 )

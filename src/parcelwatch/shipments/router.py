@@ -18,6 +18,7 @@ from parcelwatch.shipments.schemas import (
     BulkItemOut,
     BulkRequest,
     BulkResponse,
+    CandidateOut,
     DetectedOut,
     DetectRequest,
     DetectResponse,
@@ -86,13 +87,25 @@ def create_shipments_bulk(body: BulkRequest, session: SessionDep, who: WriteDep)
 
 @router.post("/detect", response_model=DetectResponse, responses=answers(413, 422))
 def detect_numbers(body: DetectRequest, _who: ReadDep) -> DetectResponse:
-    """Every tracking number found in free text, with its carrier."""
+    """Every tracking number found in free text, with every carrier it fits and why; when
+    several fit, `carrier` is null and `ambiguous` true: ask the person which one."""
     return DetectResponse(
         numbers=[
             DetectedOut(
                 tracking_number=found.tracking_number,
                 carrier=found.carrier,
-                carrier_name=CARRIERS[found.carrier].name,
+                carrier_name=CARRIERS[found.carrier].name if found.carrier else None,
+                ambiguous=found.ambiguous,
+                candidates=[
+                    CandidateOut(
+                        carrier=c.carrier,
+                        carrier_name=CARRIERS[c.carrier].name,
+                        format=c.format,
+                        check_digit=c.checked,
+                        reason=c.reason,
+                    )
+                    for c in found.candidates
+                ],
             )
             for found in service.detect_numbers(body.text)
         ]

@@ -163,10 +163,25 @@ class DetectRequest(BaseModel):
     text: str = Field(max_length=200_000, description="Free text, e.g. a pasted email.")
 
 
-class DetectedOut(BaseModel):
-    tracking_number: str
+class CandidateOut(BaseModel):
     carrier: str
     carrier_name: str
+    format: str = Field(description="The number format that fits, e.g. 'UPS waybill'.")
+    check_digit: bool = Field(description="true: the format's check digit holds; false: none.")
+    reason: str = Field(description="Why this carrier: the format and what was checked.")
+
+
+class DetectedOut(BaseModel):
+    tracking_number: str
+    carrier: str | None = Field(
+        description="The carrier when exactly one fits; null when several do (see candidates)."
+    )
+    carrier_name: str | None
+    ambiguous: bool = Field(description="true: several carriers fit; ask which one.")
+    candidates: list[CandidateOut] = Field(
+        description="Every carrier the number fits, with its reason; those with a check "
+        "digit first."
+    )
 
 
 class DetectResponse(BaseModel):

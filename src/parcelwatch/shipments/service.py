@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from parcelwatch.carriers.catalog import CARRIERS, public_tracking_url
 from parcelwatch.carriers.detect import (
+    Candidate,
     DetectedNumber,
-    detect_carrier,
+    detect_candidates,
     find_tracking_numbers,
     normalize_number,
 )
@@ -34,10 +35,12 @@ from parcelwatch.shipments.trackers import EVERYONE, Viewer, visible_to
 
 __all__ = [
     "UNSET",
+    "AmbiguousCarrier",
     "BulkItem",
     "BulkOutcome",
     "Page",
     "canonical_number",
+    "carrier_choices",
     "delete_shipment",
     "detect_numbers",
     "find_shipment",
@@ -62,6 +65,20 @@ class _Unset:
 
 
 UNSET: Final = _Unset()
+
+
+class AmbiguousCarrier(InvalidInput):
+    """The number fits the formats of several carriers: the person has to choose one."""
+
+    def __init__(self, number: str, candidates: Sequence[Candidate]) -> None:
+        choices = "; ".join(
+            f"{CARRIERS[c.carrier].name} ({c.carrier}: {c.reason})" for c in candidates
+        )
+        super().__init__(
+            f"'{number}' fits several carriers: {choices}. Give the carrier explicitly."
+        )
+        self.number = number
+        self.candidates = tuple(candidates)
 
 
 def _supported_carriers() -> str:
@@ -99,13 +116,15 @@ def _validated_carrier(carrier: str | None, number: str) -> str:
                 f"Unknown carrier '{carrier}'. Supported carriers: {_supported_carriers()}."
             )
         return code
-    detected = detect_carrier(number)
-    if detected is None:
+    candidates = detect_candidates(number)
+    if not candidates:
         raise InvalidInput(
             f"Could not detect the carrier of '{number}': give the carrier explicitly. "
             f"Supported carriers: {_supported_carriers()}."
         )
-    return detected
+    if len(candidates) > 1:
+        raise AmbiguousCarrier(number, candidates)
+    return candidates[0].carrier
 
 
 # The largest id a shipment can have (a 32-bit integer column on PostgreSQL); a larger one
@@ -517,6 +536,19 @@ def delete_shipment(session: Session, shipment_id: int, *, viewer: Viewer = EVER
     if not trackers.unfollow(session, viewer, shipment):
         raise NotFound(f"Shipment {shipment_id} does not exist.")
     log.info("shipment removed from a list", shipment_id=shipment_id, carrier=carrier)
+
+
+def carrier_choices(numbers: Sequence[str]) -> list[tuple[str, tuple[Candidate, ...]]]:
+    """The numbers among `numbers` that several carriers fit, each with its candidates (for
+    a page that asks which carrier each one is); the others are left out."""
+    choices = []
+    for raw in numbers:
+        number = canonical_number(raw)
+        if number.isascii() and number.isalnum() and len(number) <= MAX_NUMBER_LENGTH:
+            candidates = detect_candidates(number)
+            if len(candidates) > 1:
+                choices.append((number, candidates))
+    return choices
 
 
 def detect_numbers(text: str) -> list[DetectedNumber]:

@@ -15,7 +15,7 @@ from parcelwatch.api.deps import SessionDep, ShipmentId, settings_of
 from parcelwatch.config import parse_duration
 from parcelwatch.errors import Conflict, InvalidInput, NotFound
 from parcelwatch.shipments import service, shares
-from parcelwatch.shipments.service import MAX_ID, BulkOutcome
+from parcelwatch.shipments.service import MAX_ID, AmbiguousCarrier, BulkOutcome
 from parcelwatch.shipments.trackers import Viewer
 from parcelwatch.web.pages import add_context, not_found
 from parcelwatch.web.runtime import wake_updater
@@ -28,6 +28,7 @@ router = APIRouter(include_in_schema=False)
 
 MAX_TEXT = 200_000
 MAX_NUMBERS_FROM_TEXT = 500
+MAX_CHOICES = 50  # numbers several carriers fit, offered for a choice after a paste
 NOTHING_FOUND = (
     "No tracking number was found in that text. Numbers from USPS, UPS, FedEx, DHL and the "
     "other supported carriers are recognised by their format and check digit."
@@ -58,6 +59,10 @@ def add_one(
             description=description or None,
             owner_id=person.user_id,
         )
+    except AmbiguousCarrier as error:
+        message = f"'{error.number}' fits several carriers: choose which one it is below."
+        context = add_context(form=form, error=message, choices=error.candidates)
+        return render(request, "add.html", context, status_code=422)
     except InvalidInput as error:
         return render(
             request, "add.html", add_context(form=form, error=error.detail), status_code=422
@@ -89,9 +94,15 @@ def add_from_text(
         context = add_context(form={"text": text, "text_description": description})
         context["text_error"] = message
         return render(request, "add.html", context, status_code=422)
+    # A number several carriers fit is not added: the next page asks which carrier it is.
+    ambiguous = [item.tracking_number for item in found if item.ambiguous][:MAX_CHOICES]
     results = service.register_many(
         session,
-        [(item.tracking_number, item.carrier, description or None) for item in found],
+        [
+            (item.tracking_number, item.carrier, description or None)
+            for item in found
+            if item.carrier
+        ],
         owner_id=person.user_id,
     )
 
@@ -103,7 +114,8 @@ def add_from_text(
     failed = sum(item.outcome is BulkOutcome.ERROR for item in results)
     background.add_task(wake_updater, request.app)
     query = f"created={ids(BulkOutcome.CREATED)}&existing={ids(BulkOutcome.EXISTING)}"
-    return _see_other(f"/add/done?{query}&failed={failed}")
+    choose = f"&choose={','.join(ambiguous)}" if ambiguous else ""
+    return _see_other(f"/add/done?{query}&failed={failed}{choose}")
 
 
 @router.post("/shipments/{shipment_id}/description")

@@ -164,6 +164,7 @@ def added_page(
     created: str = "",
     existing: str = "",
     failed: int = 0,
+    choose: str = "",
 ) -> HTMLResponse:
     def shipments(ids: str) -> list[Any]:
         found = []
@@ -182,6 +183,7 @@ def added_page(
             "created": shipments(created),
             "existing": shipments(existing),
             "failed": failed,
+            "choose": service.carrier_choices(choose.split(",")[:50]),
         },
     )
 

@@ -151,6 +151,10 @@
       .then(function (body) { return body.numbers || []; })
       .catch(function () { return []; });
   }
+  // A number several carriers fit: "FedEx or Purolator" (the person chooses; nothing is guessed).
+  function choiceNames(number) {
+    return (number.candidates || []).map(function (c) { return c.carrier_name; }).join(" or ");
+  }
   function setupDetection() {
     var input = document.getElementById("tracking_number");
     var hint = document.getElementById("detected");
@@ -159,7 +163,8 @@
         var value = input.value.trim();
         if (value.replace(/[\s-]/g, "").length < 8) { hint.className = "small"; hint.textContent = "Spaces and dashes are fine; the carrier is detected as you type."; return; }
         detect(value).then(function (numbers) {
-          if (numbers.length) { hint.className = "small detected-ok"; hint.textContent = "✓ Detected: " + numbers[0].carrier_name + " (" + numbers[0].tracking_number + ")"; }
+          if (numbers.length && numbers[0].ambiguous) { hint.className = "small detected-none"; hint.textContent = "Fits several carriers: " + choiceNames(numbers[0]) + ". Choose the carrier below."; }
+          else if (numbers.length) { hint.className = "small detected-ok"; hint.textContent = "✓ Detected: " + numbers[0].carrier_name + " (" + numbers[0].tracking_number + ")"; }
           else { hint.className = "small detected-none"; hint.textContent = "No carrier recognised from the number: choose the carrier below."; }
         });
       }, 250));
@@ -173,7 +178,7 @@
           if (!numbers.length) { found.className = "small detected-none"; found.textContent = "No tracking number found yet."; return; }
           found.className = "small detected-ok";
           found.textContent = "✓ Found " + numbers.length + " tracking number" + (numbers.length === 1 ? "" : "s") + ": " +
-            numbers.slice(0, 6).map(function (n) { return n.carrier_name + " " + n.tracking_number; }).join(", ") + (numbers.length > 6 ? ", …" : "");
+            numbers.slice(0, 6).map(function (n) { return (n.ambiguous ? choiceNames(n) + "?" : n.carrier_name) + " " + n.tracking_number; }).join(", ") + (numbers.length > 6 ? ", …" : "");
         });
       }, 400));
     }
