@@ -54,11 +54,13 @@ def test_no_operation_shows_or_changes_another_members_shipment(
             json={"labels": ["secret-label"], "notes": "secret note"},
             headers=ann,
         )
+        share = client.post(f"/api/shipments/{created['id']}/shares", json={}, headers=ann).json()
         walked = 0
         for method, path in _operations(client.get("/openapi.json").json()):
             if path.startswith("/api/admin") or path == "/api/webhooks/shipengine":
                 continue  # members get 403 there, and the push is signed: tested elsewhere
             url = path.replace("{shipment_id}", str(created["id"]))
+            url = url.replace("{share_id}", str(share["id"]))
             body = BODIES.get(method) if "{shipment_id}" in path else None
             if path == "/api/detect":
                 body = {"text": UPS}
@@ -66,12 +68,14 @@ def test_no_operation_shows_or_changes_another_members_shipment(
             walked += 1
             if "{shipment_id}" in path:
                 assert answer.status_code == 404, (method, path, answer.status_code)
-            for secret in ("Shoes for Ann", "secret-label", "secret note"):
+            for secret in ("Shoes for Ann", "secret-label", "secret note", share["url"]):
                 assert secret not in answer.text, (method, path)
             if method == "GET" and path == "/api/shipments":
                 assert answer.json()["items"] == []
         mine = client.get(f"/api/shipments/{created['id']}", headers=ann).json()
-    assert walked >= 9
+        still_shared = client.get(share["url"].removeprefix("http://testserver"))
+    assert walked >= 13
+    assert still_shared.status_code == 200  # Bob could not revoke Ann's link
     assert (mine["description"], mine["labels"], mine["notes"], mine["archived"]) == (
         "Shoes for Ann",
         ["secret-label"],

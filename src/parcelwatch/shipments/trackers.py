@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Engine, delete, exists, func, insert, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from parcelwatch.accounts.roles import Role
 from parcelwatch.domain import ShipmentStatus, utcnow
@@ -126,10 +126,14 @@ class Tracked:
 def tracker_of(session: Session, user_id: int | None, shipment_id: int) -> Tracker | None:
     if user_id is None:
         return None
-    return session.scalar(
-        select(Tracker)
-        .where(Tracker.user_id == user_id, Tracker.shipment_id == shipment_id)
-        .options(selectinload(Tracker.label_rows))
+    return (
+        session.scalars(
+            select(Tracker)
+            .where(Tracker.user_id == user_id, Tracker.shipment_id == shipment_id)
+            .options(joinedload(Tracker.label_rows))  # one query, labels included
+        )
+        .unique()
+        .one_or_none()
     )
 
 
