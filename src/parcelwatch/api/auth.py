@@ -43,6 +43,7 @@ from parcelwatch.api.problems import MEANINGS
 from parcelwatch.config import Settings
 from parcelwatch.db import session_scope
 from parcelwatch.domain import utcnow
+from parcelwatch.models import User
 from parcelwatch.shipments.trackers import Viewer
 
 __all__ = [
@@ -107,6 +108,10 @@ class Principal:
     session_id: int | None = None
     csrf_token: str | None = None  # sessions: what their writes must send back
     last_used: datetime | None = None
+
+    @classmethod
+    def of(cls, user: User, *, scope: Scope, via: Via, **details: Any) -> Principal:
+        return cls(user_id=user.id, name=user.name, role=user.role, scope=scope, via=via, **details)
 
     def allows(self, needed: Scope) -> bool:
         return _RANK[self.scope] >= _RANK[needed]
@@ -212,12 +217,9 @@ class Authenticator:
             token = check_token(session, secret)
             if token is None:
                 return None
-            user = token.user
-            principal = Principal(
-                user_id=user.id,
-                name=user.name,
-                role=user.role,
-                scope=_narrower(token.scope, scope_of_role(user.role)),
+            principal = Principal.of(
+                token.user,
+                scope=_narrower(token.scope, scope_of_role(token.user.role)),
                 via=Via.TOKEN,
                 last_used=token.last_used_at,
             )
@@ -233,12 +235,9 @@ class Authenticator:
             row = find_session(session, secret)
             if row is None:
                 return None
-            user = row.user
-            principal = Principal(
-                user_id=user.id,
-                name=user.name,
-                role=user.role,
-                scope=scope_of_role(user.role),
+            principal = Principal.of(
+                row.user,
+                scope=scope_of_role(row.user.role),
                 via=Via.SESSION,
                 session_id=row.id,
                 csrf_token=row.csrf_token,

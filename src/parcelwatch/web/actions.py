@@ -127,20 +127,9 @@ def save_description(
     person: FormPersonDep,
     description: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    try:
-        service.update_shipment(
-            session, shipment_id, description=description or None, viewer=person.viewer
-        )
-    except NotFound as error:
-        return not_found(request, error.detail)
-    except InvalidInput as error:
-        return render(
-            request,
-            "error.html",
-            {"title": "Not saved", "message": error.detail, "back": f"/shipments/{shipment_id}"},
-            status_code=422,
-        )
-    return _see_other(f"/shipments/{shipment_id}?notice=saved")
+    return _personal_change(
+        request, session, shipment_id, person.viewer, "saved", description=description or None
+    )
 
 
 @router.post("/shipments/{shipment_id}/auto-refresh")
@@ -225,13 +214,16 @@ def _personal_change(
     except NotFound as error:
         return not_found(request, error.detail)
     except (InvalidInput, Conflict) as error:
-        return render(
-            request,
-            "error.html",
-            {"title": "Not saved", "message": error.detail, "back": f"/shipments/{shipment_id}"},
-            status_code=error.status_code,
-        )
+        return _refused(request, shipment_id, "Not saved", error.detail, error.status_code)
     return _see_other(f"/shipments/{shipment_id}?notice={notice}")
+
+
+def _refused(
+    request: Request, shipment_id: int, title: str, message: str, status_code: int
+) -> Response:
+    """A form of the shipment page that changed nothing: why, and the way back."""
+    context = {"title": title, "message": message, "back": f"/shipments/{shipment_id}"}
+    return render(request, "error.html", context, status_code=status_code)
 
 
 @router.post("/shipments/{shipment_id}/shares")
@@ -251,12 +243,7 @@ def make_share(
         return not_found(request, error.detail)
     except (ValueError, Conflict) as error:
         message = error.detail if isinstance(error, Conflict) else f"expires: {error}"
-        return render(
-            request,
-            "error.html",
-            {"title": "No link made", "message": message, "back": f"/shipments/{shipment_id}"},
-            status_code=422,
-        )
+        return _refused(request, shipment_id, "No link made", message, 422)
     base = settings_of(request.app).public_url or str(request.base_url).rstrip("/")
     context = {
         "url": f"{base}/t/{made.token}",
