@@ -7,7 +7,7 @@ registry, the settings, demo mode and health read those specs (`carriers/provide
 them); the sync engine never branches on a provider's name.
 
 A provider's settings are its credentials plus `<CODE>_BASE_URL`, `<CODE>_MAX_CONCURRENCY`
-and `<CODE>_RATE_LIMIT` (`config.Settings` declares them from the specs).
+`<CODE>_RATE_LIMIT` and `<CODE>_QUOTA` (`config.Settings` declares them from the specs).
 """
 
 from __future__ import annotations
@@ -135,6 +135,9 @@ class ProviderSpec:
     rate_limit: float  # the default of <CODE>_RATE_LIMIT, requests a second
     status_tables: Mapping[str, StatusTable]  # every table its parsers read, by name
     direct: bool = True  # tracks the parcel carrier of its own code; False: an aggregator
+    # The default of <CODE>_QUOTA (`carriers/quotas.py`): the carrier's published windows
+    # beyond the per-second rate, from API-FACTS.md; "" when it publishes none.
+    quota: str = ""
 
     def build(self, connection: Connection, client: httpx.AsyncClient) -> Provider:
         """The client: `provider_class(client=, base_url=, timeout=, <credential arguments>)`."""
@@ -167,3 +170,7 @@ class ProviderSpec:
     @property
     def rate_setting(self) -> str:
         return f"{self.code}_rate_limit"
+
+    @property
+    def quota_setting(self) -> str:
+        return f"{self.code}_quota"

@@ -255,4 +255,5 @@ PROVIDER = ProviderSpec(
         "status categories": USPS_STATUS_CATEGORIES,
         "event codes": USPS_EVENT_CODES,
     },
+    quota="60/hour",  # about 60 calls an hour per app (API-FACTS.md)
 )

@@ -32,6 +32,7 @@ __all__ = [
     "DatabaseCollector",
     "CARRIER_API_CALLS",
     "CARRIER_API_RETRIES",
+    "CARRIER_RATE",
     "CIRCUIT_STATE",
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
@@ -80,6 +81,12 @@ UNKNOWN_STATUS_CODES = Counter(
     "parcelwatch_unknown_status_codes_total",
     "Provider status codes no table maps (kept raw, shown as unknown)",
     ["provider"],
+)
+CARRIER_RATE = Gauge(
+    "parcelwatch_carrier_rate_per_second",
+    "Requests a second allowed to a provider: configured, and used (lower after 429s)",
+    ["provider", "rate"],  # rate: configured | used
+    multiprocess_mode="livemin",
 )
 CIRCUIT_STATE = Gauge(
     "parcelwatch_carrier_circuit_open",
