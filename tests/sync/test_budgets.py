@@ -245,3 +245,56 @@ async def test_a_429_during_recovery_lowers_the_rate_again() -> None:
     assert budget.rate == 8.0
     await budget.rate_limited(error)
     assert budget.rate == 4.0
+
+
+async def test_what_was_spent_shows_in_metrics_stats_health_and_the_operations_page(
+    database: Database,
+    add_shipment: ShipmentFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from parcelwatch.api.app import create_app
+    from parcelwatch.cli.main import app as cli
+
+    for _ in range(4):
+        add_shipment("dhl")
+    with running_emulator(head_start=HEAD_START, quotas={"dhl": "3/day@00:00Z"}) as emulator:
+        settings = emulator.settings_for(database, dhl_quota="3/day@00:00Z")
+        async with separate_engine(settings, database) as engine:
+            await engine.run_pass()
+        environment = emulator.environment(database, dhl_quota="3/day@00:00Z")
+
+    midnight = next_midnight(utcnow()).timestamp()
+    with TestClient(create_app(settings)) as client:
+        metrics = client.get("/metrics").text
+        page = client.get("/operations").text
+        health = client.get("/api/health", params={"check_carriers": "false"})
+    assert 'parcelwatch_carrier_budget_limit{provider="dhl",window="1d"} 3.0' in metrics
+    assert 'parcelwatch_carrier_budget_spent{provider="dhl",window="1d"} 3.0' in metrics
+    assert 'parcelwatch_carrier_budget_remaining{provider="dhl",window="1d"} 0.0' in metrics
+    resets = 'parcelwatch_carrier_budget_resets_at_timestamp_seconds{provider="dhl",window="1d"} '
+    (line,) = [line for line in metrics.splitlines() if line.startswith(resets)]
+    assert float(line.removeprefix(resets)) == midnight
+    assert 'parcelwatch_carrier_rate_per_second{provider="dhl",rate="configured"}' in metrics
+    assert "Carrier budgets" in page
+    assert "3/day@00:00Z" in page
+    assert "Spent" in page
+
+    budgets = next(c for c in health.json()["checks"] if c["name"] == "carrier_budgets")
+    assert budgets["status"] == "warning"
+    assert "dhl spent its 3/day@00:00Z" in budgets["message"]
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    # The command runs its own event loop: in a thread, as from a shell.
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["sync", "--stats", "--json"])
+    assert result.exit_code == 0, result.output
+    dhl = next(b for b in json.loads(result.stdout)["budgets"] if b["provider"] == "dhl")
+    day = next(w for w in dhl["windows"] if w["name"] == "1d")
+    assert (day["limit"], day["spent"], day["remaining"]) == (3, 3, 0)
+    text = (await asyncio.to_thread(CliRunner().invoke, cli, ["sync", "--stats"])).stdout
+    assert "3/day@00:00Z 3 spent, 0 left, resets" in text

@@ -51,6 +51,7 @@ __all__ = [
     "RateLearning",
     "SharedRate",
     "budget_spec",
+    "rates_in_use",
 ]
 
 log = get_logger(__name__)
@@ -78,6 +79,16 @@ HEADROOM = 1.05
 # (at most MAX_CHUNK), so the store is asked about once every two seconds, not per request.
 CHUNK_SECONDS = 2.0
 MAX_CHUNK = 50
+
+
+# provider -> the request rate its newest budget in this process uses (health reads it)
+_IN_USE: dict[str, float] = {}
+
+
+def rates_in_use() -> dict[str, float]:
+    """The request rate each provider's budget in this process uses now (lower than
+    configured after 429s); empty where no engine ran."""
+    return dict(_IN_USE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +221,8 @@ class Budget:
         # One token at a time, refilled every 1/rate seconds: requests are spaced evenly.
         self.interval = HEADROOM / rate
         self._limiter = AsyncLimiter(1, self.interval)
+        if self.provider:
+            _IN_USE[self.provider] = rate
         CARRIER_RATE.labels(provider=self.provider or "-", rate="used").set(rate)
 
     @property

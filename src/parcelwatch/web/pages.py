@@ -12,6 +12,7 @@ from parcelwatch.api.deps import SessionDep, SettingsDep, ShipmentId
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.errors import NotFound
+from parcelwatch.ops.budgets import provider_budgets
 from parcelwatch.shipments import service
 from parcelwatch.sync.manual import cooldown_ends
 from parcelwatch.web import queries, runtime
@@ -183,6 +184,7 @@ def operations_page(request: Request, session: SessionDep, settings: SettingsDep
             "health": runtime.health_report(request.app, session),
             "runs": queries.recent_runs(session),
             "carriers": runtime.provider_rows(settings),
+            "budgets": provider_budgets(session, settings),
             "admin_enabled": settings.admin_api_key is not None,
         },
     )
