@@ -391,7 +391,8 @@ def quota_report(
     args: argparse.Namespace, stats: dict[str, Any], second_pass_calls: int | None
 ) -> dict[str, Any] | None:
     """Per provider given `--quota`: its daily (else longest) window, the tracking calls the
-    emulator answered (spent; 429s and token requests left out), their share of the window, 429s, and the restart's calls."""
+    emulator answered (spent; 429s and token requests left out), their share of the window,
+    429s, and the restart's calls."""
     if not args.quotas:
         return None
     found: dict[str, Any] = {}

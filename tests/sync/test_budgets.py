@@ -20,7 +20,7 @@ from parcelwatch.carriers.registry import open_registry
 from parcelwatch.config import Settings
 from parcelwatch.db import create_db_engine
 from parcelwatch.domain import utcnow
-from parcelwatch.models import CarrierBlock, CarrierBudget
+from parcelwatch.models import CarrierBlock, CarrierBudget, SyncRun
 from parcelwatch.sync.engine import EngineOptions, SyncEngine
 from parcelwatch.sync.limits import Budget, BudgetSpec, RateLearning
 from parcelwatch.sync.retry import ProviderRetryPolicy
@@ -88,8 +88,12 @@ async def test_a_daily_quota_is_never_exceeded_across_a_restart(
 
     assert stats["requests"]["dhl"] == 5
     assert stats["rate_limited_total"] == 0
-    assert (before.synced, before.deferred, before.failed) == (5, 3, 0)
-    assert (after.synced, after.deferred, after.failed, after.api_calls) == (0, 8, 0, 0)
+    assert (before.synced, before.waiting, before.deferred, before.failed) == (5, 3, 0, 0)
+    assert (after.synced, after.waiting, after.failed, after.api_calls) == (0, 8, 0, 0)
+    assert before.outcome == after.outcome == "ok"  # waiting for the budget is not failing
+    with database.sessions() as session:
+        recorded = list(session.scalars(select(SyncRun).order_by(SyncRun.id)))
+    assert [run.failed for run in recorded] == [0, 0]  # nor is it in the health error rate
     midnight = next_midnight(utcnow())
     for shipment in shipments:
         stored = reload(database, shipment.id)
@@ -119,7 +123,7 @@ async def test_two_engines_at_once_spend_one_daily_quota_between_them(
     assert stats["requests"]["dhl"] == 7
     assert stats["rate_limited_total"] == 0
     assert one.synced + two.synced == 7
-    assert one.deferred + two.deferred == 24 - 7
+    assert one.waiting + two.waiting == 24 - 7
     assert one.failed == two.failed == 0
     if store is None:
         with database.sessions() as session:
@@ -151,6 +155,7 @@ async def test_retry_after_midnight_stops_the_provider_until_midnight(
     assert stats["rate_limited"]["fedex"] == 1  # one answer taught it; no retry into the wall
     assert (summary.synced, summary.deferred, summary.failed) == (2, 3, 0)
     assert (later.api_calls, later.deferred, later.failed) == (0, 5, 0)
+    assert later.carriers_down.keys() == {"fedex"}  # as when it answers 429 itself
     with database.sessions() as session:
         block = session.get(CarrierBlock, "fedex")
         assert block is not None

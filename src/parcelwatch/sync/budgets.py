@@ -50,11 +50,13 @@ REDIS_PREFIX = "parcelwatch:budget:"
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """Calls granted; when none: until when (a window's reset, or a block) and why."""
+    """Calls granted; when none: until when (a window's reset, or a block) and why, and
+    whether the carrier asked for it (a block) rather than the counted quota being spent."""
 
     granted: int
     until: datetime | None = None
     reason: str | None = None
+    carrier_asked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,7 @@ def reserve_in_db(
             begin_write(session)
         block = session.get(CarrierBlock, provider)
         if block is not None and block.blocked_until > now:
-            return Grant(0, block.blocked_until, block.reason)
+            return Grant(0, block.blocked_until, block.reason, carrier_asked=True)
         if not windows:
             return Grant(wanted)
         for window in windows:
@@ -288,7 +290,7 @@ class RedisBudgets:
         granted, blocked = await self._reserve(keys=keys, args=args)
         if blocked:
             until, reason = _parse_block(blocked)
-            return Grant(0, until, reason)
+            return Grant(0, until, reason, carrier_asked=True)
         if int(granted) == 0 and windows:
             spent = await self.client.mget(keys[1:])
             left = {w.name: w.amount - int(s or 0) for w, s in zip(windows, spent, strict=True)}

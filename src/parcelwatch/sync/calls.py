@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from parcelwatch.carriers.base import Provider, TrackOutcome, TrackResult
@@ -138,11 +138,13 @@ def _deferred(
     now: datetime,
     until: datetime | None = None,
 ) -> list[ShipmentResult]:
+    """Deferred to `until` when given (the provider's budget: waiting, not failing), else
+    until the breaker lets calls through."""
+    waiting = until is not None
     until = until or now + max(MIN_DEFER, timedelta(seconds=group.breaker.retry_in()))
+    kind, provider = ShipmentResultKind.DEFERRED, group.provider.code
     return [
-        ShipmentResult(
-            s, ShipmentResultKind.DEFERRED, group.provider.code, message=message, defer_until=until
-        )
+        ShipmentResult(s, kind, provider, message=message, defer_until=until, waiting=waiting)
         for s in batch
     ]
 
@@ -213,6 +215,9 @@ async def call_batch(
     carrier-wide failures and an open breaker defer the shipments; a batch that fails
     otherwise is retried number by number, and a single number's failure is its own."""
     provider = group.provider.code
+    stopped = group.budget.stopped()
+    if stopped is not None:  # its budget is spent, or it asked to wait
+        return _out_of_budget(group, batch, stopped, stats)
     if not group.breaker.allow():
         message = f"{provider} suspended after repeated failures: {group.breaker.last_error}"
         return _deferred(batch, group, message, utcnow())
@@ -242,8 +247,8 @@ async def call_batch(
     except Suspended:
         message = f"{provider} suspended after repeated failures: {group.breaker.last_error}"
         return _deferred(batch, group, message, utcnow())
-    except OutOfBudget as out:  # the carrier is not failing: neither the breaker nor a shipment
-        return _out_of_budget(group, batch, out)
+    except OutOfBudget as out:  # neither the breaker's failure nor a shipment's
+        return _out_of_budget(group, batch, out, stats)
     except CarrierError as failure:
         # Not a success for the breaker: a carrier answering only garbage is failing too
         # (`judge_held` tells it apart from a few bad numbers).
@@ -261,12 +266,19 @@ async def call_batch(
 
 
 def _out_of_budget(
-    group: CarrierGroup, batch: Sequence[ClaimedShipment], out: OutOfBudget
+    group: CarrierGroup, batch: Sequence[ClaimedShipment], out: OutOfBudget, stats: CallStats
 ) -> list[ShipmentResult]:
+    """Deferred to when the provider may be called again. Its counted quota spent: the
+    shipments wait, which is no failure of the pass. The carrier asked (429): deferred as in
+    an outage, the provider down for the pass, the breaker held open till then."""
     now = utcnow()
-    if isinstance(out.__cause__, RateLimitedError):  # the carrier said so: hold it till then
+    if isinstance(out.__cause__, RateLimitedError):
         group.breaker.hold((out.until - now).total_seconds(), str(out))
-    return _deferred(batch, group, str(out), now, until=out.until)
+    if not out.carrier_asked:
+        return _deferred(batch, group, str(out), now, until=out.until)
+    stats.carrier_failures[group.provider.code] = str(out)
+    deferred = _deferred(batch, group, str(out), now, until=out.until)
+    return [replace(result, waiting=False) for result in deferred]
 
 
 def _carrier_down(
@@ -336,7 +348,7 @@ async def _one_by_one(
             results.extend(_deferred(batch[index:], group, message, utcnow()))
             break
         except OutOfBudget as out:
-            results.extend(_out_of_budget(group, batch[index:], out))
+            results.extend(_out_of_budget(group, batch[index:], out, stats))
             break
         except CarrierError as own:
             answered = [_own_failure(shipment, provider, str(own), own)]

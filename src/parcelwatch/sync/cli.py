@@ -264,6 +264,7 @@ async def _run(
             def advance(summary: PassSummary) -> None:
                 if progress is not None and task is not None:
                     done = summary.synced + summary.failed + summary.deferred + summary.skipped
+                    done += summary.waiting
                     progress.update(task, completed=done)
 
             trigger = (
@@ -320,6 +321,8 @@ def _output_summary(summary: PassSummary, json_output: bool, verbose: bool) -> N
         f"{summary.failed} failed, {summary.deferred} deferred, {summary.disabled} disabled, "
         f"{summary.api_calls} API calls in {summary.duration_seconds:.1f}s"
     )
+    if summary.waiting:
+        line += f" ({summary.waiting} waiting for their provider's budget)"
     console.print(line, markup=False, highlight=False, soft_wrap=True)
     if summary.taken_over:
         _say(f"  took over {summary.taken_over} leases of engines that are gone (crashed)")

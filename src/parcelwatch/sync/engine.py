@@ -324,7 +324,7 @@ class SyncEngine:
             LAST_SUCCESSFUL_SYNC.set(time.time())
         # A pass that changed nothing is routine for the updater (it wakes for every due
         # shipment): debug, so `info` logs show what moved and what failed.
-        quiet = summary.updated == summary.failed == summary.deferred == 0
+        quiet = summary.updated == summary.failed == summary.deferred == summary.waiting == 0
         emit = log.debug if quiet and summary.trigger == PassTrigger.UPDATER else log.info
         emit(
             "sync pass finished",
@@ -335,6 +335,7 @@ class SyncEngine:
             updated=summary.updated,
             failed=summary.failed,
             deferred=summary.deferred,
+            waiting=summary.waiting,
             seconds=round(summary.duration_seconds, 2),
         )
 

@@ -139,14 +139,18 @@ class RateLearning:
 
 
 class OutOfBudget(Exception):  # noqa: N818 - a signal, not an error
-    """The provider may not be called before `until`: its quota is spent, or it said so.
-    Its shipments are deferred to then; nothing is failed or counted against the breaker."""
+    """The provider may not be called before `until`: its counted quota is spent (its
+    shipments wait, and the pass is not the worse for it), or the carrier said so
+    (`carrier_asked`: they are deferred as in an outage). Nothing counts against a shipment."""
 
-    def __init__(self, provider: str, until: datetime, reason: str) -> None:
+    def __init__(
+        self, provider: str, until: datetime, reason: str, *, carrier_asked: bool = False
+    ) -> None:
         super().__init__(f"{provider}: {reason}; next call after {until:%Y-%m-%d %H:%M:%S}Z")
         self.provider = provider
         self.until = until
         self.reason = reason
+        self.carrier_asked = carrier_asked
 
 
 class SharedRate:
@@ -209,6 +213,7 @@ class Budget:
         self._held_at = now()
         self.blocked_until: datetime | None = None
         self.block_reason = ""
+        self.carrier_asked = False  # the block is the carrier's (a 429), not the quota's
         self._signals: deque[float] = deque()
         self._last_signal = -math.inf
         self._changed = clock()
@@ -239,6 +244,14 @@ class Budget:
                 return
         await self._limiter.acquire()
 
+    def stopped(self) -> OutOfBudget | None:
+        """Why the provider may not be called for longer than `max_wait`, if it may not."""
+        until = self.blocked_until
+        if until is not None and (until - self.now()).total_seconds() > self.max_wait:
+            asked = self.carrier_asked
+            return OutOfBudget(self.provider, until, self.block_reason, carrier_asked=asked)
+        return None
+
     async def _wait_for_block(self) -> None:
         while self.blocked_until is not None:
             wait = (self.blocked_until - self.now()).total_seconds()
@@ -246,7 +259,10 @@ class Budget:
                 self.blocked_until = None
                 return
             if wait > self.max_wait:
-                raise OutOfBudget(self.provider, self.blocked_until, self.block_reason)
+                asked = self.carrier_asked
+                raise OutOfBudget(
+                    self.provider, self.blocked_until, self.block_reason, carrier_asked=asked
+                )
             await asyncio.sleep(wait)
 
     def _same_windows(self, then: datetime, now: datetime) -> bool:
@@ -267,7 +283,10 @@ class Budget:
                 if not grant.granted:
                     until = grant.until or now + timedelta(minutes=1)
                     self.blocked_until, self.block_reason = until, grant.reason or "quota spent"
-                    raise OutOfBudget(self.provider, until, self.block_reason)
+                    self.carrier_asked = grant.carrier_asked
+                    raise OutOfBudget(
+                        self.provider, until, self.block_reason, carrier_asked=self.carrier_asked
+                    )
                 self.held, self._held_at = grant.granted, now
             self.held -= 1
 
@@ -289,7 +308,7 @@ class Budget:
             # Whole seconds, as Retry-After and HTTP dates are: "until midnight" is midnight.
             until = (now + timedelta(seconds=retry_after, milliseconds=500)).replace(microsecond=0)
             reason = f"the carrier asked to wait ({error.message})"
-            self.blocked_until, self.block_reason = until, reason
+            self.blocked_until, self.block_reason, self.carrier_asked = until, reason, True
             log.warning(
                 "carrier stopped until it allows calls again",
                 carrier=self.provider,
@@ -297,12 +316,12 @@ class Budget:
             )
             if self.store is not None:
                 await self.store.block(self.provider, until, reason)
-            return OutOfBudget(self.provider, until, reason)
+            return OutOfBudget(self.provider, until, reason, carrier_asked=True)
         if retry_after:
             self.blocked_until = max(
                 self.blocked_until or now, now + timedelta(seconds=retry_after)
             )
-            self.block_reason = "the carrier asked to wait"
+            self.block_reason, self.carrier_asked = "the carrier asked to wait", True
         self._signal()
         return None
 
