@@ -303,3 +303,26 @@ async def test_what_was_spent_shows_in_metrics_stats_health_and_the_operations_p
     assert (day["limit"], day["spent"], day["remaining"]) == (3, 3, 0)
     text = (await asyncio.to_thread(CliRunner().invoke, cli, ["sync", "--stats"])).stdout
     assert "3/day@00:00Z 3 spent, 0 left, resets" in text
+
+
+async def test_an_unreachable_budget_store_defers_counted_providers_and_calls_nothing(
+    database: Database, add_shipment: ShipmentFactory
+) -> None:
+    """Redis down: a provider with a day window cannot be counted, so it is not called (its
+    shipments wait a minute); one without counted windows is called as usual."""
+    dhl = [add_shipment("dhl") for _ in range(3)]
+    ups = [add_shipment("ups") for _ in range(2)]
+    with running_emulator(head_start=HEAD_START) as emulator:
+        settings = emulator.settings_for(
+            database, dhl_quota="5/day", ups_quota="", redis_url="redis://127.0.0.1:1/0"
+        )
+        async with separate_engine(settings, database) as engine:
+            summary = await engine.run_pass()
+        stats = emulator.stats()
+        polled = [emulator.polls("ups", s.tracking_number) for s in ups]
+
+    assert stats["requests"].get("dhl", 0) == 0
+    assert (summary.waiting, summary.failed, summary.synced) == (3, 0, 2)
+    for shipment in dhl:
+        assert reload(database, shipment.id).auto_refresh_fail_count == 0
+    assert polled == [1, 1]

@@ -79,6 +79,7 @@ HEADROOM = 1.05
 # (at most MAX_CHUNK), so the store is asked about once every two seconds, not per request.
 CHUNK_SECONDS = 2.0
 MAX_CHUNK = 50
+STORE_RETRY = timedelta(minutes=1)  # a provider with counted windows waits out a store outage
 
 
 # provider -> the request rate its newest budget in this process uses (health reads it)
@@ -279,7 +280,19 @@ class Budget:
             if not self.held:
                 await self._wait_for_block()  # another engine's block is seen at the store
                 wanted = max(1, min(MAX_CHUNK, math.ceil(self.rate * CHUNK_SECONDS)))
-                grant = await self.store.reserve(self.provider, counted, wanted, now)
+                try:
+                    grant = await self.store.reserve(self.provider, counted, wanted, now)
+                except Exception as error:  # the store is down: never call uncounted
+                    if not counted:
+                        return  # nothing to count; a stored block is seen once it answers
+                    log.warning(
+                        "budget store unavailable, provider deferred",
+                        carrier=self.provider,
+                        error=f"{type(error).__name__}: {error}",
+                    )
+                    until = now + STORE_RETRY
+                    reason = f"budget store unavailable ({type(error).__name__})"
+                    raise OutOfBudget(self.provider, until, reason) from error
                 if not grant.granted:
                     until = grant.until or now + timedelta(minutes=1)
                     self.blocked_until, self.block_reason = until, grant.reason or "quota spent"
@@ -315,7 +328,10 @@ class Budget:
                 until=until.isoformat(),
             )
             if self.store is not None:
-                await self.store.block(self.provider, until, reason)
+                try:
+                    await self.store.block(self.provider, until, reason)
+                except Exception:  # this engine keeps the block; the others meet the 429
+                    log.exception("could not store the block", carrier=self.provider)
             return OutOfBudget(self.provider, until, reason, carrier_asked=True)
         if retry_after:
             self.blocked_until = max(
