@@ -21,6 +21,7 @@ from parcelwatch.config import Settings
 from parcelwatch.db import create_db_engine
 from parcelwatch.domain import utcnow
 from parcelwatch.models import CarrierBlock, CarrierBudget, SyncRun
+from parcelwatch.ops.budgets import budget_check, provider_budgets
 from parcelwatch.sync.engine import EngineOptions, SyncEngine
 from parcelwatch.sync.limits import Budget, BudgetSpec, RateLearning
 from parcelwatch.sync.retry import ProviderRetryPolicy
@@ -160,6 +161,9 @@ async def test_retry_after_midnight_stops_the_provider_until_midnight(
         block = session.get(CarrierBlock, "fedex")
         assert block is not None
         assert block.blocked_until.replace(tzinfo=UTC) == midnight
+        check = budget_check(provider_budgets(session, settings))
+    assert check.status == "warning"  # the configured budget is more than FedEx allows
+    assert check.message.startswith("fedex stopped by the carrier until ")
     for shipment in shipments:
         stored = reload(database, shipment.id)
         assert stored.auto_refresh_fail_count == 0
@@ -290,7 +294,7 @@ async def test_what_was_spent_shows_in_metrics_stats_health_and_the_operations_p
     assert "Spent" in page
 
     budgets = next(c for c in health.json()["checks"] if c["name"] == "carrier_budgets")
-    assert budgets["status"] == "warning"
+    assert budgets["status"] == "ok"  # spending the allowance is the point
     assert "dhl spent its 3/day@00:00Z" in budgets["message"]
 
     for name, value in environment.items():

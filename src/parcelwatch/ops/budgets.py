@@ -142,18 +142,20 @@ def provider_budgets(
 
 
 def budget_check(budgets: list[ProviderBudget]) -> Check:
-    """`carrier_budgets`: a warning while a provider is stopped (its quota spent, or the
-    carrier asked to wait) or runs below its configured rate after 429s; else ok."""
-    problems = []
+    """`carrier_budgets`: a warning while the carrier told a provider to stop (429 asking to
+    wait) or it runs below its configured rate after 429s: the configured budget is more than
+    the carrier allows. A spent window is named but ok: spending the allowance is the point,
+    and its shipments wait for the reset."""
+    problems, spent = [], []
     for budget in budgets:
         if budget.blocked_until is not None:
             problems.append(
-                f"{budget.provider} stopped until {budget.blocked_until:%Y-%m-%d %H:%M}Z "
-                f"({budget.blocked_reason})"
+                f"{budget.provider} stopped by the carrier until "
+                f"{budget.blocked_until:%Y-%m-%d %H:%M}Z ({budget.blocked_reason})"
             )
         for window in budget.exhausted:
             resets = f"{window.resets_at:%Y-%m-%d %H:%M}Z" if window.resets_at else "?"
-            problems.append(f"{budget.provider} spent its {window.window} (resets {resets})")
+            spent.append(f"{budget.provider} spent its {window.window} (resets {resets})")
         if budget.rate_in_use is not None and budget.rate_in_use < budget.rate:
             problems.append(
                 f"{budget.provider} lowered to {budget.rate_in_use:.3g}/s after 429s "
@@ -161,5 +163,6 @@ def budget_check(budgets: list[ProviderBudget]) -> Check:
             )
     figures = {budget.provider: budget.as_dict() for budget in budgets}
     if problems:
-        return Check("carrier_budgets", Level.WARNING, "; ".join(problems), figures)
-    return Check("carrier_budgets", Level.OK, "every provider within its budget", figures)
+        return Check("carrier_budgets", Level.WARNING, "; ".join(problems + spent), figures)
+    message = "; ".join(spent) if spent else "every provider within its budget"
+    return Check("carrier_budgets", Level.OK, message, figures)

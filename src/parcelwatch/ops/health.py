@@ -16,9 +16,10 @@ Checks and their levels:
   (`waiting_for_carrier`), not as stale: the `carriers` check names what to configure.
 - `error_rate`: failed / checked shipments over the runs of the last hour. Warning from 10%
   or any failed run, critical from 50% or when every run failed. No run: ok.
-- `carrier_budgets` (`ops.budgets`): warning while a provider is stopped (a quota window
-  spent, or the carrier asked to wait) or, in the process that runs the engine, uses a lower
-  rate than configured after 429s; its figures are every provider's budget.
+- `carrier_budgets` (`ops.budgets`): warning while the carrier told a provider to stop (429
+  asking to wait) or, in the process that runs the engine, it uses a lower rate than
+  configured after 429s; a spent hour or day window is named, but ok. Its figures are every
+  provider's budget.
 """
 
 from __future__ import annotations

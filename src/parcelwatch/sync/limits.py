@@ -97,7 +97,6 @@ class BudgetSpec:
     concurrency: int
     rate: float  # requests per second: the per-second rate and every shorter window's pace
     windows: tuple[QuotaWindow, ...] = ()  # every window of <CARRIER>_QUOTA, shortest first
-    per_second: float | None = None  # the per-second window (None: the same as `rate`)
 
     @property
     def counted(self) -> tuple[QuotaWindow, ...]:
@@ -123,7 +122,6 @@ def budget_spec(
         concurrency=concurrency or int(configured),
         rate=min([per_second, *paces]),
         windows=windows,
-        per_second=per_second,
     )
 
 
@@ -283,8 +281,9 @@ class Budget:
                 try:
                     grant = await self.store.reserve(self.provider, counted, wanted, now)
                 except Exception as error:  # the store is down: never call uncounted
-                    if not counted:
-                        return  # nothing to count; a stored block is seen once it answers
+                    if not counted:  # nothing to count: ask again after this many requests
+                        self.held, self._held_at = wanted - 1, now
+                        return
                     log.warning(
                         "budget store unavailable, provider deferred",
                         carrier=self.provider,
