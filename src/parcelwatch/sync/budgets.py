@@ -120,6 +120,7 @@ def reserve_in_db(
                     CarrierBudget.provider == provider,
                     CarrierBudget.window.in_([w.name for w in windows]),
                 )
+                .order_by(CarrierBudget.window)  # one lock order for every engine
                 .with_for_update()
             )
         }
@@ -150,7 +151,7 @@ def refund_in_db(
 ) -> None:
     with Session(db) as session, session.begin():
         begin_write(session)
-        for window in windows:
+        for window in sorted(windows, key=lambda w: w.name):  # the lock order `reserve` uses
             row = session.get(CarrierBudget, (provider, window.name), with_for_update=True)
             if row is not None and row.period_start == window.bounds(reserved_at)[0]:
                 row.spent = max(0, row.spent - count)

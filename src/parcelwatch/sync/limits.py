@@ -75,10 +75,13 @@ DEFAULT_RATE = 1.0
 # with a small bucket (DHL: 1 call/s) answers the early one with 429 and a whole second of
 # Retry-After, which costs far more than the margin.
 HEADROOM = 1.05
-# A counted window is reserved from the store this many seconds of requests at a time
-# (at most MAX_CHUNK), so the store is asked about once every two seconds, not per request.
+# A counted window is reserved from the store this many seconds of requests at a time, so
+# the store is asked about once every two seconds, not per request; but never more than
+# MAX_CHUNK, nor more than 1/CHUNK_SHARE of the smallest counted window: calls one engine
+# holds are calls another cannot make until they are given back.
 CHUNK_SECONDS = 2.0
 MAX_CHUNK = 50
+CHUNK_SHARE = 100
 STORE_RETRY = timedelta(minutes=1)  # a provider with counted windows waits out a store outage
 
 
@@ -277,7 +280,7 @@ class Budget:
                 self.held = 0  # reserved from windows that have ended: the new ones count
             if not self.held:
                 await self._wait_for_block()  # another engine's block is seen at the store
-                wanted = max(1, min(MAX_CHUNK, math.ceil(self.rate * CHUNK_SECONDS)))
+                wanted = self._chunk()
                 try:
                     grant = await self.store.reserve(self.provider, counted, wanted, now)
                 except Exception as error:  # the store is down: never call uncounted
@@ -301,6 +304,10 @@ class Budget:
                     )
                 self.held, self._held_at = grant.granted, now
             self.held -= 1
+
+    def _chunk(self) -> int:
+        share = [window.amount // CHUNK_SHARE for window in self.spec.counted]
+        return max(1, min([MAX_CHUNK, math.ceil(self.rate * CHUNK_SECONDS), *share]))
 
     async def give_back(self) -> None:
         """Return the reserved calls not made (end of a pass), while their windows last."""
