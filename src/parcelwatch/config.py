@@ -5,8 +5,8 @@ whose message names the variable and the accepted form; the CLI turns it into
 one line on standard error and exit status 2.
 
 A provider's settings are declared by its module (`carriers/<code>.py`, its `PROVIDER`
-spec): its credentials, `<CODE>_BASE_URL`, `<CODE>_MAX_CONCURRENCY` and `<CODE>_RATE_LIMIT`
-with their defaults, and its own options (`USPS_API_VERSION`, `USPS_BATCH_SIZE`).
+spec): its credentials, `<CODE>_BASE_URL`, `<CODE>_MAX_CONCURRENCY`, `<CODE>_RATE_LIMIT` and
+`<CODE>_QUOTA` with their defaults, and its own options (`USPS_API_VERSION`, `USPS_BATCH_SIZE`).
 `Settings` is `CommonSettings` plus those fields, one set for every provider in
 `carriers/providers.py`; code reads them through the spec (`carriers.registry.credential`,
 `connection`, `options`, `budget`), never by a provider's name.
@@ -27,6 +27,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     create_model,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pytimeparse.timeparse import timeparse as parse_timespan
@@ -34,6 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from parcelwatch.carriers.providers import PROVIDERS
+from parcelwatch.carriers.quotas import parse_quota
 
 __all__ = [
     "LOOPBACK_HOSTS",
@@ -171,9 +173,16 @@ def _origins(value: list[str]) -> list[str]:
     return origins
 
 
+def _quota(value: str) -> str:
+    """A `<CARRIER>_QUOTA` value (`carriers/quotas.py`), kept as written once it parses."""
+    parse_quota(value)
+    return value.strip()
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 Rate = Annotated[float, Field(gt=0)]
+Quota = Annotated[str, AfterValidator(_quota)]
 Concurrency = Annotated[int, Field(ge=1, le=1000)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 HostList = Annotated[list[str], NoDecode, BeforeValidator(_split_list), AfterValidator(_host_names)]
@@ -265,6 +274,21 @@ class CommonSettings(BaseSettings):
     alert_cooldown: Duration = timedelta(hours=1)
     alerts_in_server: bool = False
 
+    @model_validator(mode="after")
+    def _one_per_second_rate(self) -> CommonSettings:
+        """`<CARRIER>_RATE_LIMIT` is the per-second window: a `<CARRIER>_QUOTA` naming another
+        one beside an explicit `<CARRIER>_RATE_LIMIT` is ambiguous, so it is refused."""
+        for spec in PROVIDERS:
+            quota = getattr(self, spec.quota_setting, "")
+            second = [w for w in parse_quota(quota) if w.seconds == 1]
+            rate = getattr(self, spec.rate_setting, None)
+            if second and spec.rate_setting in self.model_fields_set and rate != second[0].amount:
+                raise ValueError(
+                    f"{spec.quota_setting.upper()} names a per-second window ({second[0].text}) "
+                    f"and {spec.rate_setting.upper()}={rate:g} names another: set one of them"
+                )
+        return self
+
     @property
     def sqlalchemy_url(self) -> str:
         """The URL with the driver parcelwatch uses (psycopg 3 for PostgreSQL)."""
@@ -294,6 +318,7 @@ def _provider_fields() -> dict[str, Any]:
         fields[spec.base_url_setting] = (HttpUrl, spec.base_url)
         fields[spec.concurrency_setting] = (Concurrency, spec.max_concurrency)
         fields[spec.rate_setting] = (Rate, spec.rate_limit)
+        fields[spec.quota_setting] = (Quota, spec.quota)
         for option in spec.options:
             fields[option.setting] = (option.annotation, option.default)
     return fields
@@ -322,8 +347,11 @@ def load_settings(**overrides: Any) -> Settings:
 def _describe(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
-        variable = str(item["loc"][0]).upper() if item["loc"] else "configuration"
         message = str(item["msg"]).removeprefix("Value error, ")
+        if not item["loc"]:  # a check across settings names its variables itself
+            problems.append(message)
+            continue
+        variable = str(item["loc"][0]).upper()
         value = item.get("input")
         shown = "" if _looks_secret(variable) or isinstance(value, dict) else f"={value}"
         problems.append(f"{variable}{shown}: {message}")

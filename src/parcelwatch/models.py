@@ -378,3 +378,29 @@ class ShareLink(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tracker: Mapped[Tracker] = relationship()
+
+
+class CarrierBudget(Base):
+    """What a provider spent of one counted quota window (hour, day) that started at
+    `period_start` (`carriers/quotas.py`); shared by every engine using this database."""
+
+    __tablename__ = "carrier_budgets"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    window: Mapped[str] = mapped_column(String(16), primary_key=True)  # its length: 1h, 1d
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    resets_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    spent: Mapped[int] = mapped_column(Integer, default=0)
+    quota: Mapped[int] = mapped_column(Integer)  # the window's amount when last spent from
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CarrierBlock(Base):
+    """A provider that told us to stop (429 with Retry-After, "retry after 12:00AM GMT"):
+    no engine calls it before `blocked_until`."""
+
+    __tablename__ = "carrier_blocks"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    blocked_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(300))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from parcelwatch.carriers.errors import AuthError, BadResponseError
-from parcelwatch.carriers.http import api_url, parse_retry_after
+from parcelwatch.carriers.http import api_url, parse_retry_after, retry_after_from_text
 from parcelwatch.carriers.oauth import Token, TokenCache, parse_token
 from parcelwatch.carriers.parsing import combine_local, parse_offset, resolve_time
 from tests.carriers.conftest import utc
@@ -129,6 +129,27 @@ def test_retry_after_http_date_counts_from_now() -> None:
 
     assert parse_retry_after("Sun, 22 Nov 2026 12:01:30 GMT", now=now) == 90
     assert parse_retry_after("Sun, 22 Nov 2026 11:00:00 GMT", now=now) == 0
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Daily transaction quota exceeded. Retry after 12:00AM GMT", timedelta(hours=20)),
+        ("rate limited (HTTP 429): retry after 12:00 AM GMT", timedelta(hours=20)),
+        ("Try again after 06:30 UTC", timedelta(hours=2, minutes=30)),
+        ("Retry after 5PM GMT", timedelta(hours=13)),
+        ("Retry after 3:00 GMT", timedelta(hours=23)),  # passed today: tomorrow's
+        ("Too many requests, please try again later.", None),
+        ("Retry after 13:00PM GMT", None),
+        ("Retry after 12:00", None),  # no zone: not a moment we can trust
+    ],
+)
+def test_a_quota_message_naming_a_time_of_day_is_read_as_the_wait_until_then(
+    message: str, expected: timedelta | None
+) -> None:
+    now = datetime(2026, 12, 4, 4, 0, tzinfo=UTC)
+    wait = retry_after_from_text(message, now=now)
+    assert wait == (expected.total_seconds() if expected is not None else None)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
@@ -252,4 +253,38 @@ async def test_fedex_refuses_more_than_30_numbers_and_an_empty_request(
     assert empty.status_code == 400
     assert (
         empty.json()["errors"] == sample("fedex", "error-400-tracking-number-empty.json")["errors"]
+    )
+
+
+async def test_a_spent_daily_quota_answers_dhl_s_429_with_retry_after_until_the_reset(
+    build: Callable[..., Starlette],
+) -> None:
+    async with make_client(build(quotas={"dhl": "2/day@00:00Z"})) as client:
+        answers = [await dhl_track(client) for _ in range(3)]
+        stats = (await client.get("/_emulator/stats")).json()
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json() == sample("dhl", "error-429-too-many-requests.json")
+    now = datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert abs(int(answers[2].headers["Retry-After"]) - (midnight - now).total_seconds()) < 5
+    assert stats["quota_refused"] == {"dhl": 1}
+    assert stats["rate_limited"] == {"dhl": 1}
+
+
+async def test_fedex_words_a_spent_daily_quota_without_retry_after(
+    build: Callable[..., Starlette],
+) -> None:
+    async with make_client(build(quotas={"fedex": "1/day@00:00Z"})) as client:
+        token = await fedex_token(client)
+        headers = {"Authorization": f"Bearer {token}"}
+        first = await client.post(
+            "/fedex/track/v1/trackingnumbers", json=fedex_body(NUMBER), headers=headers
+        )
+        second = await client.post(
+            "/fedex/track/v1/trackingnumbers", json=fedex_body(NUMBER), headers=headers
+        )
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert "Retry-After" not in second.headers
+    assert second.json()["errors"][0]["message"] == (
+        "Daily transaction quota exceeded. Retry after 12:00AM GMT"
     )

@@ -7,7 +7,7 @@ registry, the settings, demo mode and health read those specs (`carriers/provide
 them); the sync engine never branches on a provider's name.
 
 A provider's settings are its credentials plus `<CODE>_BASE_URL`, `<CODE>_MAX_CONCURRENCY`
-and `<CODE>_RATE_LIMIT`, and any `Option` of its own (USPS: `USPS_API_VERSION`,
+`<CODE>_RATE_LIMIT`, `<CODE>_QUOTA`, and any `Option` of its own (USPS: `USPS_API_VERSION`,
 `USPS_BATCH_SIZE`); `config.Settings` declares them from the specs.
 """
 
@@ -182,6 +182,9 @@ class ProviderSpec:
     status_tables: Mapping[str, StatusTable]  # every table its parsers read, by name
     direct: bool = True  # tracks the parcel carrier of its own code; False: an aggregator
     options: tuple[Option, ...] = ()  # settings of its own, given to its constructor
+    # The default of <CODE>_QUOTA (`carriers/quotas.py`): the carrier's published windows
+    # beyond the per-second rate, from API-FACTS.md; "" when it publishes none.
+    quota: str = ""
 
     def build(self, connection: Connection, client: httpx.AsyncClient) -> Provider:
         """The client: `provider_class(client=, base_url=, timeout=, <credential arguments>,
@@ -224,3 +227,7 @@ class ProviderSpec:
     @property
     def rate_setting(self) -> str:
         return f"{self.code}_rate_limit"
+
+    @property
+    def quota_setting(self) -> str:
+        return f"{self.code}_quota"

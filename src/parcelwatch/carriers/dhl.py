@@ -185,4 +185,5 @@ PROVIDER = ProviderSpec(
     max_concurrency=1,
     rate_limit=1.0,
     status_tables={"status codes": DHL_STATUS_CODES},
+    quota="250/day@00:00Z",  # the initial plan: 250 calls a day, reset at 00:00 GMT (API-FACTS.md)
 )

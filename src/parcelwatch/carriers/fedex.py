@@ -344,4 +344,6 @@ PROVIDER = ProviderSpec(
     max_concurrency=4,
     rate_limit=20.0,
     status_tables={"status codes": FEDEX_STATUS_CODES, "derived codes": FEDEX_DERIVED_CODES},
+    # 1,400 per 10 s; Track 100,000 a day, "retry after 12:00AM GMT" (API-FACTS.md)
+    quota="1400/10s,100000/day@00:00Z",
 )

@@ -9,9 +9,10 @@ credential (credentials travel in headers and form bodies, which are never echoe
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "describe_error",
     "error_detail",
     "parse_retry_after",
+    "retry_after_from_text",
     "raise_for_carrier_wide",
     "send",
     "track_results",
@@ -121,6 +123,34 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+# "Daily transaction quota exceeded. Retry after 12:00AM GMT" (FedEx), "retry after 00:00 UTC"
+_RETRY_AT = re.compile(
+    r"(?:retry|try again)\s+after\s+(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))?\s*"
+    r"(?P<half>[AP]\.?M\.?)?\s*(?:GMT|UTC|Z)\b",
+    re.IGNORECASE,
+)
+
+
+def retry_after_from_text(text: str, *, now: datetime | None = None) -> float | None:
+    """Seconds until the time of day a carrier's message names ("Retry after 12:00AM GMT"):
+    the next such moment; None when the text names none."""
+    match = _RETRY_AT.search(text)
+    if match is None:
+        return None
+    hour, minute = int(match["hour"]), int(match["minute"] or 0)
+    if match["half"]:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if match["half"].upper().startswith("P") else 0)
+    if hour > 23 or minute > 59:
+        return None
+    now = now or datetime.now(UTC)
+    moment = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if moment <= now:
+        moment += timedelta(days=1)
+    return (moment - now).total_seconds()
+
+
 def decode_json(response: httpx.Response, carrier: str) -> Any:
     """The decoded JSON body; `BadResponseError` when it is not JSON."""
     try:
@@ -134,14 +164,16 @@ def decode_json(response: httpx.Response, carrier: str) -> Any:
 
 
 def raise_for_carrier_wide(response: httpx.Response, carrier: str, detail: str = "") -> None:
-    """Raise for a 429 (with its Retry-After) or a 5xx; other statuses are the caller's."""
+    """Raise for a 429 (with its Retry-After, or the time its message names) or a 5xx; other
+    statuses are the caller's."""
     status = response.status_code
     suffix = f": {redact(detail)}" if detail else ""
     if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
         raise RateLimitedError(
             f"rate limited (HTTP 429){suffix}",
             provider=carrier,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=retry_after if retry_after is not None else retry_after_from_text(detail),
         )
     if status >= 500:
         raise UnavailableError(f"HTTP {status}{suffix}", provider=carrier, status_code=status)

@@ -270,4 +270,5 @@ PROVIDER = ProviderSpec(
         "detail codes": SHIPENGINE_DETAIL_CODES,
     },
     direct=False,  # tracks any carrier ShipEngine knows
+    quota="200/minute",  # 200 requests a minute (API-FACTS.md)
 )

@@ -457,4 +457,5 @@ PROVIDER = ProviderSpec(
             DEFAULT_BATCH_SIZE,
         ),
     ),
+    quota="60/hour",  # about 60 calls an hour per app (API-FACTS.md)
 )

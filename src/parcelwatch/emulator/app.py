@@ -149,7 +149,9 @@ def create_emulator_app(
         routes.extend(module.routes(state))
     routes.extend(_control_routes(state, webhook_client))
     errors = {
-        name: CarrierErrors(module.rate_limited, module.internal_error)
+        name: CarrierErrors(
+            module.rate_limited, module.internal_error, getattr(module, "quota_exceeded", None)
+        )
         for name, module in CARRIER_MODULES.items()
     }
     app = Starlette(

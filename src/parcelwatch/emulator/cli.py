@@ -101,6 +101,11 @@ def emulator(
     rate_limit: list[str] = typer.Option(
         [], "--rate-limit", help="CARRIER=REQUESTS_PER_SECOND, repeatable (429 + Retry-After)."
     ),
+    quota: list[str] = typer.Option(
+        [],
+        "--quota",
+        help="CARRIER=WINDOWS (e.g. dhl=250/day@00:00Z), repeatable: 429 once one is spent.",
+    ),
     fault_rate: list[str] = typer.Option(
         [],
         "--fault-rate",
@@ -128,6 +133,8 @@ def emulator(
         if rate_limit:
             limits = {k: float(v) for k, v in _pairs(rate_limit, "--rate-limit").items()}
             data["rate_limits"] = {**data.get("rate_limits", {}), **limits}
+        if quota:
+            data["quotas"] = {**data.get("quotas", {}), **_pairs(quota, "--quota")}
         faults = dict(data.get("faults", {}))
         if timeout_hang:
             faults["timeout_seconds"] = parse_duration(timeout_hang).total_seconds()

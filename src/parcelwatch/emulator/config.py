@@ -11,6 +11,8 @@ A scenario file is JSON or TOML with the same fields as `EmulatorConfig`, for ex
     max_ms = 300
     [rate_limits]
     usps = 1.0                      # requests a second, token bucket
+    [quotas]
+    dhl = "250/day@00:00Z"          # hour and day allowances (the <CARRIER>_QUOTA syntax)
     [faults]
     server_error = 0.05             # probabilities per tracking request
     timeout = 0.01
@@ -35,6 +37,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from parcelwatch.carriers.quotas import parse_quota
 from parcelwatch.config import parse_duration
 from parcelwatch.emulator.storylines import Storyline
 
@@ -141,6 +144,9 @@ class EmulatorConfig(_Model):
     pins: dict[str, Annotated[Pin, BeforeValidator(_pin)]] = Field(default_factory=dict)
     latency: Latency = Latency()
     rate_limits: dict[str, float] = Field(default_factory=dict)  # carrier -> requests/s
+    # carrier -> allowance windows, e.g. "250/day@00:00Z"; once one is spent the carrier
+    # answers 429 its own way until it resets (FedEx: "Retry after 12:00AM GMT")
+    quotas: dict[str, str] = Field(default_factory=dict)
     faults: Faults = Faults()
     # Token lifetime in seconds per OAuth carrier (default: the real APIs' values).
     token_lifetimes: dict[str, float] = Field(default_factory=dict)
@@ -157,7 +163,14 @@ class EmulatorConfig(_Model):
             return value.replace(tzinfo=UTC)
         return value
 
-    @field_validator("rate_limits", "token_lifetimes", "credentials")
+    @field_validator("quotas")
+    @classmethod
+    def _quotas(cls, value: dict[str, str]) -> dict[str, str]:
+        for text in value.values():
+            parse_quota(text)
+        return value
+
+    @field_validator("rate_limits", "token_lifetimes", "credentials", "quotas")
     @classmethod
     def _known_carriers(cls, value: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(value) - set(CARRIERS))

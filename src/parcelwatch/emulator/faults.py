@@ -11,13 +11,23 @@ import math
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 
+from parcelwatch.carriers.quotas import parse_quota
 from parcelwatch.emulator.config import FaultRates, Latency
 from parcelwatch.emulator.storylines import stable_hash
 
-__all__ = ["FaultKind", "TokenBucket", "pick_fault", "sample_latency", "server_error_status"]
+__all__ = [
+    "FaultKind",
+    "QuotaCounter",
+    "TokenBucket",
+    "pick_fault",
+    "sample_latency",
+    "server_error_status",
+]
 
 
 class FaultKind(StrEnum):
@@ -109,3 +119,28 @@ class TokenBucket:
             if self.rate <= 0:
                 return 3600
             return max(1, math.ceil((1 - self._tokens) / self.rate))
+
+
+class QuotaCounter:
+    """A carrier's hour and day allowances (`<CARRIER>_QUOTA` syntax), counted on the real
+    clock as the carrier counts them: windows fixed on its reset time."""
+
+    def __init__(self, quota: str, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.windows = parse_quota(quota)
+        self._now = now
+        self._spent: Counter[tuple[str, datetime]] = Counter()
+        self._lock = threading.Lock()
+
+    def take(self) -> datetime | None:
+        """Count one call; None when allowed, else when the spent window resets."""
+        now = self._now()
+        with self._lock:
+            keys = [(w.name, w.bounds(now)[0]) for w in self.windows]
+            spent = [
+                w for w, key in zip(self.windows, keys, strict=True) if self._spent[key] >= w.amount
+            ]
+            if spent:
+                return max(w.bounds(now)[1] for w in spent)
+            for key in keys:
+                self._spent[key] += 1
+            return None

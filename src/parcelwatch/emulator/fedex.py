@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -25,7 +25,14 @@ from parcelwatch.emulator.wire import ErrorBody, bearer_token, json_answer, read
 if TYPE_CHECKING:
     from parcelwatch.emulator.state import EmulatorState
 
-__all__ = ["MAX_NUMBERS", "internal_error", "rate_limited", "render_track_result", "routes"]
+__all__ = [
+    "MAX_NUMBERS",
+    "internal_error",
+    "quota_exceeded",
+    "rate_limited",
+    "render_track_result",
+    "routes",
+]
 
 CARRIER = "fedex"
 MAX_NUMBERS = 30
@@ -213,6 +220,14 @@ def rate_limited() -> ErrorBody:
         429,
         "RATE.LIMIT.EXCEEDED",
         "We have received too many requests in a short duration. Please wait a while to try again.",
+    )
+
+
+def quota_exceeded(resets_at: datetime) -> ErrorBody:
+    """FedEx's answer once the daily quota is spent: no Retry-After, the time in the text."""
+    moment = resets_at.astimezone(UTC).strftime("%I:%M%p").lstrip("0")
+    return _error(
+        429, "RATE.LIMIT.EXCEEDED", f"Daily transaction quota exceeded. Retry after {moment} GMT"
     )
 
 

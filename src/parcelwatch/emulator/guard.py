@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import anyio
 import httpx
@@ -36,10 +38,13 @@ class EmulatedConnectionReset(httpx.RemoteProtocolError):
 
 @dataclass(frozen=True, slots=True)
 class CarrierErrors:
-    """A carrier's 429 and 500 bodies, for answers the guard gives without the route."""
+    """A carrier's 429 and 500 bodies, for answers the guard gives without the route;
+    `quota_exceeded` its answer once a daily (or hourly) allowance is spent, when it words
+    that apart (else the 429 with `Retry-After` until the reset)."""
 
     rate_limited: Callable[[], ErrorBody]
     internal_error: Callable[[], ErrorBody]
+    quota_exceeded: Callable[[datetime], ErrorBody] | None = None
 
 
 def classify(path: str) -> tuple[str, str] | None:
@@ -89,6 +94,13 @@ class CarrierGuard:
             )
             await answer(scope, receive, send)
             return
+        quota = state.quotas.get(carrier)
+        resets_at = quota.take() if quota else None
+        if resets_at is not None:
+            state.stats.rate_limited[carrier] += 1
+            state.stats.quota_refused[carrier] += 1
+            await self._quota_exceeded(carrier, resets_at)(scope, receive, send)
+            return
         rates = config.faults.for_carrier(carrier)
         fault = pick_fault(rates, seed=config.seed, carrier=carrier, index=index)
         if fault is FaultKind.TOKEN_EXPIRY and (
@@ -98,6 +110,13 @@ class CarrierGuard:
         if fault is not None:
             state.stats.faults[carrier][fault.value] += 1
         await self._answer(fault, carrier, index, scope, receive, send)
+
+    def _quota_exceeded(self, carrier: str, resets_at: datetime) -> ASGIApp:
+        errors = self.errors[carrier]
+        if errors.quota_exceeded is not None:
+            return errors.quota_exceeded(resets_at).response()
+        wait = max(1, math.ceil((resets_at - datetime.now(UTC)).total_seconds()))
+        return errors.rate_limited().response(**{"Retry-After": str(wait)})
 
     async def _answer(
         self,

@@ -12,7 +12,7 @@ from typing import Any
 
 from parcelwatch.emulator.clock import EmulatorClock
 from parcelwatch.emulator.config import EmulatorConfig
-from parcelwatch.emulator.faults import TokenBucket
+from parcelwatch.emulator.faults import QuotaCounter, TokenBucket
 from parcelwatch.emulator.signing import KeySet, default_key_set
 from parcelwatch.emulator.storylines import Region, Timeline, build_timeline, choose_storyline
 
@@ -29,7 +29,8 @@ class Stats:
     tracking_numbers: defaultdict[str, Counter[str]] = field(
         default_factory=lambda: defaultdict(Counter)
     )
-    rate_limited: Counter[str] = field(default_factory=Counter)
+    rate_limited: Counter[str] = field(default_factory=Counter)  # quota refusals included
+    quota_refused: Counter[str] = field(default_factory=Counter)
     faults: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     tokens_issued: Counter[str] = field(default_factory=Counter)
     auth_failures: Counter[str] = field(default_factory=Counter)
@@ -42,6 +43,7 @@ class Stats:
             "tracking_numbers": {c: dict(n) for c, n in self.tracking_numbers.items()},
             "rate_limited": dict(self.rate_limited),
             "rate_limited_total": sum(self.rate_limited.values()),
+            "quota_refused": dict(self.quota_refused),
             "faults": {c: dict(kinds) for c, kinds in self.faults.items()},
             "faults_total": sum(sum(kinds.values()) for kinds in self.faults.values()),
             "tokens_issued": dict(self.tokens_issued),
@@ -106,6 +108,7 @@ class EmulatorState:
             carrier: TokenBucket(rate, clock=self.clock.monotonic)
             for carrier, rate in config.rate_limits.items()
         }
+        self.quotas = {carrier: QuotaCounter(text) for carrier, text in config.quotas.items()}
         self.webhooks: list[dict[str, Any]] = []  # ShipEngine's registered webhooks
         self._first_seen: dict[str, datetime] = {}
         self._request_index: Counter[str] = Counter()

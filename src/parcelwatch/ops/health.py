@@ -16,6 +16,10 @@ Checks and their levels:
   (`waiting_for_carrier`), not as stale: the `carriers` check names what to configure.
 - `error_rate`: failed / checked shipments over the runs of the last hour. Warning from 10%
   or any failed run, critical from 50% or when every run failed. No run: ok.
+- `carrier_budgets` (`ops.budgets`): warning while the carrier told a provider to stop (429
+  asking to wait) or, in the process that runs the engine, it uses a lower rate than
+  configured after 429s; a spent hour or day window is named, but ok. Its figures are every
+  provider's budget.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
 from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import Shipment, SyncRun
+from parcelwatch.ops.budgets import budget_check, provider_budgets
 from parcelwatch.ops.checks import Check, HealthReport, Level
 from parcelwatch.ops.health_carriers import CARRIER_CACHE, CarrierCheckCache, carrier_checks
 from parcelwatch.sync.outcomes import FAILED_PASS_OUTCOMES, SUCCESSFUL_PASS_OUTCOMES, PassOutcome
@@ -113,6 +118,7 @@ def database_checks(
             _sync_activity(session, settings, options, now),
             _stale(session, lifecycle, now),
             _error_rate(session, now),
+            budget_check(provider_budgets(session, settings, now=now)),
         ]
         stale = _stale_list(session, lifecycle, now) if options.check_stale else None
     return checks, stale

@@ -9,7 +9,7 @@ shipment gauges. `provider` is the API that was asked (`usps`, `ups`, `fedex`, `
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -25,13 +25,16 @@ from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES
 
 if TYPE_CHECKING:  # the provider modules count calls here; the settings import them
     from parcelwatch.lifecycle import Lifecycle
+    from parcelwatch.ops.budgets import ProviderBudget
 
 __all__ = [
     "BUILD_INFO",
+    "BudgetCollector",
     "BuildInfoCollector",
     "DatabaseCollector",
     "CARRIER_API_CALLS",
     "CARRIER_API_RETRIES",
+    "CARRIER_RATE",
     "CIRCUIT_STATE",
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
@@ -81,6 +84,12 @@ UNKNOWN_STATUS_CODES = Counter(
     "parcelwatch_unknown_status_codes_total",
     "Provider status codes no table maps (kept raw, shown as unknown)",
     ["provider"],
+)
+CARRIER_RATE = Gauge(
+    "parcelwatch_carrier_rate_per_second",
+    "Requests a second allowed to a provider: configured, and used (lower after 429s)",
+    ["provider", "rate"],  # rate: configured | used
+    multiprocess_mode="livemin",
 )
 CIRCUIT_STATE = Gauge(
     "parcelwatch_carrier_circuit_open",
@@ -200,6 +209,55 @@ class DatabaseCollector(Collector):
         recent.add_metric(["checked"], int(checked))
         recent.add_metric(["failed"], int(failed))
         yield recent
+
+
+class BudgetCollector(Collector):
+    """`parcelwatch_carrier_budget_*` per provider and window, read at scrape time from the
+    store every engine spends from (`ops.budgets.provider_budgets`): the limit of every
+    window; spent, remaining and the reset time of the counted ones (hour, day)."""
+
+    def __init__(self, read: Callable[[], list[ProviderBudget]]) -> None:
+        self.read = read
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        labels = ["provider", "window"]
+        limit = GaugeMetricFamily(
+            "parcelwatch_carrier_budget_limit", "Calls a quota window allows", labels=labels
+        )
+        spent = GaugeMetricFamily(
+            "parcelwatch_carrier_budget_spent",
+            "Calls spent (or reserved) in the current hour or day window, by every engine",
+            labels=labels,
+        )
+        remaining = GaugeMetricFamily(
+            "parcelwatch_carrier_budget_remaining",
+            "Calls left in the current hour or day window",
+            labels=labels,
+        )
+        resets = GaugeMetricFamily(
+            "parcelwatch_carrier_budget_resets_at_timestamp_seconds",
+            "Unix time the current hour or day window resets",
+            labels=labels,
+        )
+        blocked = GaugeMetricFamily(
+            "parcelwatch_carrier_blocked_until_timestamp_seconds",
+            "Unix time until which a provider is not called (it asked to wait); 0 if it is not",
+            labels=["provider"],
+        )
+        for budget in self.read():
+            until = budget.blocked_until.timestamp() if budget.blocked_until else 0.0
+            blocked.add_metric([budget.provider], until)
+            for window in budget.windows:
+                key = [budget.provider, window.name]
+                limit.add_metric(key, window.limit)
+                if window.spent is not None and window.resets_at is not None:
+                    spent.add_metric(key, window.spent)
+                    remaining.add_metric(key, window.remaining or 0)
+                    resets.add_metric(key, window.resets_at.timestamp())
+        yield from (limit, spent, remaining, resets, blocked)
 
 
 class BuildInfoCollector(Collector):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import os
 from datetime import timedelta
+from functools import partial
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
@@ -23,9 +24,11 @@ from parcelwatch.api.auth import ReadDep
 from parcelwatch.api.deps import DatabaseDep, SettingsDep, health_providers_of, updater_of
 from parcelwatch.api.problems import answers
 from parcelwatch.carriers.registry import Routing
+from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
 from parcelwatch.lifecycle import Lifecycle
 from parcelwatch.models import EngineHeartbeat
+from parcelwatch.ops.budgets import ProviderBudget, provider_budgets
 from parcelwatch.ops.health import (
     DEFAULT_ALERT_THRESHOLD_HOURS,
     MAX_ALERT_THRESHOLD_HOURS,
@@ -33,7 +36,7 @@ from parcelwatch.ops.health import (
     run_health,
 )
 from parcelwatch.ops.http import HttpMetrics
-from parcelwatch.ops.metrics import BuildInfoCollector, DatabaseCollector
+from parcelwatch.ops.metrics import BudgetCollector, BuildInfoCollector, DatabaseCollector
 from parcelwatch.sync.updater import Updater
 
 __all__ = ["HEARTBEAT_MAX_AGE", "install_ops", "router"]
@@ -83,7 +86,18 @@ def metrics(settings: SettingsDep, database: DatabaseDep) -> Response:
         body += generate_latest(gauges)
     except Exception:
         body += b"# parcelwatch: the database gauges are unavailable (database unreachable)\n"
+    budgets = CollectorRegistry(auto_describe=False)
+    budgets.register(BudgetCollector(partial(_budgets, database, settings)))
+    try:
+        body += generate_latest(budgets)
+    except Exception:
+        body += b"# parcelwatch: the carrier budget gauges are unavailable (store unreachable)\n"
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _budgets(database: Engine, settings: Settings) -> list[ProviderBudget]:
+    with Session(database) as session:
+        return provider_budgets(session, settings)
 
 
 @router.get("/healthz", include_in_schema=False)

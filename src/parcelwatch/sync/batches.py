@@ -122,7 +122,8 @@ class BatchWriter:
 
     def _account(self, items: list[CalledBatch], written: WriteSummary) -> None:
         summary = self.summary
-        for name in ("updated", "unchanged", "not_found", "failed", "deferred", "disabled"):
+        names = ("updated", "unchanged", "not_found", "failed", "deferred", "waiting", "disabled")
+        for name in names:
             setattr(summary, name, getattr(summary, name) + getattr(written, name))
         summary.expired += written.expired
         summary.skipped += written.lost
@@ -149,6 +150,8 @@ def _count(
     elif result.kind is ShipmentResultKind.FAILED:
         UPDATE_FAILURES.labels(carrier=carrier, outcome="shipment_error").inc()
         summary.error_counts[result.message or "error"] += 1
+    elif result.waiting:  # not a failure; the run still says why it waits
+        summary.error_counts[result.message or "waiting for the provider's budget"] += 1
     else:
         UPDATE_FAILURES.labels(carrier=carrier, outcome="deferred").inc()
         summary.error_counts[result.message or "deferred"] += 1

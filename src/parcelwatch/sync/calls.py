@@ -1,12 +1,15 @@
 """Calling a carrier for one batch: budget, retries, breaker, batch timeout, the number-by-
-number fallback, and turning `TrackResult`s into per-shipment results for the writer."""
+number fallback, and turning `TrackResult`s into per-shipment results for the writer.
+
+A provider out of budget (`OutOfBudget`: its quota spent, or a 429 asking to wait past what
+the retries wait) defers the batch to the moment it may be called again."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from parcelwatch.carriers.base import Provider, TrackOutcome, TrackResult
@@ -15,6 +18,7 @@ from parcelwatch.carriers.errors import (
     CarrierWideError,
     FailurePatternError,
     NumberError,
+    RateLimitedError,
     UnavailableError,
 )
 from parcelwatch.domain import utcnow
@@ -22,7 +26,7 @@ from parcelwatch.logs import get_logger
 from parcelwatch.ops.metrics import CARRIER_API_RETRIES
 from parcelwatch.sync.circuit import CircuitBreaker, CircuitState
 from parcelwatch.sync.claims import ClaimedShipment
-from parcelwatch.sync.limits import Budget
+from parcelwatch.sync.limits import Budget, OutOfBudget
 from parcelwatch.sync.patterns import HeldFailures
 from parcelwatch.sync.retry import ProviderRetryPolicy, call_with_retries
 from parcelwatch.sync.writer import ShipmentResult, ShipmentResultKind
@@ -88,6 +92,11 @@ async def _request(
             raise UnavailableError(
                 f"no answer within {seconds:g}s", provider=group.provider.code
             ) from None
+        except RateLimitedError as error:
+            stop = await group.budget.rate_limited(error)
+            if stop is not None:  # not before a moment the retries would not wait for
+                raise stop from error
+            raise
 
 
 async def _track(
@@ -123,13 +132,19 @@ async def _track(
 
 
 def _deferred(
-    batch: Sequence[ClaimedShipment], group: CarrierGroup, message: str, now: datetime
+    batch: Sequence[ClaimedShipment],
+    group: CarrierGroup,
+    message: str,
+    now: datetime,
+    until: datetime | None = None,
 ) -> list[ShipmentResult]:
-    until = now + max(MIN_DEFER, timedelta(seconds=group.breaker.retry_in()))
+    """Deferred to `until` when given (the provider's budget: waiting, not failing), else
+    until the breaker lets calls through."""
+    waiting = until is not None
+    until = until or now + max(MIN_DEFER, timedelta(seconds=group.breaker.retry_in()))
+    kind, provider = ShipmentResultKind.DEFERRED, group.provider.code
     return [
-        ShipmentResult(
-            s, ShipmentResultKind.DEFERRED, group.provider.code, message=message, defer_until=until
-        )
+        ShipmentResult(s, kind, provider, message=message, defer_until=until, waiting=waiting)
         for s in batch
     ]
 
@@ -200,6 +215,9 @@ async def call_batch(
     carrier-wide failures and an open breaker defer the shipments; a batch that fails
     otherwise is retried number by number, and a single number's failure is its own."""
     provider = group.provider.code
+    stopped = group.budget.stopped()
+    if stopped is not None:  # its budget is spent, or it asked to wait
+        return _out_of_budget(group, batch, stopped, stats)
     if not group.breaker.allow():
         message = f"{provider} suspended after repeated failures: {group.breaker.last_error}"
         return _deferred(batch, group, message, utcnow())
@@ -229,6 +247,8 @@ async def call_batch(
     except Suspended:
         message = f"{provider} suspended after repeated failures: {group.breaker.last_error}"
         return _deferred(batch, group, message, utcnow())
+    except OutOfBudget as out:  # neither the breaker's failure nor a shipment's
+        return _out_of_budget(group, batch, out, stats)
     except CarrierError as failure:
         # Not a success for the breaker: a carrier answering only garbage is failing too
         # (`judge_held` tells it apart from a few bad numbers).
@@ -243,6 +263,22 @@ async def call_batch(
         return [_own_failure(s, provider, message, bug) for s in batch]
     finally:
         group.breaker.release_probe()
+
+
+def _out_of_budget(
+    group: CarrierGroup, batch: Sequence[ClaimedShipment], out: OutOfBudget, stats: CallStats
+) -> list[ShipmentResult]:
+    """Deferred to when the provider may be called again. Its counted quota spent: the
+    shipments wait, which is no failure of the pass. The carrier asked (429): deferred as in
+    an outage, the provider down for the pass, the breaker held open till then."""
+    now = utcnow()
+    if isinstance(out.__cause__, RateLimitedError):
+        group.breaker.hold((out.until - now).total_seconds(), str(out))
+    if not out.carrier_asked:
+        return _deferred(batch, group, str(out), now, until=out.until)
+    stats.carrier_failures[group.provider.code] = str(out)
+    deferred = _deferred(batch, group, str(out), now, until=out.until)
+    return [replace(result, waiting=False) for result in deferred]
 
 
 def _carrier_down(
@@ -310,6 +346,9 @@ async def _one_by_one(
         except Suspended:
             message = f"{provider} suspended: {group.breaker.last_error}"
             results.extend(_deferred(batch[index:], group, message, utcnow()))
+            break
+        except OutOfBudget as out:
+            results.extend(_out_of_budget(group, batch[index:], out, stats))
             break
         except CarrierError as own:
             answered = [_own_failure(shipment, provider, str(own), own)]

@@ -2,6 +2,9 @@
 refused credentials) the carrier is not called for a cool-down; its shipments are deferred,
 never failed. After the cool-down one probe batch decides (half-open).
 
+A carrier that asks to wait (429 with a long Retry-After) holds the breaker open until then
+(`hold`), which is not a failure.
+
 Only a refused token request (or a refused API key) is refused credentials; a bearer token
 a tracking call refuses after its renewal (`TokenRejectedError`) counts like an outage."""
 
@@ -95,6 +98,14 @@ class CircuitBreaker:
             if isinstance(error, RateLimitedError) and error.retry_after:
                 wait = max(wait, error.retry_after)
             self._open(wait)
+
+    def hold(self, seconds: float, reason: str) -> None:
+        """The carrier asked not to be called for `seconds` (429 with a long Retry-After, a
+        spent quota): open until then without counting a failure or doubling the cool-down;
+        one probe follows, as after an outage."""
+        self.last_error = reason
+        self._probing = False
+        self._open(seconds)
 
     def _open(self, seconds: float) -> None:
         self.state = CircuitState.OPEN

@@ -30,6 +30,7 @@ from parcelwatch.config import Settings
 from parcelwatch.db import create_db_engine
 from parcelwatch.errors import ServiceError
 from parcelwatch.models import Shipment
+from parcelwatch.ops.budgets import provider_budgets
 from parcelwatch.shipments.service import find_shipment
 from parcelwatch.sync import report
 from parcelwatch.sync.engine import EngineOptions, ProviderLookup, SyncEngine
@@ -143,6 +144,8 @@ async def _main(
             if show_stats:
                 with Session(db) as session:
                     document = report.stats(session, settings, configured)
+                    budgets = provider_budgets(session, settings)
+                document["budgets"] = [budget.as_dict() for budget in budgets]
                 _output_stats(document, json_output)
                 return 0
             carriers = _carrier_filter(carrier, registry)
@@ -261,6 +264,7 @@ async def _run(
             def advance(summary: PassSummary) -> None:
                 if progress is not None and task is not None:
                     done = summary.synced + summary.failed + summary.deferred + summary.skipped
+                    done += summary.waiting
                     progress.update(task, completed=done)
 
             trigger = (
@@ -317,6 +321,8 @@ def _output_summary(summary: PassSummary, json_output: bool, verbose: bool) -> N
         f"{summary.failed} failed, {summary.deferred} deferred, {summary.disabled} disabled, "
         f"{summary.api_calls} API calls in {summary.duration_seconds:.1f}s"
     )
+    if summary.waiting:
+        line += f" ({summary.waiting} waiting for their provider's budget)"
     console.print(line, markup=False, highlight=False, soft_wrap=True)
     if summary.taken_over:
         _say(f"  took over {summary.taken_over} leases of engines that are gone (crashed)")
@@ -343,6 +349,9 @@ def _output_stats(document: dict[str, Any], json_output: bool) -> None:
     for key in ("by_status", "by_carrier"):
         counts = ", ".join(f"{name} {count}" for name, count in document[key].items())
         _say(f"{key.replace('_', ' ')}: {counts or '-'}")
+    _say("budgets:")
+    for budget in document["budgets"]:
+        _say(f"  {budget['provider']:10} {_budget_line(budget)}")
     _say("last runs:")
     for run in document["last_runs"]:
         _say(
@@ -351,3 +360,26 @@ def _output_stats(document: dict[str, Any], json_output: bool) -> None:
             f"updated {run['updated']} failed "
             f"{run['failed']} error rate {run['error_rate']:.0%}"
         )
+
+
+def _budget_line(budget: dict[str, Any]) -> str:
+    """`1/s; 250/day@00:00Z 37 spent, 213 left, resets 2026-12-05 00:00Z`."""
+    rate = budget["rate_per_s"]
+    parts = [f"{rate:.4g}/s"]
+    used = budget["rate_in_use_per_s"]
+    if used is not None and used < rate:
+        parts[0] += f" (lowered to {used:.4g}/s after 429s)"
+    for window in budget["windows"]:
+        if window["name"] == "1s":
+            continue  # it is the rate above
+        text = window["window"]
+        if window["counted"]:
+            resets = window["resets_at"][:16].replace("T", " ") + "Z"
+            text += f" {window['spent']} spent, {window['remaining']} left, resets {resets}"
+        parts.append(text)
+    if budget["blocked_until"]:
+        until = budget["blocked_until"][:16].replace("T", " ")
+        parts.append(f"stopped until {until}Z: {budget['blocked_reason']}")
+    if budget["note"]:
+        parts.append(budget["note"])
+    return "; ".join(parts)

@@ -38,10 +38,11 @@ from parcelwatch.ops.metrics import (
 )
 from parcelwatch.shipments.trackers import archive_delivered
 from parcelwatch.sync.batches import BatchWriter, CalledBatch
+from parcelwatch.sync.budgets import BudgetStore, DatabaseBudgets, RedisBudgets
 from parcelwatch.sync.calls import Abandoned, CallStats, CarrierGroup, call_batch, judge_held
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker
 from parcelwatch.sync.claims import ClaimedShipment, claim, release
-from parcelwatch.sync.limits import Budget, SharedRate, budget_spec
+from parcelwatch.sync.limits import Budget, RateLearning, SharedRate, budget_spec
 from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES, PassOutcome, PassTrigger
 from parcelwatch.sync.patterns import FailurePattern, HeldFailures
 from parcelwatch.sync.recovery import HEARTBEAT_EVERY, Recovery, recover, stale_after
@@ -72,6 +73,7 @@ class EngineOptions:
     concurrency: int | None = None  # overrides every provider's in-flight cap (--concurrency)
     retry: ProviderRetryPolicy = field(default_factory=ProviderRetryPolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    learning: RateLearning = field(default_factory=RateLearning)
     lease: timedelta = timedelta(minutes=10)
     write_group: int = 500  # most shipments written in one transaction (several batches)
     heartbeat_every: float = HEARTBEAT_EVERY
@@ -120,6 +122,10 @@ class SyncEngine:
         self._beat_holders = 0
         self._shared = SharedRate.from_url(settings.redis_url) if settings.redis_url else None
         self._owns_shared = True
+        # Counted quota windows: in Redis beside the shared rate, else in the database.
+        self._store: BudgetStore = (
+            RedisBudgets(self._shared.client) if self._shared else DatabaseBudgets(db, self.in_db)
+        )
 
     def sibling(self, kind: str) -> SyncEngine:
         """Another engine (for manual refreshes beside the updater's passes) that shares this
@@ -134,6 +140,7 @@ class SyncEngine:
         other._budgets, other._breakers = self._budgets, self._breakers
         other._patterns = self._patterns
         other._shared, other._owns_shared = self._shared, False
+        other._store = self._store
         return other
 
     # -- control ---------------------------------------------------------------------------
@@ -198,7 +205,14 @@ class SyncEngine:
     def _group(self, carrier: str, provider: Provider) -> CarrierGroup:
         if provider.code not in self._budgets:
             spec = budget_spec(self.settings, provider.code, concurrency=self.options.concurrency)
-            self._budgets[provider.code] = Budget(spec, provider=provider.code, shared=self._shared)
+            self._budgets[provider.code] = Budget(
+                spec,
+                provider=provider.code,
+                shared=self._shared,
+                store=self._store,
+                learning=self.options.learning,
+                max_wait=self.options.retry.max_retry_after,
+            )
         size = numbers_per_request(provider, self.settings.auto_update_batch_size)
         return CarrierGroup(
             carrier=carrier,
@@ -271,6 +285,7 @@ class SyncEngine:
                 await writing
             if releases:
                 await self.in_db(release, self.db, owner=self.engine_id, shipments=releases)
+            await self._give_back(groups)
             summary.outcome = self._outcome(summary, stats)
         except BaseException:
             summary.outcome = PassOutcome.ERROR
@@ -290,6 +305,19 @@ class SyncEngine:
             self._idle.set()
         return summary
 
+    async def _give_back(self, groups: dict[str, CarrierGroup]) -> None:
+        """Return the quota calls reserved and not made, so the store counts what was spent."""
+        for budget in {id(g.budget): g.budget for g in groups.values()}.values():
+            try:
+                await budget.give_back()
+            except Exception:  # counted as spent: never more calls than the quota
+                log.exception("could not give back reserved quota", carrier=budget.provider)
+
+    @property
+    def budgets(self) -> dict[str, Budget]:
+        """The providers' budgets this engine has used, by provider code."""
+        return dict(self._budgets)
+
     async def _finish(self, summary: PassSummary) -> None:
         try:
             await self.in_db(finish_run, self.db, summary)
@@ -300,7 +328,7 @@ class SyncEngine:
         await self._archive_delivered()
         # A pass that changed nothing is routine for the updater (it wakes for every due
         # shipment): debug, so `info` logs show what moved and what failed.
-        quiet = summary.updated == summary.failed == summary.deferred == 0
+        quiet = summary.updated == summary.failed == summary.deferred == summary.waiting == 0
         emit = log.debug if quiet and summary.trigger == PassTrigger.UPDATER else log.info
         emit(
             "sync pass finished",
@@ -311,6 +339,7 @@ class SyncEngine:
             updated=summary.updated,
             failed=summary.failed,
             deferred=summary.deferred,
+            waiting=summary.waiting,
             seconds=round(summary.duration_seconds, 2),
         )
 

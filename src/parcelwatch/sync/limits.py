@@ -1,6 +1,19 @@
-"""Per-provider budgets: at most `<CARRIER>_MAX_CONCURRENCY` requests in flight and at most
-`<CARRIER>_RATE_LIMIT` requests a second (aiolimiter, spaced so no burst exceeds it), so the
-engine stays under a carrier's limit instead of learning it from 429s.
+"""Per-provider budgets: at most `<CARRIER>_MAX_CONCURRENCY` requests in flight, requests
+spaced to the per-second rate (`<CARRIER>_RATE_LIMIT`, or the `N/s` window of
+`<CARRIER>_QUOTA`) and every quota window shorter than an hour (aiolimiter, spaced so no
+burst exceeds it), and the hour and day windows counted in a shared store
+(`sync/budgets.py`), so the engine stays under a carrier's allowance instead of learning it
+from 429s.
+
+What the carrier says still counts:
+- a 429 asking to wait longer than the retry policy waits (`Retry-After`, or "retry after
+  12:00AM GMT") blocks the provider until then, in the store, for every engine: its
+  shipments are deferred to that moment (`OutOfBudget`), neither failed nor held against
+  the circuit breaker;
+- a carrier that keeps answering 429 although the engine keeps to the configured rate has a
+  lower limit than configured: after `RateLearning.signals` such answers within `within`
+  seconds the rate the engine uses is cut by `factor` (logged, `/metrics`, health), and
+  after `quiet` seconds without one it rises again by `step`, up to the configured rate.
 
 With REDIS_URL set the request rate is shared by every engine using that Redis (scale-out):
 each request reserves the next free slot of a per-provider schedule kept in Redis (a GCRA
@@ -11,18 +24,35 @@ its own limiter and says so in the log.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from aiolimiter import AsyncLimiter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from parcelwatch.carriers.errors import RateLimitedError
+from parcelwatch.carriers.quotas import QuotaWindow, parse_quota
 from parcelwatch.config import Settings
+from parcelwatch.domain import utcnow
 from parcelwatch.logs import get_logger
+from parcelwatch.ops.metrics import CARRIER_RATE
+from parcelwatch.sync.budgets import BudgetStore
 
-__all__ = ["Budget", "BudgetSpec", "SharedRate", "budget_spec"]
+__all__ = [
+    "Budget",
+    "BudgetSpec",
+    "OutOfBudget",
+    "RateLearning",
+    "SharedRate",
+    "budget_spec",
+    "rates_in_use",
+]
 
 log = get_logger(__name__)
 
@@ -45,22 +75,84 @@ DEFAULT_RATE = 1.0
 # with a small bucket (DHL: 1 call/s) answers the early one with 429 and a whole second of
 # Retry-After, which costs far more than the margin.
 HEADROOM = 1.05
+# A counted window is reserved from the store this many seconds of requests at a time, so
+# the store is asked about once every two seconds, not per request; but never more than
+# MAX_CHUNK, nor more than 1/CHUNK_SHARE of the smallest counted window: calls one engine
+# holds are calls another cannot make until they are given back.
+CHUNK_SECONDS = 2.0
+MAX_CHUNK = 50
+CHUNK_SHARE = 100
+STORE_RETRY = timedelta(minutes=1)  # a provider with counted windows waits out a store outage
+
+
+# provider -> the request rate its newest budget in this process uses (health reads it)
+_IN_USE: dict[str, float] = {}
+
+
+def rates_in_use() -> dict[str, float]:
+    """The request rate each provider's budget in this process uses now (lower than
+    configured after 429s); empty where no engine ran."""
+    return dict(_IN_USE)
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetSpec:
     concurrency: int
-    rate: float  # requests per second
+    rate: float  # requests per second: the per-second rate and every shorter window's pace
+    windows: tuple[QuotaWindow, ...] = ()  # every window of <CARRIER>_QUOTA, shortest first
+
+    @property
+    def counted(self) -> tuple[QuotaWindow, ...]:
+        return tuple(window for window in self.windows if window.counted)
 
 
 def budget_spec(
     settings: Settings, provider_code: str, *, concurrency: int | None = None
 ) -> BudgetSpec:
     """The provider's budget from the settings; `concurrency` (the `--concurrency` option)
-    lowers or raises the in-flight cap, never the request rate."""
+    lowers or raises the in-flight cap, never the request rate. The per-second rate is the
+    quota's `N/s` window when it has one, else `<CARRIER>_RATE_LIMIT`."""
     configured = getattr(settings, f"{provider_code}_max_concurrency", DEFAULT_CONCURRENCY)
-    rate = getattr(settings, f"{provider_code}_rate_limit", DEFAULT_RATE)
-    return BudgetSpec(concurrency=concurrency or int(configured), rate=float(rate))
+    windows = parse_quota(str(getattr(settings, f"{provider_code}_quota", "")))
+    second = [window.rate for window in windows if window.seconds == 1]
+    per_second = (
+        second[0]
+        if second
+        else float(getattr(settings, f"{provider_code}_rate_limit", DEFAULT_RATE))
+    )
+    paces = [window.rate for window in windows if not window.counted]
+    return BudgetSpec(
+        concurrency=concurrency or int(configured),
+        rate=min([per_second, *paces]),
+        windows=windows,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RateLearning:
+    """How the rate follows a carrier that answers 429 below the configured rate."""
+
+    signals: int = 3  # 429s (short or no Retry-After) ...
+    within: float = 60.0  # ... within this many seconds lower the rate
+    factor: float = 0.5  # to this share of the rate used
+    floor: float = 1 / 32  # never below this share of the configured rate
+    quiet: float = 600.0  # seconds without a 429 before the rate rises again
+    step: float = 1.5  # by this factor per quiet period, up to the configured rate
+
+
+class OutOfBudget(Exception):  # noqa: N818 - a signal, not an error
+    """The provider may not be called before `until`: its counted quota is spent (its
+    shipments wait, and the pass is not the worse for it), or the carrier said so
+    (`carrier_asked`: they are deferred as in an outage). Nothing counts against a shipment."""
+
+    def __init__(
+        self, provider: str, until: datetime, reason: str, *, carrier_asked: bool = False
+    ) -> None:
+        super().__init__(f"{provider}: {reason}; next call after {until:%Y-%m-%d %H:%M:%S}Z")
+        self.provider = provider
+        self.until = until
+        self.reason = reason
+        self.carrier_asked = carrier_asked
 
 
 class SharedRate:
@@ -93,19 +185,57 @@ class SharedRate:
 
 
 class Budget:
-    """Acquire before every request (every retry too)."""
+    """Acquire before every request (every retry too). Without a `store` the counted
+    windows are not enforced (the sync engine always gives one)."""
 
     def __init__(
-        self, spec: BudgetSpec, *, provider: str = "", shared: SharedRate | None = None
+        self,
+        spec: BudgetSpec,
+        *,
+        provider: str = "",
+        shared: SharedRate | None = None,
+        store: BudgetStore | None = None,
+        learning: RateLearning | None = None,
+        max_wait: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.spec = spec
         self.provider = provider
         self.shared = shared
+        self.store = store
+        self.learning = learning or RateLearning()
+        self.max_wait = max_wait  # a longer wait the carrier asks for blocks the provider
+        self.clock = clock
+        self.now = now
         self._semaphore = asyncio.Semaphore(spec.concurrency)
-        # One token at a time, refilled every 1/rate seconds: requests are spaced evenly.
-        self.interval = HEADROOM / spec.rate
-        self._limiter = AsyncLimiter(1, self.interval)
+        self._refill = asyncio.Lock()
         self.in_flight = 0
+        self.held = 0  # calls reserved from the counted windows, not yet made
+        self._held_at = now()
+        self.blocked_until: datetime | None = None
+        self.block_reason = ""
+        self.carrier_asked = False  # the block is the carrier's (a 429), not the quota's
+        self._signals: deque[float] = deque()
+        self._last_signal = -math.inf
+        self._changed = clock()
+        self.rate = spec.rate
+        self._set_rate(spec.rate)
+        CARRIER_RATE.labels(provider=provider or "-", rate="configured").set(spec.rate)
+
+    def _set_rate(self, rate: float) -> None:
+        self.rate = rate
+        # One token at a time, refilled every 1/rate seconds: requests are spaced evenly.
+        self.interval = HEADROOM / rate
+        self._limiter = AsyncLimiter(1, self.interval)
+        if self.provider:
+            _IN_USE[self.provider] = rate
+        CARRIER_RATE.labels(provider=self.provider or "-", rate="used").set(rate)
+
+    @property
+    def lowered(self) -> bool:
+        """The rate in use is below the configured one (learned from 429s)."""
+        return self.rate < self.spec.rate
 
     async def _wait_for_rate(self) -> None:
         if self.shared is not None:
@@ -116,9 +246,149 @@ class Budget:
                 return
         await self._limiter.acquire()
 
+    def stopped(self) -> OutOfBudget | None:
+        """Why the provider may not be called for longer than `max_wait`, if it may not."""
+        until = self.blocked_until
+        if until is not None and (until - self.now()).total_seconds() > self.max_wait:
+            asked = self.carrier_asked
+            return OutOfBudget(self.provider, until, self.block_reason, carrier_asked=asked)
+        return None
+
+    async def _wait_for_block(self) -> None:
+        while self.blocked_until is not None:
+            wait = (self.blocked_until - self.now()).total_seconds()
+            if wait <= 0:
+                self.blocked_until = None
+                return
+            if wait > self.max_wait:
+                asked = self.carrier_asked
+                raise OutOfBudget(
+                    self.provider, self.blocked_until, self.block_reason, carrier_asked=asked
+                )
+            await asyncio.sleep(wait)
+
+    def _same_windows(self, then: datetime, now: datetime) -> bool:
+        return all(w.bounds(then)[0] == w.bounds(now)[0] for w in self.spec.counted)
+
+    async def _take_allowance(self) -> None:
+        counted = self.spec.counted
+        if self.store is None:
+            return
+        async with self._refill:
+            now = self.now()
+            if self.held and not self._same_windows(self._held_at, now):
+                self.held = 0  # reserved from windows that have ended: the new ones count
+            if not self.held:
+                await self._wait_for_block()  # another engine's block is seen at the store
+                wanted = self._chunk()
+                try:
+                    grant = await self.store.reserve(self.provider, counted, wanted, now)
+                except Exception as error:  # the store is down: never call uncounted
+                    if not counted:  # nothing to count: ask again after this many requests
+                        self.held, self._held_at = wanted - 1, now
+                        return
+                    log.warning(
+                        "budget store unavailable, provider deferred",
+                        carrier=self.provider,
+                        error=f"{type(error).__name__}: {error}",
+                    )
+                    until = now + STORE_RETRY
+                    reason = f"budget store unavailable ({type(error).__name__})"
+                    raise OutOfBudget(self.provider, until, reason) from error
+                if not grant.granted:
+                    until = grant.until or now + timedelta(minutes=1)
+                    self.blocked_until, self.block_reason = until, grant.reason or "quota spent"
+                    self.carrier_asked = grant.carrier_asked
+                    raise OutOfBudget(
+                        self.provider, until, self.block_reason, carrier_asked=self.carrier_asked
+                    )
+                self.held, self._held_at = grant.granted, now
+            self.held -= 1
+
+    def _chunk(self) -> int:
+        share = [window.amount // CHUNK_SHARE for window in self.spec.counted]
+        return max(1, min([MAX_CHUNK, math.ceil(self.rate * CHUNK_SECONDS), *share]))
+
+    async def give_back(self) -> None:
+        """Return the reserved calls not made (end of a pass), while their windows last."""
+        async with self._refill:
+            held, self.held = self.held, 0
+            if held and self.store is not None:
+                if self._same_windows(self._held_at, self.now()):
+                    await self.store.refund(self.provider, self.spec.counted, held, self._held_at)
+
+    async def rate_limited(self, error: RateLimitedError) -> OutOfBudget | None:
+        """Learn from a 429: a wait longer than `max_wait` blocks the provider (in the store,
+        for every engine) and is returned; a shorter one holds this engine's requests for it
+        and counts toward lowering the rate."""
+        now = self.now()
+        retry_after = error.retry_after
+        if retry_after is not None and retry_after > self.max_wait:
+            # Whole seconds, as Retry-After and HTTP dates are: "until midnight" is midnight.
+            until = (now + timedelta(seconds=retry_after, milliseconds=500)).replace(microsecond=0)
+            reason = f"the carrier asked to wait ({error.message})"
+            self.blocked_until, self.block_reason, self.carrier_asked = until, reason, True
+            log.warning(
+                "carrier stopped until it allows calls again",
+                carrier=self.provider,
+                until=until.isoformat(),
+            )
+            if self.store is not None:
+                try:
+                    await self.store.block(self.provider, until, reason)
+                except Exception:  # this engine keeps the block; the others meet the 429
+                    log.exception("could not store the block", carrier=self.provider)
+            return OutOfBudget(self.provider, until, reason, carrier_asked=True)
+        if retry_after:
+            self.blocked_until = max(
+                self.blocked_until or now, now + timedelta(seconds=retry_after)
+            )
+            self.block_reason, self.carrier_asked = "the carrier asked to wait", True
+        self._signal()
+        return None
+
+    def _signal(self) -> None:
+        moment = self.clock()
+        policy = self.learning
+        self._last_signal = moment
+        self._signals.append(moment)
+        while self._signals and self._signals[0] < moment - policy.within:
+            self._signals.popleft()
+        if len(self._signals) < policy.signals:
+            return
+        lowered = max(self.spec.rate * policy.floor, self.rate * policy.factor)
+        self._signals.clear()
+        self._changed = moment
+        if lowered < self.rate:
+            self._set_rate(lowered)
+            log.warning(
+                "carrier keeps answering 429 below the configured rate: rate lowered",
+                carrier=self.provider,
+                configured_per_s=round(self.spec.rate, 4),
+                rate_per_s=round(lowered, 4),
+            )
+
+    def _recover(self) -> None:
+        moment, policy = self.clock(), self.learning
+        quiet = min(moment - self._last_signal, moment - self._changed)
+        if self.rate < self.spec.rate and quiet >= policy.quiet:
+            self._changed = moment
+            self._set_rate(min(self.spec.rate, self.rate * policy.step))
+            log.info(
+                "no 429 for a while: rate raised",
+                carrier=self.provider,
+                configured_per_s=round(self.spec.rate, 4),
+                rate_per_s=round(self.rate, 4),
+            )
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
+        """Raises `OutOfBudget` when the provider may not be called for longer than
+        `max_wait`; otherwise waits for its turn."""
         async with self._semaphore:
+            await self._wait_for_block()
+            self._recover()
+            await self._take_allowance()
             await self._wait_for_rate()
             self.in_flight += 1
             try:

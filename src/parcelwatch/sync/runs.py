@@ -47,6 +47,7 @@ class PassSummary:
     not_found: int = 0
     failed: int = 0
     deferred: int = 0
+    waiting: int = 0  # deferred until the provider's budget allows a call: not a failure
     disabled: int = 0
     expired: int = 0
     skipped: int = 0

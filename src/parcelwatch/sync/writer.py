@@ -82,6 +82,9 @@ class ShipmentResult:
     # A failure that may be part of a carrier-wide pattern (its kind, e.g. a malformed body):
     # the engine judges it before it is written (`sync.patterns`).
     pattern: str | None = None
+    # Deferred because the provider's budget is spent (or it asked to wait): nothing failed,
+    # so the run counts it as waiting, not among its failures.
+    waiting: bool = False
 
 
 @dataclass(slots=True)
@@ -91,6 +94,7 @@ class WriteSummary:
     not_found: int = 0
     failed: int = 0
     deferred: int = 0
+    waiting: int = 0  # deferred for the provider's budget (`ShipmentResult.waiting`)
     disabled: int = 0
     expired: int = 0
     lost: int = 0  # lease lost (expired and taken, or shipment deleted): nothing written
@@ -361,7 +365,10 @@ def write_results(
         else:
             values = {"v_error": result.message, "v_next_check_at": result.defer_until or now}
             outcome = ShipmentOutcome.DEFERRED
-            summary.deferred += 1
+            if result.waiting:
+                summary.waiting += 1
+            else:
+                summary.deferred += 1
             kind = ShipmentResultKind.DEFERRED
         summary.outcomes[shipment_id] = outcome
         params[kind].append(base | values)

@@ -13,6 +13,7 @@ from parcelwatch.api.deps import SessionDep, SettingsDep, ShipmentId
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.errors import NotFound
+from parcelwatch.ops.budgets import provider_budgets
 from parcelwatch.shipments import service, shares
 from parcelwatch.shipments.trackers import seen_by
 from parcelwatch.sync.manual import cooldown_ends
@@ -201,6 +202,7 @@ def operations_page(
             "health": runtime.health_report(request.app, session),
             "runs": queries.recent_runs(session),
             "carriers": runtime.provider_rows(settings),
+            "budgets": provider_budgets(session, settings),
             "can_operate": person.allows(Scope.ADMIN),
         },
     )
