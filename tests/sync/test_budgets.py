@@ -26,7 +26,7 @@ from parcelwatch.sync.engine import EngineOptions, SyncEngine
 from parcelwatch.sync.limits import Budget, BudgetSpec, RateLearning
 from parcelwatch.sync.retry import ProviderRetryPolicy
 from parcelwatch.sync.selection import Selection
-from tests.conftest import Database
+from tests.conftest import Browser, Database, browser_session
 from tests.sync.conftest import FAST_RETRY, ShipmentFactory, engine_for, reload, running_emulator
 
 pytestmark = pytest.mark.anyio
@@ -263,7 +263,6 @@ async def test_what_was_spent_shows_in_metrics_stats_health_and_the_operations_p
 ) -> None:
     import json
 
-    from fastapi.testclient import TestClient
     from typer.testing import CliRunner
 
     from parcelwatch.api.app import create_app
@@ -278,7 +277,7 @@ async def test_what_was_spent_shows_in_metrics_stats_health_and_the_operations_p
         environment = emulator.environment(database, dhl_quota="3/day@00:00Z")
 
     midnight = next_midnight(utcnow()).timestamp()
-    with TestClient(create_app(settings)) as client:
+    with Browser(create_app(settings), browser_session(settings)) as client:
         metrics = client.get("/metrics").text
         page = client.get("/operations").text
         health = client.get("/api/health", params={"check_carriers": "false"})
