@@ -218,6 +218,7 @@ def main() -> None:
             head_start="2d",
             zero_latency=False,
             emulator_rate=None,
+            quotas={},  # no allowance enforced: the API is what is measured
         )
         plan_list: list[Plan] = plans(emulator_args, batch_size=10)
         load(db, plan_list, args.shipments - due)

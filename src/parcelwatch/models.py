@@ -93,6 +93,8 @@ class Shipment(Base):
             postgresql_where=text("next_check_at IS NOT NULL"),
         ),
         Index("ix_shipments_status_carrier", "status", "carrier"),
+        # A status filter's pages, newest first, read off the index (migration 0011).
+        Index("ix_shipments_status_id", "status", "id"),
         Index("ix_shipments_tracking_number", "tracking_number"),
         Index("ix_shipments_created_at", "created_at"),
         # An id is never given again after a delete (SQLite's AUTOINCREMENT; PostgreSQL's

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Engine, delete, exists, func, insert, select, update
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from parcelwatch.accounts.roles import Role
 from parcelwatch.domain import ShipmentStatus, utcnow
@@ -31,6 +31,7 @@ __all__ = [
     "MAX_LABELS",
     "MAX_NOTES",
     "Tracked",
+    "TrackerView",
     "Viewer",
     "adopt_untracked",
     "archive_delivered",
@@ -91,7 +92,7 @@ class Tracked:
 
     __slots__ = ("shipment", "tracker")
 
-    def __init__(self, shipment: Shipment, tracker: Tracker | None) -> None:
+    def __init__(self, shipment: Shipment, tracker: Tracker | TrackerView | None) -> None:
         self.shipment = shipment
         self.tracker = tracker
 
@@ -137,24 +138,58 @@ def tracker_of(session: Session, user_id: int | None, shipment_id: int) -> Track
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TrackerView:
+    """What a page or an answer shows of a tracker, read without the ORM (a list of 50
+    shipments would otherwise build 50 tracker objects and their labels on every request)."""
+
+    id: int
+    description: str | None
+    notes: str | None
+    archived_at: datetime | None
+    labels: list[str]
+
+
 def as_seen_by(session: Session, viewer: Viewer, shipments: Sequence[Shipment]) -> list[Tracked]:
-    """`shipments` with the viewer's trackers of them (one query for all)."""
-    mine: dict[int, Tracker] = {}
+    """`shipments` with the viewer's trackers of them and their labels (one plain query for
+    all)."""
+    mine: dict[int, TrackerView] = {}
     if viewer.user_id is not None and shipments:
-        rows = session.scalars(
-            select(Tracker)
+        rows = session.execute(
+            select(
+                Tracker.shipment_id,
+                Tracker.id,
+                Tracker.description,
+                Tracker.notes,
+                Tracker.archived_at,
+                TrackerLabel.name,
+            )
+            .outerjoin(TrackerLabel, TrackerLabel.tracker_id == Tracker.id)
             .where(
                 Tracker.user_id == viewer.user_id,
                 Tracker.shipment_id.in_([shipment.id for shipment in shipments]),
             )
-            .options(selectinload(Tracker.label_rows))
-        )
-        mine = {tracker.shipment_id: tracker for tracker in rows}
+        ).all()
+        labels: dict[int, list[str]] = {}
+        for row in rows:  # one row per label (one with none when there is none)
+            names = labels.setdefault(row.shipment_id, [])
+            if row.name is not None:
+                names.append(row.name)
+        mine = {
+            row.shipment_id: TrackerView(
+                id=row.id,
+                description=row.description,
+                notes=row.notes,
+                archived_at=row.archived_at,
+                labels=sorted(labels[row.shipment_id], key=str.casefold),
+            )
+            for row in rows
+        }
     return [Tracked(shipment, mine.get(shipment.id)) for shipment in shipments]
 
 
 def seen_by(session: Session, viewer: Viewer, shipment: Shipment) -> Tracked:
-    return Tracked(shipment, tracker_of(session, viewer.user_id, shipment.id))
+    return as_seen_by(session, viewer, [shipment])[0]
 
 
 def follow(
