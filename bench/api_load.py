@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from parcelwatch.accounts.roles import Role, Scope
 from parcelwatch.accounts.service import create_user
@@ -223,6 +223,9 @@ def main() -> None:
         plan_list: list[Plan] = plans(emulator_args, batch_size=10)
         load(db, plan_list, args.shipments - due)
         token = bench_token(db)
+        if db.dialect.name == "postgresql":  # statistics, as autovacuum would gather shortly
+            with db.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("ANALYZE"))
         db.dispose()
         emulator_port, server_port = free_port(), free_port()
         emulator = start_emulator(emulator_args, emulator_port, plan_list)

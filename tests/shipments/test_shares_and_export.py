@@ -145,3 +145,18 @@ def test_the_cli_exports_a_persons_list(people: dict[str, TestClient], run: Invo
     assert owners.exit_code == 0
     assert owners.stdout.splitlines()[0].startswith("tracking_number,carrier")
     assert run("shipments", "export", "--format", "xml").exit_code == 2
+
+
+def test_the_cli_lists_by_one_of_the_owners_labels(
+    people: dict[str, TestClient], run: Invoke
+) -> None:
+    owner = people["owner"]
+    tagged = owner.post("/api/shipments", json={"tracking_number": UPS}).json()["id"]
+    owner.post("/api/shipments", json={"tracking_number": FEDEX})
+    owner.patch(f"/api/shipments/{tagged}", json={"labels": ["gifts"]})
+    listed = run("shipments", "list", "--label", "gifts", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [item["id"] for item in json.loads(listed.stdout)["items"]] == [tagged]
+    unknown = run("shipments", "list", "--label", "nope")
+    assert unknown.exit_code == 1
+    assert "you have no label 'nope'" in unknown.output

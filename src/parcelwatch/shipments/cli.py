@@ -141,6 +141,7 @@ def list_(
         None, "--active/--final", help="Only active (not final) or only final shipments."
     ),
     search: str | None = typer.Option(None, "--search", "-q", help="Number or description text."),
+    label: str | None = typer.Option(None, "--label", "-l", help="Only those with this label."),
     limit: int = typer.Option(50, min=1, max=200),
     cursor: str | None = typer.Option(None, help="next_cursor of a previous page."),
     as_json: bool = JsonOption,
@@ -157,6 +158,7 @@ def list_(
             cursor=cursor,
             limit=limit,
             viewer=viewer,
+            label=label,
             archived=None,
         )
         items = [ShipmentOut.of(seen) for seen in as_seen_by(session, viewer, page.items)]
