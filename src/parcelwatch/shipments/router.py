@@ -12,7 +12,7 @@ from parcelwatch.api.problems import answers
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.config import parse_duration
 from parcelwatch.domain import ShipmentStatus
-from parcelwatch.errors import Conflict, InvalidInput
+from parcelwatch.errors import Conflict, InvalidInput, NotFound
 from parcelwatch.shipments import export, service, shares
 from parcelwatch.shipments.schemas import (
     BulkItemOut,
@@ -31,7 +31,7 @@ from parcelwatch.shipments.schemas import (
     ShipmentUpdate,
 )
 from parcelwatch.shipments.service import MAX_ID, BulkOutcome
-from parcelwatch.shipments.trackers import as_seen_by, seen_by
+from parcelwatch.shipments.trackers import as_seen_by, find_seen, seen_by
 
 router = APIRouter(tags=["shipments"])
 
@@ -151,8 +151,10 @@ def list_shipments(
 
 @router.get("/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(404, 422))
 def get_shipment(shipment_id: ShipmentId, session: SessionDep, who: ReadDep) -> ShipmentOut:
-    shipment = service.get_shipment(session, shipment_id, viewer=who.viewer)
-    return ShipmentOut.of(seen_by(session, who.viewer, shipment))
+    seen = find_seen(session, who.viewer, shipment_id)
+    if seen is None:
+        raise NotFound(f"Shipment {shipment_id} does not exist.")
+    return ShipmentOut.of(seen)
 
 
 @router.patch(

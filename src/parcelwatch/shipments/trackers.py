@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Engine, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, joinedload
 
 from parcelwatch.accounts.roles import Role
@@ -40,6 +50,7 @@ __all__ = [
     "clean_labels",
     "clean_notes",
     "seen_by",
+    "find_seen",
     "follow",
     "hand_over",
     "labels_of",
@@ -186,6 +197,43 @@ def as_seen_by(session: Session, viewer: Viewer, shipments: Sequence[Shipment]) 
             for row in rows
         }
     return [Tracked(shipment, mine.get(shipment.id)) for shipment in shipments]
+
+
+def find_seen(session: Session, viewer: Viewer, shipment_id: int) -> Tracked | None:
+    """The shipment as the viewer sees it, in one query (None: no such shipment, or not
+    theirs to see): the hot path of `GET /api/shipments/{id}`."""
+    if viewer.user_id is None:
+        shipment = session.get(Shipment, shipment_id)
+        return Tracked(shipment, None) if shipment is not None else None
+    rows = session.execute(
+        select(
+            Shipment,
+            Tracker.id.label("tracker_id"),
+            Tracker.description,
+            Tracker.notes,
+            Tracker.archived_at,
+            TrackerLabel.name,
+        )
+        .outerjoin(
+            Tracker, and_(Tracker.shipment_id == Shipment.id, Tracker.user_id == viewer.user_id)
+        )
+        .outerjoin(TrackerLabel, TrackerLabel.tracker_id == Tracker.id)
+        .where(Shipment.id == shipment_id)
+    ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    if first.tracker_id is None:
+        return Tracked(first[0], None) if viewer.everyone else None
+    names = sorted((row.name for row in rows if row.name is not None), key=str.casefold)
+    view = TrackerView(
+        id=first.tracker_id,
+        description=first.description,
+        notes=first.notes,
+        archived_at=first.archived_at,
+        labels=names,
+    )
+    return Tracked(first[0], view)
 
 
 def seen_by(session: Session, viewer: Viewer, shipment: Shipment) -> Tracked:
