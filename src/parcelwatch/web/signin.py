@@ -26,7 +26,7 @@ import structlog
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.responses import RedirectResponse, Response
 
 from parcelwatch.accounts.roles import Role
@@ -42,7 +42,7 @@ from parcelwatch.api.auth import (
 from parcelwatch.api.deps import sessions_of, settings_of
 from parcelwatch.api.proxies import peer_is_trusted_proxy
 from parcelwatch.db import session_scope
-from parcelwatch.errors import InvalidInput
+from parcelwatch.errors import Conflict, InvalidInput
 from parcelwatch.models import User
 
 __all__ = [
@@ -174,7 +174,15 @@ def sign_out(request: Request, principal: Principal) -> None:
 
 def _account(request: Request, name: str, *, role: Role) -> User:
     """The account `name`, made with `role` (no password) when it does not exist yet; the
-    first account is always the owner."""
+    first account is always the owner. Two first sign-ins at once (PostgreSQL lets both
+    look): the one that loses the insert reads the winner's account."""
+    try:
+        return _account_once(request, name, role=role)
+    except (IntegrityError, Conflict):
+        return _account_once(request, name, role=role)
+
+
+def _account_once(request: Request, name: str, *, role: Role) -> User:
     with session_scope(sessions_of(request.app), write=True) as session:
         user = session.scalar(select(User).where(User.name == name))
         if user is None:
