@@ -19,3 +19,8 @@ class Scope(StrEnum):
     READ = "read"  # GET only
     WRITE = "write"  # and register, edit, delete, refresh
     ADMIN = "admin"  # and operations (pause, resume, users); owners and admins only
+
+    def covers(self, other: Scope) -> bool:
+        """Whether this scope allows everything `other` does (read < write < admin)."""
+        order = list(Scope)
+        return order.index(self) >= order.index(other)

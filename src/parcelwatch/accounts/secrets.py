@@ -5,9 +5,10 @@ and a lookup stays one indexed read)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 
-__all__ = ["digest", "new_secret"]
+__all__ = ["digest", "new_secret", "same_secret"]
 
 
 def new_secret(prefix: str = "") -> str:
@@ -17,3 +18,10 @@ def new_secret(prefix: str = "") -> str:
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def same_secret(expected: str | None, sent: str | None) -> bool:
+    """Whether `sent` is `expected`, compared in constant time; never when either is empty."""
+    if not expected or not sent:
+        return False
+    return hmac.compare_digest(expected.encode(), sent.encode())

@@ -20,7 +20,6 @@ at most once a minute, in its own short transaction.
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from parcelwatch.accounts.roles import Role, Scope
-from parcelwatch.accounts.secrets import digest
+from parcelwatch.accounts.secrets import digest, same_secret
 from parcelwatch.accounts.sessions import find_session, touch_session
 from parcelwatch.accounts.tokens import check_token, mark_token_used
 from parcelwatch.api.problems import MEANINGS
@@ -72,7 +71,6 @@ CACHE_ENTRIES: Final = 10_000
 TOUCH_EVERY: Final = timedelta(minutes=1)
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
-_RANK: Final = {Scope.READ: 0, Scope.WRITE: 1, Scope.ADMIN: 2}
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -93,7 +91,7 @@ def scope_of_role(role: Role) -> Scope:
 
 
 def _narrower(first: Scope, second: Scope) -> Scope:
-    return first if _RANK[first] <= _RANK[second] else second
+    return first if second.covers(first) else second
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +112,7 @@ class Principal:
         return cls(user_id=user.id, name=user.name, role=user.role, scope=scope, via=via, **details)
 
     def allows(self, needed: Scope) -> bool:
-        return _RANK[self.scope] >= _RANK[needed]
+        return self.scope.covers(needed)
 
     @property
     def viewer(self) -> Viewer:
@@ -153,7 +151,7 @@ class Authenticator:
         )
         self._known: dict[str, tuple[float, Principal | None]] = {}
         admin_key = settings.admin_api_key
-        self._admin_key = admin_key.get_secret_value().encode() if admin_key else None
+        self._admin_key = admin_key.get_secret_value() if admin_key else None
 
     def forget(self) -> None:
         """Drop every remembered credential: call after ending a session, revoking a token,
@@ -179,9 +177,7 @@ class Authenticator:
                 raise _unauthorized(
                     "Unsupported Authorization header: send 'Authorization: Bearer <token>'."
                 )
-            if self._admin_key is not None and hmac.compare_digest(
-                secret.encode(), self._admin_key
-            ):
+            if same_secret(self._admin_key, secret):
                 return ADMIN_KEY_PRINCIPAL
             principal = await self._remembered("t:" + digest(secret), secret, self._token)
             if principal is None:
@@ -260,10 +256,7 @@ def authenticator_of(app: FastAPI) -> Authenticator:
 
 def csrf_matches(principal: Principal, sent: str | None) -> bool:
     """True when `sent` is the session's CSRF token (compared in constant time)."""
-    expected = principal.csrf_token
-    if expected is None or not sent:
-        return False
-    return hmac.compare_digest(sent.encode(), expected.encode())
+    return same_secret(principal.csrf_token, sent)
 
 
 class Needs:
@@ -274,6 +267,7 @@ class Needs:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
 
+    # `_bearer_credentials` is unused: it puts the bearer scheme in the OpenAPI document.
     async def __call__(self, request: Request, _bearer_credentials: BearerDep) -> Principal:
         principal = await authenticator_of(request.app).principal(request)
         if principal is None:

@@ -40,6 +40,7 @@ __all__ = [
     "health_providers_of",
     "jwks_of",
     "manual_sync_of",
+    "public_base",
     "settings_of",
     "updater_of",
 ]
@@ -48,6 +49,11 @@ __all__ = [
 def settings_of(app: FastAPI) -> Settings:
     settings: Settings = app.state.settings
     return settings
+
+
+def public_base(request: Request) -> str:
+    """Where people reach this server, for links: PUBLIC_URL, else the request's own base."""
+    return settings_of(request.app).public_url or str(request.base_url).rstrip("/")
 
 
 def database_of(app: FastAPI) -> Engine:

@@ -3,7 +3,6 @@ adds them and the HTTP metrics middleware to the app."""
 
 from __future__ import annotations
 
-import hmac
 import os
 from datetime import timedelta
 from functools import partial
@@ -20,6 +19,7 @@ from prometheus_client import (
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from parcelwatch.accounts.secrets import same_secret
 from parcelwatch.api.auth import ReadDep
 from parcelwatch.api.deps import DatabaseDep, SettingsDep, health_providers_of, updater_of
 from parcelwatch.api.problems import answers
@@ -57,9 +57,8 @@ def _check_metrics_token(request: Request, settings: SettingsDep) -> None:
     time); without it /metrics is open, like most exporters."""
     if settings.metrics_token is None:
         return
-    expected = f"Bearer {settings.metrics_token.get_secret_value()}".encode()
-    sent = request.headers.get("authorization", "").encode()
-    if not hmac.compare_digest(sent, expected):
+    expected = f"Bearer {settings.metrics_token.get_secret_value()}"
+    if not same_secret(expected, request.headers.get("authorization")):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "METRICS_TOKEN is set: scrape with 'Authorization: Bearer <METRICS_TOKEN>' "

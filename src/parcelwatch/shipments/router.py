@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from parcelwatch.api.auth import ReadDep, WriteDep
-from parcelwatch.api.deps import SessionDep, ShipmentId, settings_of
+from parcelwatch.api.deps import SessionDep, ShipmentId, public_base
 from parcelwatch.api.problems import answers
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.config import parse_duration
@@ -223,7 +223,7 @@ def create_share(
     except ValueError as error:
         raise InvalidInput(f"expires: {error}") from None
     made = shares.make_link(session, who.viewer, shipment_id, expires_in=lifetime)
-    base = settings_of(request.app).public_url or str(request.base_url).rstrip("/")
+    base = public_base(request)
     return ShareOut(
         id=made.link.id,
         url=f"{base}/t/{made.token}",

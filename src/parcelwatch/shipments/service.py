@@ -415,7 +415,7 @@ def _personal_filters(
             )
         )
     if archived is not None:
-        archived_mine = exists().where(*mine, Tracker.archived_at.is_not(None))
+        archived_mine = trackers.archived_by(viewer.user_id)
         query = query.where(archived_mine if archived else ~archived_mine)
     return query
 

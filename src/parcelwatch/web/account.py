@@ -7,7 +7,6 @@ URL or a log."""
 
 from __future__ import annotations
 
-import hmac
 from datetime import timedelta
 from typing import Annotated, Any, Final
 
@@ -18,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from parcelwatch.accounts.passwords import MIN_LENGTH, verify_password
 from parcelwatch.accounts.roles import Role, Scope
+from parcelwatch.accounts.secrets import same_secret
 from parcelwatch.accounts.service import authenticate, create_user, get_user, set_password
 from parcelwatch.accounts.sessions import end_session, list_sessions
 from parcelwatch.accounts.throttle import LoginThrottle
@@ -200,8 +200,7 @@ async def setup(
 
 def _setup_code_matches(request: Request, sent: str) -> bool:
     code: str | None = getattr(request.app.state, "setup_code", None)
-    given = sent.strip().upper()
-    return code is not None and bool(given) and hmac.compare_digest(given.encode(), code.encode())
+    return same_secret(code, sent.strip().upper())
 
 
 def _create_owner(request: Request, name: str, password: str) -> User:
@@ -224,7 +223,7 @@ def _account_context(request: Request, person: Principal, **values: Any) -> dict
             for token in list_tokens(session, user_name=person.name)
             if token.revoked_at is None
         ]
-    scopes = [scope for scope in Scope if _rank(scope) <= _rank(scope_of_role(person.role))]
+    scopes = [scope for scope in Scope if scope_of_role(person.role).covers(scope)]
     return {
         "nav": "account",
         "person": person,
@@ -234,10 +233,6 @@ def _account_context(request: Request, person: Principal, **values: Any) -> dict
         "min_length": MIN_LENGTH,
         **values,
     }
-
-
-def _rank(scope: Scope) -> int:
-    return list(Scope).index(scope)
 
 
 @router.get("/account", response_class=HTMLResponse)
@@ -261,8 +256,6 @@ async def change_password(
     password: Annotated[str, Form(max_length=1000)] = "",
     confirm: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    if person.user_id is None:
-        return await _account_again(request, person, 403, password_error="No account.")
     if password != confirm:
         return await _account_again(
             request, person, 422, password_error="The two new passwords differ."
@@ -292,8 +285,6 @@ async def end_one_session(request: Request, session_id: int, person: FormPersonD
             end_session(session, user_id=person.user_id, session_id=session_id)
         authenticator_of(request.app).forget()
 
-    if person.user_id is None:
-        return RedirectResponse("/account", status_code=303)
     try:
         await run_in_threadpool(end)
     except NotFound:
@@ -313,8 +304,6 @@ async def new_token(
     scope: Annotated[str, Form(max_length=16)] = "read",
     expires: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
-    if person.user_id is None:
-        return await _account_again(request, person, 403, token_error="No account.")
     if scope not in set(Scope):
         return await _account_again(
             request, person, 422, token_error="scope: choose read, write or admin"
@@ -367,7 +356,7 @@ async def revoke_own_token(request: Request, token_id: int, person: FormPersonDe
         authenticator_of(request.app).forget()
         return True
 
-    if person.user_id is None or not await run_in_threadpool(revoke):
+    if not await run_in_threadpool(revoke):
         return RedirectResponse("/account?notice=token_gone", status_code=303)
     log.info("API token revoked", account=person.name, token_id=token_id)
     return RedirectResponse("/account?notice=token_revoked", status_code=303)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Form, Path, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
-from parcelwatch.api.deps import SessionDep, ShipmentId, settings_of
+from parcelwatch.api.deps import SessionDep, ShipmentId, public_base
 from parcelwatch.config import parse_duration
 from parcelwatch.errors import Conflict, InvalidInput, NotFound
 from parcelwatch.shipments import service, shares
@@ -244,7 +244,7 @@ def make_share(
     except (ValueError, Conflict) as error:
         message = error.detail if isinstance(error, Conflict) else f"expires: {error}"
         return _refused(request, shipment_id, "No link made", message, 422)
-    base = settings_of(request.app).public_url or str(request.base_url).rstrip("/")
+    base = public_base(request)
     context = {
         "url": f"{base}/t/{made.token}",
         "expires_at": made.link.expires_at,

@@ -16,7 +16,6 @@ Either way they get an ordinary server-side session, so CSRF tokens and sign-out
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from ipaddress import ip_address
 from typing import Annotated, Final
@@ -30,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.responses import RedirectResponse, Response
 
 from parcelwatch.accounts.roles import Role
+from parcelwatch.accounts.secrets import same_secret
 from parcelwatch.accounts.service import DEMO_ACCOUNT, create_user, has_owner, normalize_name
 from parcelwatch.accounts.sessions import end_session, start_session
 from parcelwatch.api.auth import (
@@ -243,6 +243,8 @@ async def _person(request: Request) -> Principal:
 
 
 async def _form_person(request: Request) -> Principal:
+    """The person sending a form: always an account's session (only sessions have a CSRF
+    token, so a bearer token or ADMIN_API_KEY cannot send one)."""
     principal = await _person(request)
     form = await request.form()
     sent = form.get(CSRF_FIELD)
@@ -261,8 +263,7 @@ def form_token(request: Request) -> str:
 
 
 def form_token_matches(request: Request, sent: str) -> bool:
-    cookie = request.cookies.get(FORM_COOKIE, "")
-    return bool(cookie) and bool(sent) and hmac.compare_digest(cookie.encode(), sent.encode())
+    return same_secret(request.cookies.get(FORM_COOKIE), sent)
 
 
 PersonDep = Annotated[Principal, Depends(_person)]
