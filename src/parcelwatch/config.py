@@ -82,6 +82,12 @@ def _positive(value: timedelta) -> timedelta:
     return value
 
 
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError(f"must not be negative; expected {DURATION_FORM}")
+    return value
+
+
 def _split_list(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -180,6 +186,9 @@ def _quota(value: str) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+DurationOrZero = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)
+]
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 Rate = Annotated[float, Field(gt=0)]
 Quota = Annotated[str, AfterValidator(_quota)]
@@ -273,6 +282,17 @@ class CommonSettings(BaseSettings):
     alert_apprise_urls: CommaList = Field(default_factory=list)
     alert_cooldown: Duration = timedelta(hours=1)
     alerts_in_server: bool = False
+
+    # notifications to people (their channels are theirs; email goes through ALERT_SMTP_*)
+    notify_enabled: bool = True  # the dispatcher runs in `serve` (and in workers)
+    notify_email_from: str | None = None  # default: ALERT_EMAIL_FROM
+    notify_stuck_days: int = Field(default=4, ge=1, le=365)
+    notify_group_window: DurationOrZero = timedelta(minutes=2)
+    notify_retry_for: Duration = timedelta(hours=24)
+    notify_disable_after: int = Field(default=20, ge=1, le=10_000)
+    notify_allow_private_networks: bool = False
+    # Health warns when the oldest notification still pending is older than this.
+    notify_pending_warn_after: Duration = timedelta(minutes=15)
 
     @model_validator(mode="after")
     def _one_per_second_rate(self) -> CommonSettings:

@@ -1,15 +1,18 @@
-"""SQLAlchemy tables: shipments, their tracking events, sync runs, alert state, heartbeats and
-the webhook pushes already received."""
+"""SQLAlchemy tables: shipments, their tracking events, sync runs, alert state, heartbeats,
+the webhook pushes already received, accounts and trackers, budgets, and the notification
+outbox with its channels and deliveries."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -18,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -38,6 +42,10 @@ __all__ = [
     "ApiToken",
     "UserSession",
     "WebhookPush",
+    "NotificationChannel",
+    "Notification",
+    "NotificationDelivery",
+    "DeliveryAttempt",
 ]
 
 
@@ -257,6 +265,11 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Notifications: the person's IANA time zone, and quiet hours in it as minutes after
+    # midnight (both NULL: none); non-urgent messages wait for the end of them.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    quiet_start_minute: Mapped[int | None] = mapped_column(Integer)
+    quiet_end_minute: Mapped[int | None] = mapped_column(Integer)
 
 
 ScopeColumn = _stored_as_values(Scope, name="token_scope", length=16)
@@ -335,6 +348,8 @@ class Tracker(Base):
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Restored by hand: AUTO_ARCHIVE_DAYS no longer archives it.
     kept: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Notifications of this shipment: all (the person's rules), delivered_only, or muted.
+    notify: Mapped[str] = mapped_column(String(16), default="all", server_default="all")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -406,3 +421,116 @@ class CarrierBlock(Base):
     provider: Mapped[str] = mapped_column(String(32), primary_key=True)
     blocked_until: Mapped[datetime] = mapped_column(UTCDateTime)
     reason: Mapped[str] = mapped_column(String(300))
+
+
+class NotificationChannel(Base):
+    """Where one person hears about their parcels: an email address, an Apprise URL or a
+    Standard Webhooks endpoint, with the event types it wants. An instance-wide webhook
+    (made by an admin) hears about every tracker. `target` may hold a secret (an Apprise
+    token, a URL's credentials): it is shown masked and never logged."""
+
+    __tablename__ = "notification_channels"
+    __table_args__ = (
+        Index("ix_notification_channels_user", "user_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # email | apprise | webhook
+    name: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(Text)
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    instance_wide: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Webhooks: the signing secret (`whsec_…`); during a rotation the previous one signs too
+    # until `previous_secret_expires_at`.
+    secret: Mapped[str | None] = mapped_column(String(200))
+    previous_secret: Mapped[str | None] = mapped_column(String(200))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class Notification(Base):
+    """The outbox: one milestone of one tracker's shipment (or a test), written in the same
+    transaction as the sync write that caused it. `dedupe_key` makes a milestone once per
+    tracker however often the same data is polled; `payload` is the versioned body every
+    channel renders from, so a delivery never reads another person's data later."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("user_id", "dedupe_key", name="uq_notifications_user_dedupe"),
+        Index("ix_notifications_tracker", "tracker_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    tracker_id: Mapped[int | None] = mapped_column(ForeignKey("trackers.id", ondelete="SET NULL"))
+    shipment_id: Mapped[int | None] = mapped_column(ForeignKey("shipments.id", ondelete="SET NULL"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NotificationDelivery(Base):
+    """One notification to one channel: claimed by a dispatcher with a lease (as shipments
+    are), retried with backoff until delivered or dead-lettered. `message_id` is the same on
+    every attempt and replay (the `webhook-id` receivers deduplicate by)."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "channel_id", name="uq_deliveries_notification"),
+        # The dispatcher's claim walks this: pending rows by when they are due.
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_channel", "channel_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("notification_channels.id", ondelete="CASCADE")
+    )
+    message_id: Mapped[str] = mapped_column(String(64))
+    # pending | delivered | dead (retries spent, or its channel was disabled)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(2000))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    notification: Mapped[Notification] = relationship()
+    channel: Mapped[NotificationChannel] = relationship()
+
+
+class DeliveryAttempt(Base):
+    """One try of one delivery, for the delivery log: never the secret, never the body."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (
+        Index("ix_delivery_attempts_delivery", "delivery_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("notification_deliveries.id", ondelete="CASCADE")
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))  # delivered | failed | dead
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(String(2000))
