@@ -40,6 +40,7 @@ class ClaimedShipment:
     auto_refresh_fail_count: int
     next_check_at: datetime | None
     events_digest: str | None
+    estimated_delivery: datetime | None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> ClaimedShipment:
@@ -63,6 +64,7 @@ SNAPSHOT_COLUMNS = (
     Shipment.auto_refresh_fail_count,
     Shipment.next_check_at,
     Shipment.events_digest,
+    Shipment.estimated_delivery,
 )
 
 

@@ -15,11 +15,12 @@ Policy (documented in the README):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from parcelwatch.config import Settings
 from parcelwatch.domain import ShipmentStatus
+from parcelwatch.notifications.outbox import NotifyPolicy
 
 __all__ = [
     "FAILURE_BASE",
@@ -42,11 +43,12 @@ _SOON_STATUSES = frozenset({ShipmentStatus.OUT_FOR_DELIVERY, ShipmentStatus.DELI
 
 @dataclass(frozen=True, slots=True)
 class SchedulePolicy:
-    """The settings the schedule depends on."""
+    """The settings a sync write depends on: the schedule, and what it tells people."""
 
     update_interval: timedelta = timedelta(hours=1)
     expire_after: timedelta = timedelta(days=14)
     max_failures: int = 10
+    notify: NotifyPolicy = field(default_factory=NotifyPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SchedulePolicy:
@@ -54,6 +56,7 @@ class SchedulePolicy:
             update_interval=settings.update_interval,
             expire_after=timedelta(days=settings.auto_update_expire_days),
             max_failures=settings.auto_update_max_retries,
+            notify=NotifyPolicy.from_settings(settings),
         )
 
 

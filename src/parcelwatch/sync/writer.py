@@ -35,6 +35,8 @@ from sqlalchemy.orm import Session
 
 from parcelwatch.domain import ShipmentStatus, TrackInfo, utcnow
 from parcelwatch.models import Shipment, TrackingEvent
+from parcelwatch.notifications.milestones import Milestone, expired_milestone, found_milestones
+from parcelwatch.notifications.outbox import enqueue_milestones
 from parcelwatch.sync.claims import SNAPSHOT_COLUMNS, ClaimedShipment
 from parcelwatch.sync.outcomes import ShipmentOutcome
 from parcelwatch.sync.scheduling import (
@@ -99,6 +101,7 @@ class WriteSummary:
     expired: int = 0
     lost: int = 0  # lease lost (expired and taken, or shipment deleted): nothing written
     events_added: int = 0
+    notifications: int = 0  # deliveries added to the outbox
     outcomes: dict[int, ShipmentOutcome] = field(default_factory=dict)
 
 
@@ -330,6 +333,7 @@ def write_results(
         kind: [] for kind in ShipmentResultKind
     }
     event_rows: list[dict[str, Any]] = []
+    milestones: list[Milestone] = []
     for result in results:
         shipment_id = result.shipment.id
         base = {"b_id": shipment_id, "b_owner": owner, "v_updated_at": now}
@@ -339,6 +343,21 @@ def write_results(
             values["v_events_digest"] = digest = events_digest(keys)
             if digest != result.shipment.events_digest:  # else every event is stored already
                 event_rows.extend(_event_rows(shipment_id, result.info, keys, now))
+            before = result.shipment
+            milestones += found_milestones(
+                shipment_id=shipment_id,
+                carrier=before.carrier,
+                tracking_number=before.tracking_number,
+                previous_status=before.status,
+                previous_last_event_at=before.last_event_at,
+                previous_estimated_delivery=before.estimated_delivery,
+                info=result.info,
+                status=values["v_status"],
+                status_detail=values["v_status_detail"],
+                last_event_at=values["v_last_event_at"],
+                now=now,
+                stuck_after=policy.notify.stuck_after,
+            )
             outcome = (
                 ShipmentOutcome.EXPIRED
                 if expired
@@ -353,6 +372,17 @@ def write_results(
         elif result.kind is ShipmentResultKind.NOT_FOUND:
             values, expired = _not_found_values(result, now, policy)
             outcome = ShipmentOutcome.EXPIRED if expired else ShipmentOutcome.NOT_FOUND
+            if expired:
+                before = result.shipment
+                milestones.append(
+                    expired_milestone(
+                        shipment_id=shipment_id,
+                        carrier=before.carrier,
+                        tracking_number=before.tracking_number,
+                        previous_status=before.status,
+                        status_detail=values["v_status_detail"],
+                    )
+                )
             summary.expired += expired
             summary.not_found += 1
             kind = ShipmentResultKind.NOT_FOUND
@@ -376,6 +406,9 @@ def write_results(
     for kind, rows in params.items():
         if rows:
             connection.execute(_STATEMENTS[(kind, owner is not None)], rows)
+    summary.notifications = enqueue_milestones(
+        connection, milestones, now=now, policy=policy.notify
+    )
     return summary
 
 
