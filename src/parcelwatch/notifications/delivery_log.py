@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, Literal, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ __all__ = [
     "DELIVERY_STATUSES",
     "MAX_ATTEMPTS_SHOWN",
     "DeliveryPage",
+    "DeliveryStatus",
     "LoggedDelivery",
     "get_delivery",
     "list_deliveries",
@@ -43,7 +44,8 @@ __all__ = [
     "payload_of_test",
 ]
 
-DELIVERY_STATUSES: Final = ("pending", "delivered", "dead")
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+DELIVERY_STATUSES: Final = get_args(DeliveryStatus)
 MAX_ATTEMPTS_SHOWN: Final = 20  # the newest of a delivery's attempts in the log
 TEST_MESSAGE: Final = (
     "This is a test from parcelwatch. If you can read it, this channel works: you will hear "

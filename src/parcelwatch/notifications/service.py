@@ -138,7 +138,7 @@ def clean_event_types(values: Iterable[str] | None) -> list[str]:
     """The event types as stored (unique, in the order of `MILESTONE_TYPES`); the defaults
     when None; `InvalidInput` naming one that is not an event type."""
     if values is None:
-        return [event.value for event in DEFAULT_EVENT_TYPES]
+        values = [event.value for event in DEFAULT_EVENT_TYPES]
     known = [event.value for event in MILESTONE_TYPES]
     chosen = set()
     for value in values:
