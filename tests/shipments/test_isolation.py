@@ -66,7 +66,7 @@ def test_no_operation_shows_or_changes_another_members_shipment(
         share = client.post(f"/api/shipments/{created['id']}/shares", json={}, headers=ann).json()
         channel = client.post(
             "/api/notifications/channels",
-            json={"kind": "webhook", "target": ANN_HOOK, "name": "Ann's kitchen tablet"},
+            json={"kind": "webhook", "target": ANN_HOOK, "name": "Kitchen tablet of Ann"},
             headers=ann,
         ).json()
         delivery = client.post(
@@ -93,7 +93,7 @@ def test_no_operation_shows_or_changes_another_members_shipment(
                 "secret-label",
                 "secret note",
                 share["url"],
-                "Ann's kitchen tablet",
+                "Kitchen tablet of Ann",
                 "ann-private-path",
                 delivery["message_id"],
             ):
@@ -105,7 +105,7 @@ def test_no_operation_shows_or_changes_another_members_shipment(
         ann_channel = client.get(f"/api/notifications/channels/{channel['id']}", headers=ann)
         ann_log = client.get("/api/notifications/deliveries", headers=ann).json()["items"]
     assert walked >= 25
-    assert ann_channel.json()["name"] == "Ann's kitchen tablet"
+    assert ann_channel.json()["name"] == "Kitchen tablet of Ann"
     assert ann_channel.json()["enabled"] is True  # Bob could not switch it off
     assert [item["id"] for item in ann_log] == [delivery["id"]]  # nor add to her log
     assert still_shared.status_code == 200  # Bob could not revoke Ann's link
@@ -130,6 +130,31 @@ def test_no_dashboard_page_or_form_shows_or_changes_another_members_shipment(
         )
         assert added.status_code == 200
         shipment_id = int(re.search(r"/shipments/(\d+)", str(added.url)).group(1))  # type: ignore[union-attr]
+        ann_browser.submit(
+            "/notifications/channels",
+            data={"kind": "webhook", "target": ANN_HOOK, "name": "Kitchen tablet of Ann"},
+        )
+        channel_id = int(
+            re.search(r"/notifications/channels/(\d+)", ann_browser.get("/notifications").text)[1]  # type: ignore[index]
+        )
+        tested = ann_browser.submit(f"/notifications/channels/{channel_id}/test")
+        delivery_id = int(re.search(r"/notifications/deliveries/(\d+)/replay", tested.text)[1])  # type: ignore[index]
+        mine = bob_browser.get("/notifications")
+        assert "Kitchen tablet of Ann" not in mine.text
+        assert "ann-private-path" not in mine.text
+        assert bob_browser.get(f"/notifications/channels/{channel_id}").status_code == 404
+        for path, data in [
+            (f"/notifications/channels/{channel_id}", {"name": "taken"}),
+            (f"/notifications/channels/{channel_id}/test", {}),
+            (f"/notifications/channels/{channel_id}/rotate-secret", {}),
+            (f"/notifications/channels/{channel_id}/delete", {}),
+            (f"/notifications/deliveries/{delivery_id}/replay", {}),
+            (f"/shipments/{shipment_id}/notify", {"notify": "muted"}),
+        ]:
+            assert bob_browser.submit(path, data=data).status_code == 404, path
+        assert (
+            "Kitchen tablet of Ann" in ann_browser.get(f"/notifications/channels/{channel_id}").text
+        )
         for path in ("/", "/shipments", "/shipments?view=all", f"/shipments?q={UPS}"):
             page = bob_browser.get(path)
             assert page.status_code == 200

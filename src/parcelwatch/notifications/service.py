@@ -57,6 +57,7 @@ __all__ = [
     "parse_clock",
     "rotate_secret",
     "set_preferences",
+    "time_zones",
     "update_channel",
 ]
 
@@ -363,7 +364,8 @@ class Preferences:
 
 
 @cache
-def _time_zones() -> frozenset[str]:
+def time_zones() -> frozenset[str]:
+    """Every IANA time zone name this machine knows."""
     return frozenset(available_timezones())
 
 
@@ -395,7 +397,7 @@ def set_preferences(
     quiet_end_minute: int | None,
 ) -> Preferences:
     """Set a person's time zone and quiet hours (give both ends, or neither for none)."""
-    if timezone not in _time_zones():
+    if timezone not in time_zones():
         raise InvalidInput(
             f"timezone: {timezone[:64]!r} is not an IANA time zone name such as Europe/Berlin "
             "or America/New_York"
