@@ -11,12 +11,26 @@ import pytest
 
 from parcelwatch.accounts.roles import Role
 from parcelwatch.accounts.service import create_user
+from parcelwatch.config import Settings, load_settings
 from parcelwatch.domain import utcnow
 from parcelwatch.models import DeliveryAttempt, NotificationDelivery
 from tests.conftest import Database
 
 MakePerson = Callable[..., int]
 PlayDispatcher = Callable[..., None]
+
+
+@pytest.fixture
+def settings(database: Database) -> Settings:
+    """The shared settings with no dispatcher in the app (NOTIFY_ENABLED=false): these tests
+    use webhook targets on global addresses that nothing must ever call; they play the
+    dispatcher themselves (`record_attempt`)."""
+    return load_settings(
+        database_url=database.url.replace("postgresql+psycopg://", "postgresql://"),
+        auto_update_enabled=False,
+        notify_enabled=False,
+        _env_file=None,
+    )
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ def lan_settings(database: Database) -> Settings:
         database_url=database.url.replace("postgresql+psycopg://", "postgresql://"),
         auto_update_enabled=False,
         notify_allow_private_networks=True,
+        notify_enabled=False,
         admin_api_key=ADMIN_KEY,
         _env_file=None,
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
+from parcelwatch.config import Settings
 from parcelwatch.models import NotificationDelivery
 from tests.conftest import Browser, Database
 from tests.notifications.conftest import record_attempt
@@ -14,6 +16,12 @@ from tests.web.conftest import AddShipment
 
 HOOK = "https://93.184.216.34/hook?token=abc123"
 UPS = "1Z5R89390357567127"
+
+
+@pytest.fixture
+def web_settings(web_settings: Settings) -> Settings:
+    """No dispatcher in the app: nothing may call HOOK; the tests play the dispatcher."""
+    return web_settings.model_copy(update={"notify_enabled": False})
 
 
 def _channel_id(page_text: str) -> int:
