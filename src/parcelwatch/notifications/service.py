@@ -48,12 +48,14 @@ __all__ = [
     "clean_target",
     "create_channel",
     "delete_channel",
+    "every_channel",
     "format_clock",
     "get_channel",
     "get_preferences",
     "list_channels",
     "masked_target",
     "new_secret",
+    "owner_of_channel",
     "parse_clock",
     "rotate_secret",
     "set_preferences",
@@ -118,6 +120,27 @@ def list_channels(session: Session, user_id: int | None) -> list[NotificationCha
             .order_by(NotificationChannel.id)
         )
     )
+
+
+def every_channel(session: Session) -> list[NotificationChannel]:
+    """Every person's channels, by owner then age: for the operator's command line only."""
+    return list(
+        session.scalars(
+            select(NotificationChannel).order_by(
+                NotificationChannel.user_id, NotificationChannel.id
+            )
+        )
+    )
+
+
+def owner_of_channel(session: Session, channel_id: int) -> int:
+    """Whose channel `channel_id` is (the command line acts for its owner); `NotFound`."""
+    owner = session.scalar(
+        select(NotificationChannel.user_id).where(NotificationChannel.id == channel_id)
+    )
+    if owner is None:
+        raise NotFound(f"Notification channel {channel_id} does not exist.")
+    return owner
 
 
 def get_channel(
