@@ -49,7 +49,7 @@ def test_a_webhook_secret_is_shown_once_and_its_url_masked(
     assert made.status_code == 201, made.text
     body = made.json()
     assert body["secret"].startswith("whsec_")
-    assert body["target"] == "https://93.184.216.34/hooks/parcels?key=…"
+    assert body["target"] == "https://93.184.216.34/hooks/…?key=…"
     assert body["event_types"] == [
         "shipment.out_for_delivery",
         "shipment.delivered",

@@ -125,6 +125,13 @@ def test_targets_are_shown_without_their_credentials(
         ).channel
         assert service.masked_target(hook) == "https://…@93.184.216.34/hook?token=…&x=…"
         assert service.masked_target(push) == "tgram://…"
+        slack = service.create_channel(
+            session,
+            user_id=ann,
+            kind="webhook",
+            target="https://93.184.216.34/services/T0001/B0002/XXXXSECRETXXXX",
+        ).channel
+        assert service.masked_target(slack) == "https://93.184.216.34/services/…"
 
 
 def test_only_admins_make_instance_wide_webhooks(database: Database, person: MakePerson) -> None:

@@ -234,8 +234,10 @@ def _clean_apprise(text: str, *, allow_private: bool) -> str:
 
 
 def masked_target(channel: NotificationChannel) -> str:
-    """What answers and pages show of a target: an email address whole; a webhook URL without
-    its credentials and query values; an Apprise URL (tokens all through it) by its scheme."""
+    """What answers and pages show of a target: an email address whole; a webhook URL by its
+    host and first path segment, without credentials or query values (Slack, Discord and Home
+    Assistant put the secret in the rest of the path); an Apprise URL (tokens all through it)
+    by its scheme."""
     if channel.kind == "email":
         return channel.target
     if channel.kind == "apprise":
@@ -243,12 +245,14 @@ def masked_target(channel: NotificationChannel) -> str:
     parts = urlsplit(channel.target)
     host = parts.netloc.rpartition("@")[2]
     netloc = f"…@{host}" if "@" in parts.netloc else host
+    segments = [segment for segment in parts.path.split("/") if segment]
+    path = "/" + "/".join(segments[:1] + ["…"] * (len(segments) > 1)) if segments else ""
     query = "&".join(
         f"{pair.split('=', 1)[0]}=…" if "=" in pair else "…"
         for pair in parts.query.split("&")
         if pair
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
 def _default_name(kind: str, target: str) -> str:
