@@ -13,7 +13,7 @@ from parcelwatch.accounts.roles import Role
 from parcelwatch.domain import utcnow
 from parcelwatch.errors import Conflict, Forbidden, InvalidInput, NotFound
 from parcelwatch.models import Notification, NotificationChannel, NotificationDelivery
-from parcelwatch.notifications import delivery_log, service
+from parcelwatch.notifications import delivery_log, preferences, service
 from parcelwatch.notifications.events import DEFAULT_EVENT_TYPES, EventType
 from tests.conftest import Database
 from tests.notifications.conftest import MakePerson, PlayDispatcher
@@ -185,9 +185,11 @@ def test_time_zone_and_quiet_hours_are_checked_and_kept(
 ) -> None:
     ann = person("ann", Role.OWNER)
     with database.sessions.begin() as session:
-        assert service.get_preferences(session, ann) == service.Preferences("UTC", None, None)
+        assert preferences.get_preferences(session, ann) == preferences.Preferences(
+            "UTC", None, None
+        )
         with pytest.raises(InvalidInput, match="timezone"):
-            service.set_preferences(
+            preferences.set_preferences(
                 session,
                 ann,
                 timezone="Mars/Olympus",
@@ -195,22 +197,22 @@ def test_time_zone_and_quiet_hours_are_checked_and_kept(
                 quiet_end_minute=None,
             )
         with pytest.raises(InvalidInput, match="both"):
-            service.set_preferences(
+            preferences.set_preferences(
                 session, ann, timezone="UTC", quiet_start_minute=1320, quiet_end_minute=None
             )
-        service.set_preferences(
+        preferences.set_preferences(
             session,
             ann,
             timezone="Europe/Berlin",
-            quiet_start_minute=service.parse_clock("22:00", "quiet_start"),
-            quiet_end_minute=service.parse_clock("7:30", "quiet_end"),
+            quiet_start_minute=preferences.parse_clock("22:00", "quiet_start"),
+            quiet_end_minute=preferences.parse_clock("7:30", "quiet_end"),
         )
     with database.sessions() as session:
-        assert service.get_preferences(session, ann) == service.Preferences(
+        assert preferences.get_preferences(session, ann) == preferences.Preferences(
             "Europe/Berlin", 1320, 450
         )
     with pytest.raises(InvalidInput, match="quiet_end"):
-        service.parse_clock("24:00", "quiet_end")
+        preferences.parse_clock("24:00", "quiet_end")
 
 
 def test_the_admin_key_has_no_settings_of_its_own(database: Database) -> None:
@@ -219,7 +221,7 @@ def test_the_admin_key_has_no_settings_of_its_own(database: Database) -> None:
         with pytest.raises(Conflict):
             service.create_channel(session, user_id=None, kind="email", target="a@b.org")
         with pytest.raises(Conflict):
-            service.get_preferences(session, None)
+            preferences.get_preferences(session, None)
 
 
 def test_a_test_is_queued_for_its_channel_due_now_and_urgent(

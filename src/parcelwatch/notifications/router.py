@@ -11,7 +11,7 @@ from parcelwatch.accounts.roles import Scope
 from parcelwatch.api.auth import Principal, ReadDep, WriteDep
 from parcelwatch.api.deps import SessionDep, SettingsDep
 from parcelwatch.api.problems import answers
-from parcelwatch.notifications import delivery_log, service
+from parcelwatch.notifications import delivery_log, preferences, service
 from parcelwatch.notifications.schemas import (
     ChannelCreate,
     ChannelOut,
@@ -203,7 +203,7 @@ def replay_delivery(delivery_id: DeliveryId, session: SessionDep, who: WriteDep)
 @router.get("/preferences", response_model=PreferencesOut, responses=answers(409, s409=NO_ACCOUNT))
 def get_preferences(session: SessionDep, who: ReadDep) -> PreferencesOut:
     """Your time zone and quiet hours."""
-    return PreferencesOut.of(service.get_preferences(session, who.user_id))
+    return PreferencesOut.of(preferences.get_preferences(session, who.user_id))
 
 
 @router.put(
@@ -214,13 +214,13 @@ def get_preferences(session: SessionDep, who: ReadDep) -> PreferencesOut:
 def set_preferences(body: PreferencesIn, session: SessionDep, who: WriteDep) -> PreferencesOut:
     """Your time zone (IANA, e.g. Europe/Berlin) and quiet hours in it (both ends, or
     neither): non-urgent notifications wait for their end."""
-    start = service.parse_clock(body.quiet_start, "quiet_start") if body.quiet_start else None
-    end = service.parse_clock(body.quiet_end, "quiet_end") if body.quiet_end else None
-    preferences = service.set_preferences(
+    start = preferences.parse_clock(body.quiet_start, "quiet_start") if body.quiet_start else None
+    end = preferences.parse_clock(body.quiet_end, "quiet_end") if body.quiet_end else None
+    saved = preferences.set_preferences(
         session,
         who.user_id,
         timezone=body.timezone,
         quiet_start_minute=start,
         quiet_end_minute=end,
     )
-    return PreferencesOut.of(preferences)
+    return PreferencesOut.of(saved)

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from parcelwatch.models import DeliveryAttempt, NotificationChannel
 from parcelwatch.notifications.delivery_log import LoggedDelivery
 from parcelwatch.notifications.events import MILESTONE_TYPES
-from parcelwatch.notifications.service import Preferences, format_clock, masked_target
+from parcelwatch.notifications.preferences import Preferences, format_clock
+from parcelwatch.notifications.service import masked_target
 
 ChannelKind = Literal["email", "apprise", "webhook"]
 EventTypeText = Annotated[str, Field(max_length=64)]

@@ -1,5 +1,6 @@
-"""A person's notification settings: their channels (email, Apprise, Standard Webhooks) with
-the event types each wants, webhook secrets and their rotation, time zone and quiet hours.
+"""A person's notification channels (email, Apprise, Standard Webhooks) with the event types
+each wants, and webhook secrets with their rotation (time zone and quiet hours:
+`notifications.preferences`).
 
 Shared by the API, the dashboard and the CLI. A channel is its owner's alone: anyone else
 asking for it (members, admins, ADMIN_API_KEY) gets `NotFound`, as for a missing one. A
@@ -18,22 +19,19 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
-from zoneinfo import available_timezones
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcelwatch.domain import utcnow
 from parcelwatch.errors import Conflict, Forbidden, InvalidInput, NotFound
-from parcelwatch.models import NotificationChannel, User
+from parcelwatch.models import NotificationChannel
 from parcelwatch.notifications.events import (
     CHANNEL_KINDS,
     DEFAULT_EVENT_TYPES,
     MILESTONE_TYPES,
-    NOTIFY_MODES,
 )
 from parcelwatch.notifications.netguard import check_url
 
@@ -42,24 +40,18 @@ __all__ = [
     "ROTATION_OVERLAP",
     "UNSET",
     "Issued",
-    "Preferences",
     "clean_event_types",
-    "clean_notify",
     "clean_target",
     "create_channel",
     "delete_channel",
     "every_channel",
-    "format_clock",
     "get_channel",
-    "get_preferences",
     "list_channels",
     "masked_target",
     "new_secret",
     "owner_of_channel",
-    "parse_clock",
+    "require_account",
     "rotate_secret",
-    "set_preferences",
-    "time_zones",
     "update_channel",
 ]
 
@@ -98,7 +90,8 @@ class Issued:
     secret: str | None
 
 
-def _owner(user_id: int | None) -> int:
+def require_account(user_id: int | None) -> int:
+    """`user_id`, or `Conflict` for ADMIN_API_KEY (no account, so no settings)."""
     if user_id is None:
         raise Conflict(NO_ACCOUNT)
     return user_id
@@ -286,7 +279,7 @@ def create_channel(
 ) -> Issued:
     """A new channel of `user_id` (a webhook gets its secret, returned this once). `admin`:
     the caller may make an instance-wide webhook."""
-    owner = _owner(user_id)
+    owner = require_account(user_id)
     cleaned = clean_target(kind, target, allow_private=allow_private)
     types = clean_event_types(event_types)
     _check_instance_wide(kind, instance_wide, admin=admin)
@@ -375,79 +368,3 @@ def rotate_secret(
     channel.secret = secret
     session.flush()
     return Issued(channel, secret)
-
-
-# ---- a person's time zone and quiet hours; a tracker's notify mode ----
-
-
-@dataclass(frozen=True, slots=True)
-class Preferences:
-    """When a person wants to hear: their IANA time zone, and quiet hours in it as minutes
-    after midnight (both None: no quiet hours; start after end: they span midnight)."""
-
-    timezone: str
-    quiet_start_minute: int | None
-    quiet_end_minute: int | None
-
-
-@cache
-def time_zones() -> frozenset[str]:
-    """Every IANA time zone name this machine knows."""
-    return frozenset(available_timezones())
-
-
-def parse_clock(text: str, field: str) -> int:
-    """`"22:30"` as minutes after midnight (1350); `InvalidInput` naming `field`."""
-    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
-    if match is None:
-        raise InvalidInput(f"{field}: {text[:20]!r} is not a time of day such as 22:00")
-    return int(match[1]) * 60 + int(match[2])
-
-
-def format_clock(minute: int | None) -> str | None:
-    return None if minute is None else f"{minute // 60:02d}:{minute % 60:02d}"
-
-
-def get_preferences(session: Session, user_id: int | None) -> Preferences:
-    user = session.get(User, _owner(user_id))
-    if user is None:
-        raise NotFound("That account no longer exists.")
-    return Preferences(user.timezone, user.quiet_start_minute, user.quiet_end_minute)
-
-
-def set_preferences(
-    session: Session,
-    user_id: int | None,
-    *,
-    timezone: str,
-    quiet_start_minute: int | None,
-    quiet_end_minute: int | None,
-) -> Preferences:
-    """Set a person's time zone and quiet hours (give both ends, or neither for none)."""
-    if timezone not in time_zones():
-        raise InvalidInput(
-            f"timezone: {timezone[:64]!r} is not an IANA time zone name such as Europe/Berlin "
-            "or America/New_York"
-        )
-    if (quiet_start_minute is None) != (quiet_end_minute is None):
-        raise InvalidInput("quiet_start, quiet_end: give both ends of the quiet hours, or neither")
-    for field, minute in (("quiet_start", quiet_start_minute), ("quiet_end", quiet_end_minute)):
-        if minute is not None and not 0 <= minute < 24 * 60:
-            raise InvalidInput(f"{field}: a time of day from 00:00 to 23:59")
-    if quiet_start_minute is not None and quiet_start_minute == quiet_end_minute:
-        raise InvalidInput("quiet_end: quiet hours that end when they start last no time")
-    user = session.get(User, _owner(user_id), with_for_update=True)
-    if user is None:
-        raise NotFound("That account no longer exists.")
-    user.timezone = timezone
-    user.quiet_start_minute = quiet_start_minute
-    user.quiet_end_minute = quiet_end_minute
-    session.flush()
-    return Preferences(user.timezone, user.quiet_start_minute, user.quiet_end_minute)
-
-
-def clean_notify(mode: str) -> str:
-    """A tracker's notify mode, or `InvalidInput` naming `notify`."""
-    if mode not in NOTIFY_MODES:
-        raise InvalidInput(f"notify: choose one of {', '.join(NOTIFY_MODES)}")
-    return mode

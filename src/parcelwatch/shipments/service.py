@@ -30,7 +30,7 @@ from parcelwatch.domain import FINAL_STATUSES, ShipmentStatus, utcnow
 from parcelwatch.errors import Conflict, InvalidInput, NotFound
 from parcelwatch.logs import get_logger
 from parcelwatch.models import Shipment, Tracker, TrackerLabel, TrackingEvent
-from parcelwatch.notifications.service import clean_notify
+from parcelwatch.notifications.preferences import clean_notify
 from parcelwatch.shipments import trackers
 from parcelwatch.shipments.trackers import EVERYONE, Viewer, visible_to
 

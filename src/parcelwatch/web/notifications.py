@@ -19,7 +19,7 @@ from parcelwatch.api.auth import Principal
 from parcelwatch.api.deps import SessionDep, SettingsDep, ShipmentId
 from parcelwatch.errors import NotFound, ServiceError
 from parcelwatch.models import NotificationChannel
-from parcelwatch.notifications import delivery_log, service
+from parcelwatch.notifications import delivery_log, preferences, service
 from parcelwatch.notifications.events import CHANNEL_KINDS, DEFAULT_EVENT_TYPES, MILESTONE_TYPES
 from parcelwatch.shipments import service as shipments
 from parcelwatch.shipments.service import MAX_ID
@@ -50,18 +50,16 @@ def _see_other(url: str) -> RedirectResponse:
 def _overview(session: Session, person: Principal, **values: Any) -> dict[str, Any]:
     """What the Notifications page shows."""
     channels = service.list_channels(session, person.user_id)
-    preferences = (
-        service.get_preferences(session, person.user_id) if person.user_id is not None else None
+    chosen = (
+        preferences.get_preferences(session, person.user_id) if person.user_id is not None else None
     )
     return {
         "nav": "notifications",
         "channels": [(channel, service.masked_target(channel)) for channel in channels],
-        "preferences": preferences,
-        "quiet_start": service.format_clock(
-            preferences.quiet_start_minute if preferences else None
-        ),
-        "quiet_end": service.format_clock(preferences.quiet_end_minute if preferences else None),
-        "time_zones": sorted(service.time_zones()),
+        "preferences": chosen,
+        "quiet_start": preferences.format_clock(chosen.quiet_start_minute if chosen else None),
+        "quiet_end": preferences.format_clock(chosen.quiet_end_minute if chosen else None),
+        "time_zones": sorted(preferences.time_zones()),
         "event_choices": EVENT_CHOICES,
         "kinds": [(kind, KIND_NAMES[kind]) for kind in CHANNEL_KINDS],
         "may_be_instance_wide": person.allows(Scope.ADMIN),
@@ -121,7 +119,7 @@ def save_preferences(
     quiet_end: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     try:
-        service.set_preferences(
+        preferences.set_preferences(
             session,
             person.user_id,
             timezone=timezone.strip(),
@@ -135,7 +133,7 @@ def save_preferences(
 
 
 def _clock(text: str, field: str) -> int | None:
-    return service.parse_clock(text, field) if text.strip() else None
+    return preferences.parse_clock(text, field) if text.strip() else None
 
 
 def _channel_context(
