@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "InvalidInput", "NotFound", "ServiceError", "TooManyRequests"]
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "ServiceError",
+    "TooManyRequests",
+]
 
 
 class ServiceError(Exception):
@@ -17,6 +24,12 @@ class ServiceError(Exception):
 
 class NotFound(ServiceError):
     status_code = 404
+
+
+class Forbidden(ServiceError):
+    """Allowed to the person's role or scope only in part (an admin's option of a route)."""
+
+    status_code = 403
 
 
 class InvalidInput(ServiceError):

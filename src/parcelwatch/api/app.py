@@ -25,6 +25,7 @@ from parcelwatch.carriers.router import router as carriers_router
 from parcelwatch.config import Settings, get_settings
 from parcelwatch.db import create_db_engine, make_session_factory
 from parcelwatch.errors import ServiceError, TooManyRequests
+from parcelwatch.notifications.router import router as notifications_router
 from parcelwatch.ops.alerts.server import alerts_lifespan
 from parcelwatch.ops.router import install_ops
 from parcelwatch.shipments.router import router as shipments_router
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sync_router, prefix="/api")
     app.include_router(carriers_router, prefix="/api")
     app.include_router(webhooks_router, prefix="/api")
+    app.include_router(notifications_router, prefix="/api")
     install_ops(app)  # /metrics, /healthz, /readyz, /api/health and the HTTP metrics
     install_dashboard(app)  # pages at /, assets at /static
     install_api_docs(app)  # /docs, its assets at /docs/assets (no CDN)

@@ -10,6 +10,7 @@ from parcelwatch.accounts.tokens_cli import app as tokens_app
 from parcelwatch.carriers.cli import app as carriers_app
 from parcelwatch.cli import db, serve
 from parcelwatch.emulator.cli import emulator as emulator_command
+from parcelwatch.notifications.cli import app as notify_app
 from parcelwatch.ops.alerts.cli import alert as alert_command
 from parcelwatch.ops.health_cli import health as health_command
 from parcelwatch.shipments.cli import app as shipments_app
@@ -45,6 +46,7 @@ app.add_typer(carriers_app, name="carriers")
 app.add_typer(shipments_app, name="shipments")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(notify_app, name="notify")
 app.command("emulator")(emulator_command)
 app.command("sync")(sync_command)
 app.command("health")(health_command)

@@ -165,12 +165,12 @@ def get_shipment(shipment_id: ShipmentId, session: SessionDep, who: ReadDep) -> 
 def update_shipment(
     shipment_id: ShipmentId, body: ShipmentUpdate, session: SessionDep, who: WriteDep
 ) -> ShipmentOut:
-    """Change your description, labels, notes or archive flag; correct the carrier; or
-    switch auto-refresh (true re-enables it and clears the failure count)."""
+    """Change your description, labels, notes, archive flag or notifications of it; correct
+    the carrier; or switch auto-refresh (true re-enables it and clears the failure count)."""
     given = body.model_fields_set
     if "carrier" in given and body.carrier is None:
         given = given - {"carrier"}
-    for name in ("auto_refresh_enabled", "labels", "archived"):
+    for name in ("auto_refresh_enabled", "labels", "archived", "notify"):
         if name in given and getattr(body, name) is None:
             given = given - {name}
     changes = {name: getattr(body, name) for name in given}

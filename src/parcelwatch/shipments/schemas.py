@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -15,6 +15,7 @@ from parcelwatch.shipments.trackers import Tracked
 
 MAX_BULK_ITEMS = 500
 
+NotifyMode = Literal["all", "delivered_only", "muted"]
 TrackingNumberText = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
@@ -46,6 +47,11 @@ class ShipmentUpdate(BaseModel):
     )
     archived: bool | None = Field(
         default=None, description="true archives it in your list, false restores it."
+    )
+    notify: NotifyMode | None = Field(
+        default=None,
+        description="Your notifications of it: all (your channels' rules), delivered_only, "
+        "or muted.",
     )
 
 
@@ -79,6 +85,10 @@ class ShipmentOut(BaseModel):
     labels: list[str]
     notes: str | None
     archived: bool
+    notify: NotifyMode | None = Field(
+        description="Your notifications of it (all, delivered_only, muted); null when you do "
+        "not track it"
+    )
 
     @classmethod
     def of(cls, shipment: Shipment | Tracked) -> ShipmentOut:

@@ -30,6 +30,7 @@ from parcelwatch.domain import FINAL_STATUSES, ShipmentStatus, utcnow
 from parcelwatch.errors import Conflict, InvalidInput, NotFound
 from parcelwatch.logs import get_logger
 from parcelwatch.models import Shipment, Tracker, TrackerLabel, TrackingEvent
+from parcelwatch.notifications.preferences import clean_notify
 from parcelwatch.shipments import trackers
 from parcelwatch.shipments.trackers import EVERYONE, Viewer, visible_to
 
@@ -430,12 +431,13 @@ def update_shipment(
     labels: Sequence[str] | _Unset = UNSET,
     notes: str | None | _Unset = UNSET,
     archived: bool | _Unset = UNSET,
+    notify: str | _Unset = UNSET,
     viewer: Viewer = EVERYONE,
 ) -> Shipment:
-    """Change the viewer's description, labels, notes or archive flag (their tracker's),
-    correct the carrier (which starts tracking afresh), or switch auto-refresh; re-enabling
-    clears the failure count and schedules a check now. Every value is checked before any
-    is changed."""
+    """Change the viewer's description, labels, notes, archive flag or notify mode (their
+    tracker's), correct the carrier (which starts tracking afresh), or switch auto-refresh;
+    re-enabling clears the failure count and schedules a check now. Every value is checked
+    before any is changed."""
     shipment = get_shipment(session, shipment_id, for_update=True, viewer=viewer)
     text = description if isinstance(description, _Unset) else _clean_description(description)
     cleaned_labels = labels if isinstance(labels, _Unset) else trackers.clean_labels(labels)
@@ -446,10 +448,11 @@ def update_shipment(
         else _validated_carrier(carrier, shipment.tracking_number)
     )
     tracker = trackers.tracker_of(session, viewer.user_id, shipment.id)
-    personal = [cleaned_labels, cleaned_notes, archived]
+    mode = notify if isinstance(notify, _Unset) else clean_notify(notify)
+    personal = [cleaned_labels, cleaned_notes, archived, mode]
     if tracker is None and any(not isinstance(value, _Unset) for value in personal):
         raise Conflict(
-            "labels, notes and archive belong to your own tracker of a shipment: add the "
+            "labels, notes, archive and notify belong to your own tracker of a shipment: add the "
             "shipment to your list first"
         )
     if not isinstance(code, _Unset) and code != shipment.carrier and not viewer.everyone:
@@ -466,6 +469,8 @@ def update_shipment(
             tracker.notes = cleaned_notes
         if not isinstance(archived, _Unset):
             trackers.set_archived(tracker, archived)
+        if not isinstance(mode, _Unset):
+            tracker.notify = mode
     if not isinstance(code, _Unset):
         _change_carrier(session, shipment, code)
     if not isinstance(auto_refresh_enabled, _Unset):

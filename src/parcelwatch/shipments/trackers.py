@@ -134,6 +134,12 @@ class Tracked:
     def tracker_id(self) -> int | None:
         return self.tracker.id if self.tracker else None
 
+    @property
+    def notify(self) -> str | None:
+        """Notifications of it to this person: all, delivered_only or muted (None: no
+        tracker of theirs)."""
+        return self.tracker.notify if self.tracker else None
+
 
 def tracker_of(session: Session, user_id: int | None, shipment_id: int) -> Tracker | None:
     if user_id is None:
@@ -159,6 +165,7 @@ class TrackerView:
     notes: str | None
     archived_at: datetime | None
     labels: list[str]
+    notify: str = "all"
 
 
 def as_seen_by(session: Session, viewer: Viewer, shipments: Sequence[Shipment]) -> list[Tracked]:
@@ -173,6 +180,7 @@ def as_seen_by(session: Session, viewer: Viewer, shipments: Sequence[Shipment]) 
                 Tracker.description,
                 Tracker.notes,
                 Tracker.archived_at,
+                Tracker.notify,
                 TrackerLabel.name,
             )
             .outerjoin(TrackerLabel, TrackerLabel.tracker_id == Tracker.id)
@@ -193,6 +201,7 @@ def as_seen_by(session: Session, viewer: Viewer, shipments: Sequence[Shipment]) 
                 notes=row.notes,
                 archived_at=row.archived_at,
                 labels=sorted(labels[row.shipment_id], key=str.casefold),
+                notify=row.notify,
             )
             for row in rows
         }
@@ -212,6 +221,7 @@ def find_seen(session: Session, viewer: Viewer, shipment_id: int) -> Tracked | N
             Tracker.description,
             Tracker.notes,
             Tracker.archived_at,
+            Tracker.notify,
             TrackerLabel.name,
         )
         .outerjoin(
@@ -232,6 +242,7 @@ def find_seen(session: Session, viewer: Viewer, shipment_id: int) -> Tracked | N
         notes=first.notes,
         archived_at=first.archived_at,
         labels=names,
+        notify=first.notify,
     )
     return Tracked(first[0], view)
 

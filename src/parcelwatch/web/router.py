@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from parcelwatch.web import account, actions, pages
+from parcelwatch.web import account, actions, notifications, pages
 from parcelwatch.web.signin import install_signin
 from parcelwatch.web.templating import STATIC_DIR, render
 
@@ -23,6 +23,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.include_router(account.router)
+    app.include_router(notifications.router)
     install_signin(app)  # pages send a visitor who is not signed in to /login or /setup
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(StarletteHTTPException, _html_errors)  # type: ignore[arg-type]

@@ -53,6 +53,13 @@ NOTICES: Final[dict[str, str]] = {
     "session_gone": "That browser was already signed out.",
     "token_revoked": "Token revoked: it no longer works.",
     "token_gone": "That token was already revoked.",
+    "channel_added": "Channel added. Press “Send a test” to check that it works.",
+    "channel_saved": "Channel saved.",
+    "channel_removed": "Channel removed.",
+    "preferences_saved": "Time zone and quiet hours saved.",
+    "test_queued": "Test queued: watch it in the delivery log below.",
+    "replayed": "Delivery queued again, with the same message id.",
+    "notify_saved": "Your notifications of this shipment are saved.",
 }
 
 
