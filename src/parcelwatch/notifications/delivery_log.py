@@ -9,7 +9,6 @@ tell it is the same message (`webhook-id`). Services only flush; the caller comm
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +25,8 @@ from parcelwatch.models import (
     NotificationChannel,
     NotificationDelivery,
 )
-from parcelwatch.notifications.events import PAYLOAD_VERSION, EventType
+from parcelwatch.notifications.events import PAYLOAD_VERSION, EventType, iso
+from parcelwatch.notifications.outbox import new_message_id
 from parcelwatch.notifications.service import get_channel, list_channels
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "LoggedDelivery",
     "get_delivery",
     "list_deliveries",
-    "new_message_id",
     "replay",
     "send_test",
     "send_tests",
@@ -70,20 +69,11 @@ class DeliveryPage:
     next_before: int | None  # pass as `before` for the next (older) page
 
 
-def new_message_id() -> str:
-    """The id receivers deduplicate by (`webhook-id`): the same on every attempt and replay."""
-    return "msg_" + secrets.token_hex(12)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def payload_of_test(channel: NotificationChannel, now: datetime) -> dict[str, object]:
     """The body of a test notification (version 1): which channel, and a sentence."""
     return {
         "type": EventType.TEST.value,
-        "timestamp": _iso(now),
+        "timestamp": iso(now),
         "version": PAYLOAD_VERSION,
         "data": {
             "channel": {"id": channel.id, "name": channel.name, "kind": channel.kind},

@@ -3,6 +3,7 @@ pass quiet hours, and the versioned body every channel renders from."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
@@ -17,6 +18,7 @@ __all__ = [
     "STATUS_MILESTONES",
     "URGENT_TYPES",
     "EventType",
+    "iso",
     "title",
 ]
 
@@ -102,3 +104,8 @@ def title(event_type: EventType, name: str) -> str:
     if event_type in (EventType.TEST, EventType.CHANNEL_DISABLED):
         return f"parcelwatch: {_TITLES[event_type]}"
     return f"{name} {_TITLES[event_type]}"
+
+
+def iso(moment: datetime) -> str:
+    """A moment in a body: ISO 8601 in UTC with a `Z` (`2026-12-07T09:30:00Z`)."""
+    return moment.isoformat().replace("+00:00", "Z")

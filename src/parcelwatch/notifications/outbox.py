@@ -37,7 +37,7 @@ from parcelwatch.models import (
     TrackerLabel,
     User,
 )
-from parcelwatch.notifications.events import PAYLOAD_VERSION, URGENT_TYPES, EventType
+from parcelwatch.notifications.events import PAYLOAD_VERSION, URGENT_TYPES, EventType, iso
 from parcelwatch.notifications.milestones import Milestone
 
 __all__ = [
@@ -124,7 +124,7 @@ def first_attempt_at(
 def _event_body(event: TrackEvent) -> dict[str, Any]:
     location = event.location
     return {
-        "occurred_at": event.occurred_at.isoformat(),
+        "occurred_at": iso(event.occurred_at),
         "status": event.status.value,
         "description": event.description,
         "location": {
@@ -153,7 +153,7 @@ def _payload(
     delivered = info.delivered_at if info else None
     return {
         "type": milestone.event_type.value,
-        "timestamp": now.isoformat(),
+        "timestamp": iso(now),
         "version": PAYLOAD_VERSION,
         "data": {
             "shipment": {
@@ -162,8 +162,8 @@ def _payload(
                 "tracking_number": milestone.tracking_number,
                 "status": milestone.status.value,
                 "status_detail": milestone.status_detail,
-                "estimated_delivery": when.isoformat() if when else None,
-                "delivered_at": delivered.isoformat() if delivered else None,
+                "estimated_delivery": iso(when) if when else None,
+                "delivered_at": iso(delivered) if delivered else None,
                 "signed_by": info.signed_by if info else None,
                 "tracking_url": info.tracking_url if info else None,
                 "url": f"{base}/shipments/{milestone.shipment_id}" if base else None,
