@@ -274,17 +274,27 @@ def spec_signatures(secret: str, headers: dict[str, str], body: bytes) -> bool:
 @dataclass
 class Receiver:
     """A real HTTP server on 127.0.0.1. Each POST is recorded with the secrets whose
-    signatures verify; it answers the next scripted `(status, headers)` or 200."""
+    signatures verify; it answers the next scripted `(status, headers)` (for its path, or
+    for any) or 200."""
 
     url: str = ""
     secrets: dict[str, str] = field(default_factory=dict)  # label -> whsec_...
     arrivals: list[Arrival] = field(default_factory=list)
-    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    scripts: dict[str | None, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def answer(self, *responses: tuple[int, dict[str, str]] | int) -> None:
+    def answer(self, *responses: tuple[int, dict[str, str]] | int, path: str | None = None) -> None:
+        """Answer the next POSTs (to `path` only, when given) with these, in turn."""
         with self.lock:
-            self.script += [(r, {}) if isinstance(r, int) else r for r in responses]
+            self.scripts.setdefault(path, []).extend(
+                (r, {}) if isinstance(r, int) else r for r in responses
+            )
+
+    def next_answer(self, path: str) -> tuple[int, dict[str, str]]:
+        for key in (path, None):
+            if self.scripts.get(key):
+                return self.scripts[key].pop(0)
+        return 200, {}
 
     def ids(self) -> list[str]:
         return [arrival.headers["webhook-id"] for arrival in self.arrivals]
@@ -311,7 +321,7 @@ def receiver() -> Iterator[Receiver]:
                 verified.append(label)
             with state.lock:
                 state.arrivals.append(Arrival(time.time(), self.path, headers, body, verified))
-                status, extra = state.script.pop(0) if state.script else (200, {})
+                status, extra = state.next_answer(self.path)
             self.send_response(status)
             for name, value in extra.items():
                 self.send_header(name, value)
@@ -343,12 +353,11 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 def mail_settings(database: Database, mailbox: Mailbox, **overrides: Any) -> Settings:
-    return notify_settings(
-        database,
-        alert_smtp_host="127.0.0.1",
-        alert_smtp_port=mailbox.port,
-        alert_smtp_user="alerts",
-        alert_smtp_pass="s3cret-smtp",
-        notify_email_from="parcels@parcelwatch.example",
-        **overrides,
-    )
+    values: dict[str, Any] = {
+        "alert_smtp_host": "127.0.0.1",
+        "alert_smtp_port": mailbox.port,
+        "alert_smtp_user": "alerts",
+        "alert_smtp_pass": "s3cret-smtp",
+        "notify_email_from": "parcels@parcelwatch.example",
+    }
+    return notify_settings(database, **(values | overrides))

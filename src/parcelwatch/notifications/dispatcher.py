@@ -257,7 +257,8 @@ class Dispatcher:
         return unit, result, self.clock()
 
     async def _send_and_queue(self, unit: Claimed) -> None:
-        self._results.append(await self._send(unit))
+        sent = await self._send(unit)
+        self._results.append(sent)  # after the await: the recorder swaps the list meanwhile
         self._results_ready.set()
 
     async def _recorder(self) -> None:

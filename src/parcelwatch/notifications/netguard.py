@@ -101,10 +101,14 @@ def _addresses(infos: list[Any]) -> list[str]:
     return list(seen)
 
 
-def check_url(url: str, allow_private: bool) -> None:
-    """For a webhook URL being saved: raise `ValueError` (a `TargetRefused`) with a sentence a
-    person can act on when it is not http(s), names no host, does not resolve, or resolves to
-    any non-public address while private networks are not allowed."""
+def check_url(url: str, allow_private: bool, *, kind: str = "webhook") -> None:
+    """For a channel's URL being saved: raise `ValueError` (a `TargetRefused`) with a sentence
+    a person can act on. A webhook URL: when it is not http(s), names no host, or (private
+    networks not allowed) does not resolve or resolves to any non-public address. An Apprise
+    URL (`kind="apprise"`): see `check_apprise_url`."""
+    if kind == "apprise":
+        check_apprise_url(url, allow_private)
+        return
     parts, host = _split_webhook_url(url)
     if allow_private:
         return

@@ -202,6 +202,10 @@ def _units(rows: Sequence[Any]) -> list[Claimed]:
         else:
             units.append(_unit([row]))
     for group in by_channel.values():
+        # A notification of someone else (no enqueue writes one) never joins the group.
+        strays = [row for row in group if row[5] != row[8] and not row.instance_wide]
+        group = [row for row in group if row not in strays]
+        units += [_unit([row]) for row in strays]
         for start in range(0, len(group), MAX_GROUP):
             units.append(_unit(group[start : start + MAX_GROUP]))
     return units
@@ -413,9 +417,12 @@ def _disable(
         .where(C.id == channel_id)
         .values(enabled=False, disabled_at=now, disabled_reason=reason[:500], updated_at=now)
     )
+    # Deliveries in flight are left to their dispatcher: one that arrives is recorded as
+    # delivered, one that fails comes back pending and is dead-lettered at its next claim.
+    not_in_flight = D.lease_owner.is_(None) | (D.lease_expires_at <= now)
     dead = connection.execute(
         update(D)
-        .where(D.channel_id == channel_id, D.status == PENDING)
+        .where(D.channel_id == channel_id, D.status == PENDING, not_in_flight)
         .values(
             status=DEAD,
             lease_owner=None,

@@ -100,20 +100,24 @@ def _failure(
     )
 
 
-_TOKEN_LIKE = re.compile(r"(?=.*\d)[A-Za-z0-9._~+/=:-]{10,}")
+_TOKEN_LIKE = re.compile(r"(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9._~+/=:-]{10,}")
 
 
 def channel_secrets(channel: ChannelTarget) -> list[str]:
     """What of a channel must never reach a log line: the signing secrets, and the parts of
-    its URL that look like credentials (the password, token-like path segments and query
-    values: an Apprise URL usually carries its token there)."""
+    its URL that look like credentials (the password, token-like path segments, query values
+    and, in an Apprise URL, the user and a token where a host would be: tgram://id:token/).
+    A real host name (it has a dot) stays readable."""
     found = [channel.secret, channel.previous_secret]
     if channel.kind in ("webhook", "apprise"):
         try:
             parts = urlsplit(channel.target)
             found += [parts.password, parts.username if channel.kind == "apprise" else None]
-            pieces = [parts.hostname or "", *parts.path.split("/")]
-            pieces += [value for _, value in parse_qsl(parts.query)]
+            address = parts.netloc.rsplit("@", 1)[-1]
+            named_host = "." in (parts.hostname or "")
+            pieces = [*parts.path.split("/"), *(value for _, value in parse_qsl(parts.query))]
+            if not named_host:
+                pieces += [address, *address.split(":")]
         except ValueError:
             pieces = []
         found += [unquote(piece) for piece in pieces if _TOKEN_LIKE.fullmatch(unquote(piece))]
