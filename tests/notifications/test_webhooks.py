@@ -13,6 +13,8 @@ from parcelwatch.accounts.roles import Role
 from parcelwatch.domain import utcnow
 from parcelwatch.models import DeliveryAttempt
 from parcelwatch.notifications.dispatcher import Dispatcher
+from parcelwatch.notifications.outbox import new_message_id
+from parcelwatch.notifications.senders import ChannelTarget, Outgoing, send_now
 from parcelwatch.notifications.wakeup import wake_dispatchers
 from tests.conftest import Database
 from tests.notifications.conftest import (
@@ -128,3 +130,34 @@ async def test_redirects_are_not_followed_and_count_as_a_refusal(
     assert delivery.last_status_code == 307
     assert "redirect" in (delivery.last_error or "")
     assert world.channel_row(channel).consecutive_failures == 1
+
+
+async def test_send_now_sends_a_test_at_once_and_says_how_it_went(
+    world: World, database: Database, receiver: Receiver
+) -> None:
+    owner = world.person("owner", Role.OWNER)
+    secret = new_secret()
+    receiver.secrets["current"] = secret
+    channel = ChannelTarget.of(
+        world.channel_row(world.channel(owner, "webhook", receiver.url, secret=secret))
+    )
+    payload = {
+        "type": "notification.test",
+        "timestamp": utcnow().isoformat(),
+        "version": 1,
+        "data": {
+            "channel": {"id": channel.id, "name": channel.name, "kind": "webhook"},
+            "message": "It works.",
+        },
+    }
+    settings = notify_settings(database)
+    sent = await send_now(settings, channel, Outgoing(new_message_id(), payload))
+    assert (sent.delivered, sent.status_code) == (True, 200)
+    receiver.answer(503)
+    failed = await send_now(settings, channel, Outgoing(new_message_id(), payload))
+    assert (failed.delivered, failed.status_code, failed.counts_against_channel) == (
+        False,
+        503,
+        False,
+    )
+    assert [a.verified_by for a in receiver.arrivals] == [["current"], ["current"]]

@@ -19,12 +19,14 @@ import re
 import smtplib
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
@@ -35,6 +37,7 @@ from parcelwatch.carriers.http import parse_retry_after
 from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
 from parcelwatch.logs import redact, register_secrets
+from parcelwatch.models import NotificationChannel
 from parcelwatch.notifications import netguard
 from parcelwatch.notifications.render import render
 from parcelwatch.ops.alerts.channels import ChannelError, RecipientsRefused, send_smtp
@@ -46,6 +49,7 @@ __all__ = [
     "SendResult",
     "Senders",
     "channel_secrets",
+    "send_now",
     "signature_header",
 ]
 
@@ -53,6 +57,9 @@ WEBHOOK_TIMEOUT = 10.0  # seconds for the whole request, connect to the status l
 SMTP_TIMEOUT = 20.0
 APPRISE_TIMEOUT = 30.0
 MAX_ERROR = 300
+BLOCKING_SENDS = 8  # email and Apprise sends at once (each holds a thread)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,21 @@ class ChannelTarget:
     previous_secret: str | None = None
     previous_secret_expires_at: datetime | None = None
     timezone: str = "UTC"
+
+    @classmethod
+    def of(cls, channel: NotificationChannel, *, timezone: str = "UTC") -> ChannelTarget:
+        """From a channel row (read it, and its owner's time zone, before sending)."""
+        return cls(
+            id=channel.id,
+            user_id=channel.user_id,
+            kind=channel.kind,
+            name=channel.name,
+            target=channel.target,
+            secret=channel.secret,
+            previous_secret=channel.previous_secret,
+            previous_secret_expires_at=channel.previous_secret_expires_at,
+            timezone=timezone,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +170,11 @@ class Senders:
         self.settings = settings
         self.allow_private = settings.notify_allow_private_networks
         self._own_client = client is None
+        # SMTP and Apprise block: their own threads, so a slow mail server never holds up the
+        # dispatcher's database work (or anyone else's) on the default executor.
+        self._blocking = ThreadPoolExecutor(
+            max_workers=BLOCKING_SENDS, thread_name_prefix="parcelwatch-notify"
+        )
         self._registered: set[tuple[int, str, str | None, str | None]] = set()
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(WEBHOOK_TIMEOUT),
@@ -159,6 +186,10 @@ class Senders:
     async def aclose(self) -> None:
         if self._own_client:
             await self.client.aclose()
+        self._blocking.shutdown(wait=False, cancel_futures=True)
+
+    async def _in_thread(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._blocking, call)
 
     async def send(self, channel: ChannelTarget, messages: Sequence[Outgoing]) -> SendResult:
         """Send `messages` (one for a webhook; one or more, as one message, otherwise)."""
@@ -269,16 +300,18 @@ class Senders:
         email = self._email_message(channel, messages)
         password = settings.alert_smtp_pass.get_secret_value() if settings.alert_smtp_pass else ""
         try:
-            await asyncio.to_thread(
-                send_smtp,
-                email,
-                host=settings.alert_smtp_host,
-                port=settings.alert_smtp_port,
-                user=settings.alert_smtp_user,
-                password=password,
-                sender=str(email["From"]),
-                recipients=[channel.target],
-                timeout=SMTP_TIMEOUT,
+            await self._in_thread(
+                partial(
+                    send_smtp,
+                    email,
+                    host=settings.alert_smtp_host,
+                    port=settings.alert_smtp_port,
+                    user=settings.alert_smtp_user,
+                    password=password,
+                    sender=str(email["From"]),
+                    recipients=[channel.target],
+                    timeout=SMTP_TIMEOUT,
+                )
             )
         except (RecipientsRefused, smtplib.SMTPRecipientsRefused):
             return _failure("the SMTP server refused the address", counts=True)
@@ -301,8 +334,8 @@ class Senders:
         rendered = render([m.payload for m in messages], timezone=channel.timezone)
         try:
             async with asyncio.timeout(APPRISE_TIMEOUT):
-                return await asyncio.to_thread(
-                    self._apprise_notify, channel.target, rendered.subject, rendered.text
+                return await self._in_thread(
+                    partial(self._apprise_notify, channel.target, rendered.subject, rendered.text)
                 )
         except TimeoutError:
             return _failure(f"Apprise did not finish within {APPRISE_TIMEOUT:g} s", counts=False)
@@ -327,6 +360,18 @@ class Senders:
         lines = [line.split(" - ", 2)[-1] for line in captured.getvalue().splitlines() if line]
         detail = f": {lines[-1]}" if lines else ""
         return _failure(f"Apprise reported the notification as not delivered{detail}", counts=True)
+
+
+async def send_now(settings: Settings, channel: ChannelTarget, message: Outgoing) -> SendResult:
+    """One send outside the outbox, for a caller that must answer with the result at once
+    (nothing is recorded, nothing retried). A "send a test" that goes through the outbox (a
+    `notification.test` notification and its delivery, then `wake_dispatchers()`) is logged
+    and retried like any other; prefer it."""
+    senders = Senders(settings)
+    try:
+        return await senders.send(channel, [message])
+    finally:
+        await senders.aclose()
 
 
 async def _post(
