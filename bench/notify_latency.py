@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -78,6 +79,24 @@ def poll_until(condition: Any, step: float = 0.05, within: float | None = None) 
     deadline = None if within is None else time.monotonic() + within
     while not condition() and (deadline is None or time.monotonic() < deadline):
         time.sleep(step)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_reference_ms() -> float:
+    """A fixed pure-Python loop, best of 3 (as in bench/sync_throughput.py): how fast this
+    machine runs Python right now, so figures from different runs can be compared."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for number in range(2_000_000):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -351,6 +370,7 @@ async def latency(args: argparse.Namespace) -> dict[str, Any]:
         "max_ms": round(max(waits) * 1000, 1),
         "deliveries_per_s": round(len(waits) / elapsed, 1),
         "outbox_peak_depth": peak[0],
+        "cpu_reference_ms": cpu_reference_ms(),
     }
 
 
@@ -364,13 +384,13 @@ async def drain(args: argparse.Namespace) -> dict[str, Any]:
             outbox.write(min(5000, args.notifications - outbox.sequence))
         dispatcher = Dispatcher(settings_for(url, smtp_port), outbox.db)
         rss_before = rss_mb()
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), cpu_seconds()
         dispatcher.start()
         samples: list[tuple[int, float]] = []
         while left := outbox.pending():
             samples.append((args.notifications - left, rss_mb()))
             await asyncio.sleep(0.5)
-        elapsed = time.monotonic() - started
+        elapsed, cpu = time.monotonic() - started, cpu_seconds() - cpu_before
         await dispatcher.stop()
         got = len(arrivals(receiver_url))
     marks = {}
@@ -383,6 +403,8 @@ async def drain(args: argparse.Namespace) -> dict[str, Any]:
         "arrived": got,
         "seconds": round(elapsed, 2),
         "deliveries_per_s": round(got / elapsed, 1),
+        "dispatcher_cpu_ms_per_delivery": round(cpu * 1000 / max(got, 1), 3),
+        "cpu_reference_ms": cpu_reference_ms(),
         "rss_mb_before": round(rss_before, 1),
         **marks,
         "rss_mb_end": round(rss_mb(), 1),
@@ -588,6 +610,9 @@ def main() -> None:
     rc.add_argument("--delay-ms", type=float, default=0.0)
     rc.add_argument("--keep", action="store_true", help="record each body's marker")
     args = parser.parse_args()
+    import uvloop  # what `serve` runs on (uvicorn picks it when installed)
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     if args.mode == "receiver":
         asyncio.run(serve_receiver(args.port, args.smtp_port, args.delay_ms, args.keep))
         return

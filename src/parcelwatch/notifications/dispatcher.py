@@ -185,7 +185,9 @@ class Dispatcher:
         """Claim into the free slots and start the sends; True when the claim came back full
         (more may be due at once)."""
         free = self.options.max_in_flight - len(self._in_flight)
-        if free <= 0:
+        # Claim in chunks: a claim per freed slot would be a write transaction per send.
+        low_water = max(1, min(self.options.claim_batch, self.options.max_in_flight) // 4)
+        if free < low_water and self._in_flight and not self._stopping:
             self._slot_free.clear()
             await self._slot_free.wait()
             return True

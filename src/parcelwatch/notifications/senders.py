@@ -29,7 +29,7 @@ from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import httpx
+import aiohttp
 from standardwebhooks.webhooks import Webhook
 
 from parcelwatch import __version__
@@ -166,26 +166,29 @@ def signature_header(
 class Senders:
     """Sends to any channel; one HTTP client for every webhook (its own connection pool)."""
 
-    def __init__(self, settings: Settings, *, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.allow_private = settings.notify_allow_private_networks
-        self._own_client = client is None
+        self._registered: set[tuple[int, str, str | None, str | None]] = set()
         # SMTP and Apprise block: their own threads, so a slow mail server never holds up the
         # dispatcher's database work (or anyone else's) on the default executor.
         self._blocking = ThreadPoolExecutor(
             max_workers=BLOCKING_SENDS, thread_name_prefix="parcelwatch-notify"
         )
-        self._registered: set[tuple[int, str, str | None, str | None]] = set()
-        self.client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(WEBHOOK_TIMEOUT),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-            headers={"User-Agent": f"parcelwatch/{__version__}"},
-        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _webhook_session(self) -> aiohttp.ClientSession:
+        """aiohttp directly (made on first use, in the running loop): a webhook is the one
+        request the dispatcher makes per delivery, and httpx's layers on top of it were most
+        of the dispatcher's CPU."""
+        if self._session is None:
+            self._session = _session(aiohttp.TCPConnector(limit=200, limit_per_host=100))
+        return self._session
 
     async def aclose(self) -> None:
-        if self._own_client:
-            await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         self._blocking.shutdown(wait=False, cancel_futures=True)
 
     async def _in_thread(self, call: Callable[[], T]) -> T:
@@ -241,26 +244,18 @@ class Senders:
         }
         if target.host_header:
             headers["Host"] = target.host_header
-        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
         try:
-            async with asyncio.timeout(WEBHOOK_TIMEOUT):
-                if target.sni_hostname:
-                    # A pinned TLS connection is not pooled: the pool knows it by address, and
-                    # another host name on the same address must not reuse its verification.
-                    async with httpx.AsyncClient(
-                        timeout=httpx.Timeout(WEBHOOK_TIMEOUT), follow_redirects=False
-                    ) as one_off:
-                        status, retry_after = await _post(
-                            one_off, target.url, body, headers, extensions
-                        )
-                else:
-                    status, retry_after = await _post(
-                        self.client, target.url, body, headers, extensions
-                    )
-        except (TimeoutError, httpx.TimeoutException):
+            if target.sni_hostname:
+                # A pinned TLS connection is not pooled: the pool knows it by address, and
+                # another host name on the same address must not reuse its verification.
+                async with _session(aiohttp.TCPConnector(force_close=True)) as one_off:
+                    status, retry_after = await _post(one_off, target, body, headers)
+            else:
+                status, retry_after = await _post(self._webhook_session(), target, body, headers)
+        except TimeoutError:
             return _failure(f"no answer within {WEBHOOK_TIMEOUT:g} s", counts=False)
-        except httpx.HTTPError as error:
-            # httpx messages can carry the URL (it may hold a token): name the kind only.
+        except (aiohttp.ClientError, OSError) as error:
+            # Their messages can carry the URL (it may hold a token): name the kind only.
             return _failure(f"{type(error).__name__} while sending", counts=False)
         if 200 <= status < 300:
             return SendResult(delivered=True, status_code=status)
@@ -374,20 +369,28 @@ async def send_now(settings: Settings, channel: ChannelTarget, message: Outgoing
         await senders.aclose()
 
 
+def _session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT),
+        headers={"User-Agent": f"parcelwatch/{__version__}"},
+        auto_decompress=False,
+    )
+
+
 async def _post(
-    client: httpx.AsyncClient,
-    url: str,
+    session: aiohttp.ClientSession,
+    target: netguard.PinnedTarget,
     body: str,
     headers: dict[str, str],
-    extensions: dict[str, Any] | None,
 ) -> tuple[int, float | None]:
-    """POST and return the status and Retry-After; the answer's body is never read (a
-    receiver cannot make us hold a large one)."""
-    request = client.build_request(
-        "POST", url, content=body.encode(), headers=headers, extensions=extensions
-    )
-    response = await client.send(request, stream=True, follow_redirects=False)
-    try:
-        return response.status_code, parse_retry_after(response.headers.get("retry-after"))
-    finally:
-        await response.aclose()
+    """POST and return the status and Retry-After; redirects are not followed, and the
+    answer's body is never read (a receiver cannot make us hold a large one)."""
+    async with session.post(
+        target.url,
+        data=body.encode(),
+        headers=headers,
+        allow_redirects=False,
+        server_hostname=target.sni_hostname,
+    ) as response:
+        return response.status, parse_retry_after(response.headers.get("Retry-After"))
