@@ -228,6 +228,12 @@ FAST = DispatcherOptions(
 )
 
 
+# A failure is retried a minute later at the earliest: a test sees each delivery tried once.
+NO_RETRY_SOON = DispatcherOptions(
+    poll_interval=0.05, backoff_base=60.0, lease=timedelta(seconds=30)
+)
+
+
 @asynccontextmanager
 async def dispatching(
     settings: Settings, database: Database, options: DispatcherOptions = FAST, **kwargs: Any

@@ -14,7 +14,14 @@ from parcelwatch.accounts.roles import Role
 from parcelwatch.models import DeliveryAttempt
 from parcelwatch.notifications import netguard
 from tests.conftest import Database
-from tests.notifications.conftest import Receiver, World, dispatching, notify_settings, until
+from tests.notifications.conftest import (
+    NO_RETRY_SOON,
+    Receiver,
+    World,
+    dispatching,
+    notify_settings,
+    until,
+)
 
 
 @pytest.mark.parametrize(
@@ -142,8 +149,7 @@ async def test_deliveries_to_private_targets_are_refused_and_the_reason_recorded
     apprise = world.channel(owner, "apprise", receiver.url.replace("http://", "json://"))
     ids = world.notify(tracker, [webhook, apprise])
     settings = notify_settings(database, notify_allow_private_networks=False)
-    async with dispatching(settings, database) as dispatcher:
-        dispatcher.options.backoff_base = 60.0
+    async with dispatching(settings, database, NO_RETRY_SOON):
         await until(lambda: all(world.delivery(i).attempts == 1 for i in ids))
     assert receiver.arrivals == []
     with database.sessions() as session:

@@ -11,6 +11,7 @@ from parcelwatch.logs import configure_logging, flush_logs
 from parcelwatch.models import DeliveryAttempt, NotificationDelivery
 from tests.conftest import Database, free_port
 from tests.notifications.conftest import (
+    NO_RETRY_SOON,
     Receiver,
     World,
     dispatching,
@@ -58,8 +59,7 @@ async def test_channel_secrets_never_reach_the_logs_or_the_delivery_log(
     receiver.answer(*[500] * 10)
     world.notify(tracker, channels)
     settings = mail_settings(database, mailbox, alert_smtp_pass="planted-smtp-pw-42")
-    async with dispatching(settings, database) as dispatcher:
-        dispatcher.options.backoff_base = 60.0
+    async with dispatching(settings, database, NO_RETRY_SOON):
         await until(lambda: all(d.attempts >= 1 for d in world.deliveries()))
     flush_logs()
     with database.sessions() as session:
