@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import email
 import json
 import os
 import random
@@ -149,10 +150,9 @@ async def serve_receiver(http_port: int, smtp_port: int, delay_ms: float, keep: 
     class Mail:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
             now = time.time()
-            for line in envelope.content.decode("utf-8", "replace").splitlines():
-                if line.lower().startswith("x-parcelwatch-message-ids:"):
-                    for message_id in line.split(":", 1)[1].split():
-                        arrivals.append([message_id, now, None])
+            message = email.message_from_bytes(envelope.content)
+            for message_id in str(message.get("X-Parcelwatch-Message-Ids", "")).split():
+                arrivals.append([message_id, now, None])
             return "250 OK"
 
     smtp = Controller(Mail(), hostname="127.0.0.1", port=smtp_port)
