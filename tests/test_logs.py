@@ -174,3 +174,45 @@ def test_before_logging_is_configured_tracebacks_still_show_no_local_variables()
     assert "the carrier refused a header" in output
     assert "planted-local-secret" not in output
     assert "registered-secret-4711" not in output
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_a_notification_channels_secrets_are_redacted_once_it_was_used(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dispatcher registers each channel's secrets before its first send: the webhook
+    signing secrets, and the token-like parts of a URL (an Apprise token, a password)."""
+    from parcelwatch.notifications.senders import ChannelTarget, channel_secrets
+
+    webhook = ChannelTarget(
+        id=1,
+        user_id=1,
+        kind="webhook",
+        name="hook",
+        target="https://hooks.example/in/planted0hook0token?sig=planted1query1token",
+        secret="whsec_cGxhbnRlZC13ZWJob29rLXNlY3JldA==",
+        previous_secret="whsec_cGxhbnRlZC1wcmV2aW91cy1zZWNyZXQ=",
+    )
+    apprise = ChannelTarget(
+        id=2,
+        user_id=1,
+        kind="apprise",
+        name="phone",
+        target="tgram://123456789:AAHplanted-telegram-token/987654",
+    )
+    register_secrets(channel_secrets(webhook) + channel_secrets(apprise))
+    configure_logging("info", fmt)
+    get_logger("test").warning(
+        "sending",
+        detail=f"{webhook.target} {webhook.secret} {webhook.previous_secret} {apprise.target}",
+    )
+    err = capsys.readouterr().err
+    for secret in (
+        "planted0hook0token",
+        "planted1query1token",
+        "cGxhbnRlZC13ZWJob29rLXNlY3JldA",
+        "cGxhbnRlZC1wcmV2aW91cy1zZWNyZXQ",
+        "AAHplanted-telegram-token",
+    ):
+        assert secret not in err
+    assert "hooks.example" in err  # the host is not a secret

@@ -25,6 +25,7 @@ from parcelwatch.carriers.router import router as carriers_router
 from parcelwatch.config import Settings, get_settings
 from parcelwatch.db import create_db_engine, make_session_factory
 from parcelwatch.errors import ServiceError, TooManyRequests
+from parcelwatch.notifications.dispatcher import dispatch_lifespan
 from parcelwatch.notifications.router import router as notifications_router
 from parcelwatch.ops.alerts.server import alerts_lifespan
 from parcelwatch.ops.router import install_ops
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             # The sync engines and, when AUTO_UPDATE_ENABLED, the background updater.
             await stack.enter_async_context(sync_lifespan(app))
+            # The notification dispatcher, when NOTIFY_ENABLED.
+            await stack.enter_async_context(dispatch_lifespan(app))
             # The health check and alerts on a timer, when ALERTS_IN_SERVER.
             await stack.enter_async_context(alerts_lifespan(app))
             # ShipEngine's webhook signing keys, fetched and refreshed on demand.

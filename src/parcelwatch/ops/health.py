@@ -20,6 +20,10 @@ Checks and their levels:
   asking to wait) or, in the process that runs the engine, it uses a lower rate than
   configured after 429s; a spent hour or day window is named, but ok. Its figures are every
   provider's budget.
+- `notifications`: the outbox. Warning when a due delivery has waited past its due time for
+  longer than NOTIFY_PENDING_WARN_AFTER (no dispatcher is running, or it cannot keep up).
+  Deliveries waiting for a retry, the group window or quiet hours are not due, so they do
+  not count; failing channels show in the delivery log and the failed/dead-letter metrics.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from parcelwatch.carriers.registry import Routing
 from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
 from parcelwatch.lifecycle import Lifecycle
-from parcelwatch.models import Shipment, SyncRun
+from parcelwatch.models import NotificationDelivery, Shipment, SyncRun
 from parcelwatch.ops.budgets import budget_check, provider_budgets
 from parcelwatch.ops.checks import Check, HealthReport, Level
 from parcelwatch.ops.health_carriers import CARRIER_CACHE, CarrierCheckCache, carrier_checks
@@ -119,6 +123,7 @@ def database_checks(
             _stale(session, lifecycle, now),
             _error_rate(session, now),
             budget_check(provider_budgets(session, settings, now=now)),
+            _notifications(session, settings, now),
         ]
         stale = _stale_list(session, lifecycle, now) if options.check_stale else None
     return checks, stale
@@ -258,3 +263,35 @@ def _error_rate(session: Session, now: datetime) -> Check:
     if rate >= ERROR_RATE_WARNING or failed_runs:
         return Check("error_rate", Level.WARNING, message, figures)
     return Check("error_rate", Level.OK, message, figures)
+
+
+def _notifications(session: Session, settings: Settings, now: datetime) -> Check:
+    pending = NotificationDelivery.status == "pending"
+    count, oldest = session.execute(
+        select(func.count(), func.min(NotificationDelivery.next_attempt_at)).where(pending)
+    ).one()
+    due = session.scalar(
+        select(func.count()).where(pending, NotificationDelivery.next_attempt_at <= now)
+    )
+    waited = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+    warn_after = settings.notify_pending_warn_after
+    figures = {
+        "pending": int(count),
+        "due": int(due or 0),
+        "oldest_due_seconds": round(waited, 1),
+        "warn_after_seconds": warn_after.total_seconds(),
+    }
+    if waited > warn_after.total_seconds():
+        hint = (
+            "NOTIFY_ENABLED is false: is a worker running?"
+            if not settings.notify_enabled
+            else "is the dispatcher running and keeping up?"
+        )
+        message = (
+            f"{figures['due']} notification deliveries are due; the oldest has waited "
+            f"{round(waited / 60, 1)} min ({hint})"
+        )
+        return Check("notifications", Level.WARNING, message, figures)
+    return Check(
+        "notifications", Level.OK, f"{figures['pending']} notification deliveries pending", figures
+    )

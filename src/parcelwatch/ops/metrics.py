@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select
 
 from parcelwatch import __version__
 from parcelwatch.domain import utcnow
-from parcelwatch.models import Shipment, SyncRun
+from parcelwatch.models import NotificationChannel, NotificationDelivery, Shipment, SyncRun
 from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES
 
 if TYPE_CHECKING:  # the provider modules count calls here; the settings import them
@@ -41,6 +41,13 @@ __all__ = [
     "LAST_SUCCESSFUL_SYNC",
     "LEASES_TAKEN_OVER",
     "LOGIN_FAILURES",
+    "NOTIFICATIONS_DEAD_LETTERED",
+    "NOTIFICATIONS_DELIVERED",
+    "NOTIFICATIONS_ENQUEUED",
+    "NOTIFICATIONS_FAILED",
+    "NOTIFICATION_CHANNELS_DISABLED",
+    "NOTIFICATION_LATENCY",
+    "OutboxCollector",
     "RUNS_ABANDONED",
     "UNKNOWN_STATUS_CODES",
     "UPDATER_PAUSED",
@@ -118,6 +125,37 @@ RUNS_ABANDONED = Counter(
 LOGIN_FAILURES = Counter(
     "parcelwatch_login_failures_total",
     "Dashboard sign-ins refused for a wrong name or password (throttled ones not counted)",
+)
+NOTIFICATIONS_ENQUEUED = Counter(
+    "parcelwatch_notifications_enqueued_total",
+    "Notification deliveries written to the outbox (one per notification and channel)",
+    ["kind"],  # the channel kind: email | apprise | webhook
+)
+NOTIFICATIONS_DELIVERED = Counter(
+    "parcelwatch_notifications_delivered_total",
+    "Notification deliveries that reached their channel",
+    ["kind"],
+)
+NOTIFICATIONS_FAILED = Counter(
+    "parcelwatch_notifications_failed_total",
+    "Notification delivery attempts that failed (each is retried or dead-lettered)",
+    ["kind"],
+)
+NOTIFICATIONS_DEAD_LETTERED = Counter(
+    "parcelwatch_notifications_dead_lettered_total",
+    "Notification deliveries given up: retries spent, or their channel switched off",
+    ["kind"],
+)
+NOTIFICATION_CHANNELS_DISABLED = Counter(
+    "parcelwatch_notification_channels_disabled_total",
+    "Channels switched off after NOTIFY_DISABLE_AFTER failures in a row",
+    ["kind"],
+)
+NOTIFICATION_LATENCY = Histogram(
+    "parcelwatch_notification_delivery_latency_seconds",
+    "From a notification's commit to the outbox to its delivery",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180, 600, 1800, 3600, 21600, 86400),
 )
 HTTP_REQUESTS = Counter(
     "parcelwatch_http_requests_total", "HTTP requests served", ["method", "route", "status"]
@@ -209,6 +247,50 @@ class DatabaseCollector(Collector):
         recent.add_metric(["checked"], int(checked))
         recent.add_metric(["failed"], int(failed))
         yield recent
+
+
+class OutboxCollector(Collector):
+    """The notification outbox read at scrape time (any process's dispatcher shows): pending
+    deliveries by channel kind, and how long the longest-waiting due one has waited past its
+    due time. One GROUP BY and one `min` over `ix_deliveries_due`."""
+
+    def __init__(self, db: Engine) -> None:
+        self.db = db
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        now = utcnow()
+        pending = NotificationDelivery.status == "pending"
+        channel = NotificationChannel
+        with self.db.connect() as connection:
+            by_kind = connection.execute(
+                select(channel.kind, func.count())
+                .select_from(NotificationDelivery)
+                .join(channel, channel.id == NotificationDelivery.channel_id)
+                .where(pending)
+                .group_by(channel.kind)
+            ).all()
+            oldest = connection.scalar(
+                select(func.min(NotificationDelivery.next_attempt_at)).where(pending)
+            )
+        depth = GaugeMetricFamily(
+            "parcelwatch_notifications_pending",
+            "Notification deliveries in the outbox not yet delivered or dead (due or waiting)",
+            labels=["kind"],
+        )
+        counts = {str(kind): int(count) for kind, count in by_kind}
+        for kind in sorted({"email", "apprise", "webhook"} | set(counts)):
+            depth.add_metric([kind], counts.get(kind, 0))
+        yield depth
+        age = (now - oldest).total_seconds() if oldest is not None else 0.0
+        yield GaugeMetricFamily(
+            "parcelwatch_notifications_oldest_pending_seconds",
+            "How long the longest-waiting due notification delivery has waited past its due "
+            "time (0 when none is due)",
+            value=max(age, 0.0),
+        )
 
 
 class BudgetCollector(Collector):

@@ -36,7 +36,12 @@ from parcelwatch.ops.health import (
     run_health,
 )
 from parcelwatch.ops.http import HttpMetrics
-from parcelwatch.ops.metrics import BudgetCollector, BuildInfoCollector, DatabaseCollector
+from parcelwatch.ops.metrics import (
+    BudgetCollector,
+    BuildInfoCollector,
+    DatabaseCollector,
+    OutboxCollector,
+)
 from parcelwatch.sync.updater import Updater
 
 __all__ = ["HEARTBEAT_MAX_AGE", "install_ops", "router"]
@@ -81,6 +86,7 @@ def metrics(settings: SettingsDep, database: DatabaseDep) -> Response:
     gauges = CollectorRegistry(auto_describe=False)
     lifecycle = Lifecycle.from_settings(settings, tracked=Routing(settings).tracked())
     gauges.register(DatabaseCollector(database, lifecycle))
+    gauges.register(OutboxCollector(database))
     try:
         body += generate_latest(gauges)
     except Exception:

@@ -37,7 +37,9 @@ __all__ = [
     "SlackChannel",
     "UnconfiguredChannel",
     "WebhookChannel",
+    "RecipientsRefused",
     "enabled_channels",
+    "send_smtp",
     "sign",
 ]
 
@@ -49,6 +51,10 @@ EVENT_HEADER = "X-Parcelwatch-Event"
 
 class ChannelError(Exception):
     """A channel could not deliver; the message never contains a secret."""
+
+
+class RecipientsRefused(ChannelError):
+    """The SMTP server accepted the message for none or only some of its recipients."""
 
 
 class Channel(Protocol):
@@ -123,29 +129,54 @@ class EmailChannel:
             ) from None
 
     def _deliver(self, message: EmailMessage) -> None:
-        context = ssl.create_default_context()
-        smtp: smtplib.SMTP
-        if self.port == 465:
-            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT_SECONDS, context=context)
-        else:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=TIMEOUT_SECONDS)
-        with smtp:
+        send_smtp(
+            message,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            sender=self.sender,
+            recipients=self.recipients,
+        )
+
+
+def send_smtp(
+    message: EmailMessage,
+    *,
+    host: str,
+    port: int,
+    user: str | None,
+    password: str,
+    sender: str,
+    recipients: list[str],
+    timeout: float = TIMEOUT_SECONDS,
+) -> None:
+    """Send one message (blocking; run it in a thread): implicit TLS on port 465, else
+    STARTTLS when the server offers it; login when `user` is set, never over plain text
+    except to a loopback server. Raises `ChannelError` or smtplib's and the socket's own."""
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if port == 465:
+        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(host, port, timeout=timeout)
+    with smtp:
+        smtp.ehlo()
+        encrypted = port == 465
+        if not encrypted and smtp.has_extn("starttls"):
+            smtp.starttls(context=context)
             smtp.ehlo()
-            encrypted = self.port == 465
-            if not encrypted and smtp.has_extn("starttls"):
-                smtp.starttls(context=context)
-                smtp.ehlo()
-                encrypted = True
-            if self.user:
-                if not encrypted and not _is_loopback(self.host):
-                    raise ChannelError(
-                        "the SMTP server offers no STARTTLS: refusing to send the password "
-                        "in plain text"
-                    )
-                smtp.login(self.user, self.password)
-            refused = smtp.send_message(message, self.sender, self.recipients)
-            if refused:
-                raise ChannelError(f"{len(refused)} recipient(s) refused")
+            encrypted = True
+        if user:
+            if not encrypted and not _is_loopback(host):
+                raise ChannelError(
+                    "the SMTP server offers no STARTTLS: refusing to send the password "
+                    "in plain text"
+                )
+            smtp.login(user, password)
+        refused = smtp.send_message(message, sender, recipients)
+        if refused:
+            raise RecipientsRefused(f"{len(refused)} recipient(s) refused")
 
 
 def _is_loopback(host: str) -> bool:
