@@ -486,14 +486,16 @@ def add_channel(database: Database) -> ChannelFactory:
         with database.sessions.begin() as session:
             user = session.get(User, user_id)
             assert user is not None
+            values: dict[str, object] = {
+                "name": f"{kind} of {user.name}",
+                "target": f"{user.name}@example.com" if kind == "email" else "http://127.0.0.1:9/",
+                "secret": new_secret() if kind == "webhook" else None,
+            }
             channel = NotificationChannel(
                 user_id=user_id,
                 kind=kind,
-                name=f"{kind} of {user.name}",
-                target="http://127.0.0.1:9/hook" if kind != "email" else f"{user.name}@example.com",
                 event_types=list(event_types),
-                secret="whsec_" + "A" * 32 if kind == "webhook" else None,
-                **fields,
+                **(values | fields),
             )
             session.add(channel)
             session.flush()

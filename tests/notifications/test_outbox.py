@@ -47,7 +47,8 @@ def _info(status: ShipmentStatus, *, hours_ago: float = 1, text: str = "scan") -
 
 def _apply(database: Database, shipment_id: int, info: TrackInfo) -> int:
     with database.sessions.begin() as session:
-        return apply_track_info(session, shipment_id, info, "ups", policy=POLICY).notifications
+        summary = apply_track_info(session, shipment_id, info, "ups", policy=POLICY)
+        return summary.notifications.total()
 
 
 def _notifications(database: Database) -> list[Notification]:

@@ -17,7 +17,7 @@ again inserts nothing. When a delivery is first due:
 from __future__ import annotations
 
 import secrets
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -37,11 +37,14 @@ from parcelwatch.models import (
     TrackerLabel,
     User,
 )
+from parcelwatch.notifications import wakeup
 from parcelwatch.notifications.events import PAYLOAD_VERSION, URGENT_TYPES, EventType, iso
 from parcelwatch.notifications.milestones import Milestone
+from parcelwatch.ops.metrics import NOTIFICATIONS_ENQUEUED
 
 __all__ = [
     "NotifyPolicy",
+    "announce",
     "enqueue_milestones",
     "first_attempt_at",
     "in_quiet_hours_until",
@@ -194,17 +197,28 @@ def _insert_ignoring_duplicates(connection: Connection, rows: list[dict[str, Any
     return list(connection.execute(returning, rows).all())
 
 
+def announce(enqueued: Counter[str]) -> None:
+    """After the commit that stored them: count the new deliveries (by channel kind) and wake
+    this process's dispatchers, so they deliver now rather than at their next poll."""
+    if not enqueued:
+        return
+    for kind, count in enqueued.items():
+        NOTIFICATIONS_ENQUEUED.labels(kind).inc(count)
+    wakeup.wake_dispatchers()
+
+
 def enqueue_milestones(
     connection: Connection,
     milestones: Sequence[Milestone],
     *,
     now: datetime,
     policy: NotifyPolicy,
-) -> int:
+) -> Counter[str]:
     """Store the notifications and deliveries `milestones` make, in the connection's
-    transaction; returns how many deliveries were added."""
+    transaction; how many deliveries were added, by channel kind (for `announce`)."""
+    enqueued: Counter[str] = Counter()
     if not milestones:
-        return 0
+        return enqueued
     shipment_ids = {milestone.shipment_id for milestone in milestones}
     trackers = connection.execute(
         select(
@@ -221,7 +235,7 @@ def enqueue_milestones(
         .where(Tracker.shipment_id.in_(shipment_ids), Tracker.notify != "muted")
     ).all()
     if not trackers:
-        return 0
+        return enqueued
     user_ids = {tracker.user_id for tracker in trackers}
     channels = connection.execute(
         select(
@@ -240,7 +254,7 @@ def enqueue_milestones(
         )
     ).all()
     if not channels:
-        return 0
+        return enqueued
     own: dict[int, list[Any]] = defaultdict(list)
     instance_wide: list[Any] = []
     for channel in channels:
@@ -275,6 +289,7 @@ def enqueue_milestones(
             deliveries = [
                 {
                     "channel_id": channel.id,
+                    "kind": channel.kind,
                     "message_id": new_message_id(),
                     "status": "pending",
                     "attempts": 0,
@@ -293,7 +308,7 @@ def enqueue_milestones(
             ]
             planned.append((notification, deliveries))
     if not planned:
-        return 0
+        return enqueued
     labels: dict[int, list[str]] = defaultdict(list)
     tracker_ids = {notification["tracker_id"] for notification, _ in planned}
     for tracker_id, name in connection.execute(
@@ -324,5 +339,6 @@ def enqueue_milestones(
         _, deliveries = unique[(user_id, dedupe_key)]
         rows.extend(delivery | {"notification_id": notification_id} for delivery in deliveries)
     if rows:
+        enqueued.update(row.pop("kind") for row in rows)
         connection.execute(insert(_deliveries), rows)
-    return len(rows)
+    return enqueued

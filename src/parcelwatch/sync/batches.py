@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from parcelwatch.logs import get_logger
+from parcelwatch.notifications.outbox import announce
 from parcelwatch.ops.metrics import UPDATE_DURATION, UPDATE_FAILURES, UPDATE_SUCCESSES
 from parcelwatch.sync.calls import CarrierGroup
 from parcelwatch.sync.claims import ClaimedShipment
@@ -118,7 +119,9 @@ class BatchWriter:
         results = [result for item in items for result in item.results]
         writing = self.database.connect().execution_options(sqlite_begin="IMMEDIATE")
         with writing as connection, connection.begin():
-            return write_results(connection, results, owner=self.owner, policy=self.policy)
+            written = write_results(connection, results, owner=self.owner, policy=self.policy)
+        announce(written.notifications)
+        return written
 
     def _account(self, items: list[CalledBatch], written: WriteSummary) -> None:
         summary = self.summary

@@ -10,6 +10,7 @@ ShipEngine webhook) with exactly the rules the engine uses.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -101,7 +102,9 @@ class WriteSummary:
     expired: int = 0
     lost: int = 0  # lease lost (expired and taken, or shipment deleted): nothing written
     events_added: int = 0
-    notifications: int = 0  # deliveries added to the outbox
+    # deliveries added to the outbox, by channel kind (`notifications.outbox.announce` them
+    # once the transaction has committed)
+    notifications: Counter[str] = field(default_factory=Counter)
     outcomes: dict[int, ShipmentOutcome] = field(default_factory=dict)
 
 

@@ -26,6 +26,7 @@ from parcelwatch.carriers.errors import BadResponseError
 from parcelwatch.carriers.shipengine import CODE as SHIPENGINE
 from parcelwatch.config import Settings
 from parcelwatch.logs import get_logger
+from parcelwatch.notifications.outbox import announce
 from parcelwatch.webhooks.service import (
     AppliedPush,
     PushOutcome,
@@ -145,6 +146,9 @@ def _receive(
             detail="Duplicate push: this push was already received; nothing changed.",
         )
     applied = apply_push(session, push, settings)
+    # Counted and nudged before the request commits: a nudged dispatcher that finds nothing
+    # yet finds it at its next poll (a fraction of a second).
+    announce(applied.notifications)
     return WebhookAck(
         applied=applied.outcome is PushOutcome.UPDATED,
         outcome=applied.outcome,

@@ -9,7 +9,8 @@ nothing either, and says so.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -45,6 +46,8 @@ class AppliedPush:
     shipment_id: int | None = None
     events_added: int = 0
     older: bool = False  # older than what the shipment already showed
+    # deliveries the push added to the outbox, by channel kind (`outbox.announce`)
+    notifications: Counter[str] = field(default_factory=Counter)
 
 
 def push_id(timestamp: str, body: bytes) -> str:
@@ -111,4 +114,5 @@ def apply_push(session: Session, push: TrackEventPush, settings: Settings) -> Ap
         PushOutcome.UPDATED if changed else PushOutcome.UNCHANGED,
         shipment_id,
         events_added=summary.events_added,
+        notifications=summary.notifications,
     )
