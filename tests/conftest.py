@@ -149,10 +149,12 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
 
 @pytest.fixture
 def settings(database: Database) -> Settings:
-    """Settings on the test database with the updater off (tests drive the engine)."""
+    """Settings on the test database with the updater and the notification dispatcher off
+    (tests drive the engine; delivery tests start their own dispatcher)."""
     return load_settings(
         database_url=database.url.replace("postgresql+psycopg://", "postgresql://"),
         auto_update_enabled=False,
+        notify_enabled=False,
         _env_file=None,
     )
 

@@ -73,6 +73,10 @@ def _planted_settings(database: Database) -> Settings:
     return load_settings(
         database_url=url,
         auto_update_enabled=False,
+        # No dispatcher: a channel the fuzzer makes must never be called. Private targets
+        # allowed, so a generated host name is never looked up in DNS when a channel is saved.
+        notify_enabled=False,
+        notify_allow_private_networks=True,
         usps_client_id="planted-usps-id",
         ups_client_id="planted-ups-id",
         fedex_api_key="planted-fedex-id",

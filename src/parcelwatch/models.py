@@ -510,6 +510,8 @@ class NotificationDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(2000))
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A replay starts a new NOTIFY_RETRY_FOR window from here (else from `created_at`).
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     notification: Mapped[Notification] = relationship()

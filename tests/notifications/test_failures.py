@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from parcelwatch.accounts.roles import Role
+from parcelwatch.domain import utcnow
 from parcelwatch.models import DeliveryAttempt, Notification, NotificationDelivery
 from parcelwatch.notifications.deliveries import backoff_delay
+from parcelwatch.notifications.delivery_log import replay
 from tests.conftest import Database
 from tests.notifications.conftest import (
     NO_RETRY_SOON,
@@ -146,3 +149,26 @@ def test_backoff_grows_exponentially_with_jitter_up_to_its_cap() -> None:
     ]
     assert backoff_delay(3, base=10, cap=3600, random=low) == 20  # half of it at the least
     assert backoff_delay(30, base=10, cap=3600, random=high) == 3600
+
+
+async def test_a_replayed_delivery_gets_a_new_retry_window_from_the_replay(
+    world: World, database: Database, receiver: Receiver
+) -> None:
+    owner = world.person("owner", Role.OWNER)
+    tracker = world.tracker(owner)
+    channel = world.channel(owner, "webhook", receiver.url)
+    (message_id,) = world.notify(tracker, [channel])
+    two_days_ago = utcnow() - timedelta(days=2)
+    with database.sessions.begin() as session:
+        session.execute(
+            update(NotificationDelivery)
+            .where(NotificationDelivery.message_id == message_id)
+            .values(status="dead", created_at=two_days_ago, next_attempt_at=None)
+        )
+        delivery_id = world.delivery(message_id).id
+        replay(session, user_id=owner.id, delivery_id=delivery_id)
+    receiver.answer(503)  # fails once after the replay, then arrives
+    async with dispatching(notify_settings(database), database):
+        await until(lambda: world.delivery(message_id).status == "delivered")
+    assert receiver.ids() == [message_id, message_id]
+    assert [a.outcome for a in attempts_of(database, message_id)] == ["failed", "delivered"]

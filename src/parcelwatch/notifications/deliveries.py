@@ -65,7 +65,7 @@ class ClaimedDelivery:
     id: int
     message_id: str
     attempts: int
-    created_at: datetime
+    retry_from: datetime  # NOTIFY_RETRY_FOR counts from here: made, or last replayed
     notification_created_at: datetime
     notification_user_id: int
     payload: dict[str, Any]
@@ -101,7 +101,7 @@ _DETAILS = (
     D.id,
     D.message_id,
     D.attempts,
-    D.created_at,
+    func.coalesce(D.replayed_at, D.created_at),
     N.created_at,
     N.user_id,
     N.payload,
@@ -227,7 +227,7 @@ def _unit(rows: list[Any]) -> Claimed:
             id=row[0],
             message_id=row.message_id,
             attempts=row.attempts,
-            created_at=row[3],
+            retry_from=row[3],
             notification_created_at=row[4],
             notification_user_id=row[5],
             payload=row.payload,

@@ -152,14 +152,15 @@ def replay(
     session: Session, *, user_id: int | None, delivery_id: int, now: datetime | None = None
 ) -> NotificationDelivery:
     """Send a delivery again, whatever its status: pending and due now, its lease dropped, its
-    `message_id` kept (a receiver that has it already can skip it)."""
+    `message_id` kept (a receiver that has it already can skip it), retried for a new
+    NOTIFY_RETRY_FOR from now."""
     delivery = _owned(session, user_id, delivery_id)
     if not delivery.channel.enabled:
         raise Conflict(
             f"The channel {delivery.channel.name!r} is switched off: switch it on, then replay."
         )
     delivery.status = "pending"
-    delivery.next_attempt_at = now or utcnow()
+    delivery.next_attempt_at = delivery.replayed_at = now or utcnow()
     delivery.lease_owner = None
     delivery.lease_expires_at = None
     session.flush()

@@ -332,7 +332,7 @@ class Dispatcher:
                 status, error = deliveries.DEAD, unit.refusal
             elif not result.delivered:
                 error = result.error
-                deadline = delivery.created_at + self.settings.notify_retry_for
+                deadline = delivery.retry_from + self.settings.notify_retry_for
                 if finished >= deadline:
                     status = deliveries.DEAD
                 else:

@@ -103,6 +103,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(2000), nullable=True),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("delivered_at", UTCDateTime(), nullable=True),
+        sa.Column("replayed_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.UniqueConstraint("notification_id", "channel_id", name="uq_deliveries_notification"),
         sqlite_autoincrement=True,
