@@ -13,7 +13,14 @@ import pytest
 from parcelwatch.accounts.roles import Role
 from parcelwatch.notifications.dispatcher import Dispatcher, DispatcherOptions
 from tests.conftest import Database
-from tests.notifications.conftest import Receiver, World, dispatching, notify_settings, until
+from tests.notifications.conftest import (
+    FAST,
+    Receiver,
+    World,
+    dispatching,
+    notify_settings,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -61,3 +68,18 @@ async def test_two_dispatchers_share_the_outbox_without_sending_anything_twice(
         await until(lambda: len(receiver.arrivals) >= len(ids), within=30)
         await until(lambda: all(d.status == "delivered" for d in world.deliveries()))
     assert sorted(receiver.ids()) == sorted(ids)  # each once: none lost, none doubled
+
+
+async def test_a_worker_can_run_the_dispatcher_in_its_own_task_and_stop_it(
+    world: World, database: Database, receiver: Receiver
+) -> None:
+    owner = world.person("owner", Role.OWNER)
+    tracker = world.tracker(owner)
+    channel = world.channel(owner, "webhook", receiver.url)
+    (message_id,) = world.notify(tracker, [channel])
+    dispatcher = Dispatcher(notify_settings(database), database.engine, options=FAST)
+    running = asyncio.create_task(dispatcher.run())
+    await until(lambda: world.delivery(message_id).status == "delivered")
+    await dispatcher.stop()
+    assert running.done()
+    assert running.exception() is None

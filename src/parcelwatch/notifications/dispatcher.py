@@ -71,7 +71,9 @@ class DispatcherOptions:
 
 
 class Dispatcher:
-    """Delivers the outbox: `start()` (or `await run()`), `nudge()`, `await stop()`."""
+    """Delivers the outbox. `start()` runs it in a task of the current loop (or await
+    `run()` in a task of your own); `nudge()` from any thread after committing deliveries;
+    `await stop()` ends it within `stop_deadline` (and waits for `run()` to return)."""
 
     def __init__(
         self,
@@ -102,6 +104,7 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._finished: asyncio.Event | None = None
 
     # -- control -------------------------------------------------------------------------
 
@@ -142,6 +145,9 @@ class Dispatcher:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+        elif self._finished is not None:  # `run()` awaited by the caller's own task
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), self.options.stop_deadline + 5.0)
         if self._own_senders:
             await self.senders.aclose()
 
@@ -150,6 +156,7 @@ class Dispatcher:
     async def run(self) -> None:
         """Claim, send and record until `stop()`."""
         self._loop = asyncio.get_running_loop()
+        self._finished = asyncio.Event()
         wakeup.register(self)
         recorder = asyncio.create_task(self._recorder(), name="parcelwatch-dispatch-recorder")
         log.info("notification dispatcher started", owner=self.owner)
@@ -170,6 +177,7 @@ class Dispatcher:
             self._stopping = True
             self._results_ready.set()
             await recorder
+            self._finished.set()
             log.info("notification dispatcher stopped", owner=self.owner)
 
     async def run_once(self) -> int:
