@@ -433,7 +433,7 @@ def start_serve(url: str, smtp_port: int) -> tuple[subprocess.Popen[bytes], str]
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a loaded machine starts it slowly
     while True:
         try:
             httpx.get(f"{base}/healthz", timeout=1)
