@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from parcelwatch.accounts.roles import Role
+from parcelwatch.domain import utcnow
 from parcelwatch.notifications.dispatcher import Dispatcher, DispatcherOptions
 from tests.conftest import Database
 from tests.notifications.conftest import (
@@ -83,3 +86,30 @@ async def test_a_worker_can_run_the_dispatcher_in_its_own_task_and_stop_it(
     await dispatcher.stop()
     assert running.done()
     assert running.exception() is None
+
+
+async def test_an_idle_dispatcher_only_reads_until_something_is_due(
+    world: World, database: Database, receiver: Receiver
+) -> None:
+    """On SQLite a claim holds the one writer's lock: taken when nothing is due, it made other
+    connections' read-then-write transactions fail with "database is locked"."""
+    owner = world.person("owner", Role.OWNER)
+    tracker = world.tracker(owner)
+    channel = world.channel(owner, "webhook", receiver.url)
+    world.notify(tracker, [channel], due=utcnow() + timedelta(hours=8))  # quiet hours
+    writes: list[object] = []
+
+    def on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get("sqlite_begin") == "IMMEDIATE":
+            writes.append(connection)
+
+    event.listen(database.engine, "begin", on_begin)
+    try:
+        async with dispatching(notify_settings(database), database):
+            await asyncio.sleep(0.5)  # ten polls
+            assert writes == []
+            (message_id,) = world.notify(tracker, [channel])
+            await until(lambda: world.delivery(message_id).status == "delivered")
+    finally:
+        event.remove(database.engine, "begin", on_begin)
+    assert writes  # the claim and the record

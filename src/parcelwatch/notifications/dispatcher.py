@@ -163,14 +163,14 @@ class Dispatcher:
         try:
             while not self._stopping:
                 try:
-                    claimed_all = await self._claim_and_send()
+                    delay = await self._idle_delay()
+                    if delay <= 0 and await self._claim_and_send():
+                        continue  # claimed (or waited for free slots): look again at once
                 except Exception:
                     log.exception("notification dispatcher: claim failed")
-                    await self._sleep(self.options.error_pause)
-                    continue
-                if claimed_all and not self._stopping:
-                    continue  # a full batch: more may be due
-                await self._sleep(await self._idle_delay())
+                    delay = self.options.error_pause
+                # Due but nothing claimed: another dispatcher holds it; do not spin.
+                await self._sleep(delay if delay > 0 else self.options.poll_interval)
         finally:
             wakeup.unregister(self)
             await self._finish_in_flight()
@@ -190,8 +190,8 @@ class Dispatcher:
         return len(units)
 
     async def _claim_and_send(self) -> bool:
-        """Claim into the free slots and start the sends; True when the claim came back full
-        (more may be due at once)."""
+        """Claim into the free slots and start the sends; True when it claimed something or
+        waited for slots to free (more may be due at once), False when nothing was left."""
         free = self.options.max_in_flight - len(self._in_flight)
         # Claim in chunks: a claim per freed slot would be a write transaction per send.
         low_water = max(1, min(self.options.claim_batch, self.options.max_in_flight) // 4)
@@ -206,23 +206,20 @@ class Dispatcher:
             task = asyncio.create_task(self._send_and_queue(unit))
             self._in_flight.add(task)
             task.add_done_callback(self._done)
-        return len(units) >= limit
+        return bool(units)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         self._slot_free.set()
 
     async def _idle_delay(self) -> float:
-        """Until the next delivery is due, at most the poll interval."""
-        poll = self.options.poll_interval
-        try:
-            due = await asyncio.to_thread(outbox.next_due_at, self.db)
-        except Exception:
-            log.exception("notification dispatcher: could not read the next due time")
-            return self.options.error_pause
+        """Seconds until the next delivery is due (0 or less: one is due now), at most the
+        poll interval. A read only: the claim, a write transaction (on SQLite the one writer's
+        lock), is taken only when something is due."""
+        due = await asyncio.to_thread(outbox.next_due_at, self.db)
         if due is None:
-            return poll
-        return max(0.0, min(poll, (due - self.clock()).total_seconds()))
+            return self.options.poll_interval
+        return min(self.options.poll_interval, (due - self.clock()).total_seconds())
 
     async def _sleep(self, seconds: float) -> None:
         if self._wake.is_set() or seconds <= 0:
