@@ -20,6 +20,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import FastAPI
@@ -45,29 +46,20 @@ __all__ = ["Dispatcher", "DispatcherOptions", "dispatch_lifespan"]
 log = get_logger(__name__)
 
 
+@dataclass(kw_only=True, slots=True)
 class DispatcherOptions:
     """The dispatcher's knobs; the defaults suit a server, tests shorten the waits."""
 
-    def __init__(
-        self,
-        *,
-        max_in_flight: int = 100,
-        claim_batch: int = 100,
-        lease: timedelta = timedelta(minutes=2),
-        poll_interval: float = 0.25,
-        backoff_base: float = 10.0,
-        backoff_cap: float = 3600.0,
-        stop_deadline: float = 10.0,
-        error_pause: float = 5.0,
-    ) -> None:
-        self.max_in_flight = max_in_flight
-        self.claim_batch = claim_batch
-        self.lease = lease
-        self.poll_interval = poll_interval
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.stop_deadline = stop_deadline
-        self.error_pause = error_pause
+    max_in_flight: int = 100  # sends at once (an email/Apprise group is one)
+    claim_batch: int = 100
+    # Longer than any send can take (webhooks 10 s, SMTP 20 s a step, Apprise 30 s): a lease
+    # that ran out mid-send would have another dispatcher send it again.
+    lease: timedelta = timedelta(minutes=2)
+    poll_interval: float = 0.25  # seconds; a nudge wakes it sooner
+    backoff_base: float = 10.0  # seconds before the second try; doubles, jittered
+    backoff_cap: float = 3600.0
+    stop_deadline: float = 10.0
+    error_pause: float = 5.0
 
 
 class Dispatcher:
