@@ -170,7 +170,7 @@ def receiver(delay_ms: float = 0.0, keep: bool = False) -> Iterator[tuple[str, i
     process = subprocess.Popen(args + (["--keep"] if keep else []))
     url = f"http://127.0.0.1:{http_port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90  # a loaded machine imports slowly
         while True:
             try:
                 httpx.get(f"{url}/arrivals", timeout=1)
@@ -433,7 +433,7 @@ def start_serve(url: str, smtp_port: int) -> tuple[subprocess.Popen[bytes], str]
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a loaded machine starts it slowly
     while True:
         try:
             httpx.get(f"{base}/healthz", timeout=1)
@@ -508,11 +508,21 @@ def _leased(db: Engine) -> int:
 
 def start_emulator(port: int) -> subprocess.Popen[bytes]:
     command = "import typer; from parcelwatch.emulator.cli import emulator; typer.run(emulator)"
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-c", command, "--port", str(port), "--seed", "1", "--head-start", "2d"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_emulator/stats", timeout=1)
+            return process
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise SystemExit("the emulator did not start") from None
+            time.sleep(0.1)
 
 
 async def real_sync(args: argparse.Namespace) -> dict[str, Any]:
@@ -553,7 +563,7 @@ async def real_sync(args: argparse.Namespace) -> dict[str, Any]:
             async with open_registry(settings) as registry:
                 engine = SyncEngine(settings=settings, db=outbox.db, providers=registry)
                 try:
-                    await engine.run_pass()
+                    summary = await engine.run_pass()
                 finally:
                     engine.close()
             await asyncio.to_thread(poll_until, lambda: not outbox.pending())
@@ -571,8 +581,9 @@ async def real_sync(args: argparse.Namespace) -> dict[str, Any]:
         emulator.wait(timeout=10)
     if not written:
         raise SystemExit(
-            "no notification was enqueued by the sync: the enqueue (issue 14, the sync "
-            "writer's transaction) is not on this branch yet"
+            f"the sync pass updated {summary.updated} of {shipments} shipments, and no "
+            "notification was enqueued: the enqueue (issue 14, the sync writer's transaction) "
+            "is not on this branch yet"
         )
     waits = [seen[m] - at.timestamp() for m, at in written if m in seen]
     return {

@@ -7,13 +7,23 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from parcelwatch.accounts.roles import Role
+from parcelwatch.domain import utcnow
 from parcelwatch.notifications.dispatcher import Dispatcher, DispatcherOptions
 from tests.conftest import Database
-from tests.notifications.conftest import Receiver, World, dispatching, notify_settings, until
+from tests.notifications.conftest import (
+    FAST,
+    Receiver,
+    World,
+    dispatching,
+    notify_settings,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -61,3 +71,45 @@ async def test_two_dispatchers_share_the_outbox_without_sending_anything_twice(
         await until(lambda: len(receiver.arrivals) >= len(ids), within=30)
         await until(lambda: all(d.status == "delivered" for d in world.deliveries()))
     assert sorted(receiver.ids()) == sorted(ids)  # each once: none lost, none doubled
+
+
+async def test_a_worker_can_run_the_dispatcher_in_its_own_task_and_stop_it(
+    world: World, database: Database, receiver: Receiver
+) -> None:
+    owner = world.person("owner", Role.OWNER)
+    tracker = world.tracker(owner)
+    channel = world.channel(owner, "webhook", receiver.url)
+    (message_id,) = world.notify(tracker, [channel])
+    dispatcher = Dispatcher(notify_settings(database), database.engine, options=FAST)
+    running = asyncio.create_task(dispatcher.run())
+    await until(lambda: world.delivery(message_id).status == "delivered")
+    await dispatcher.stop()
+    assert running.done()
+    assert running.exception() is None
+
+
+async def test_an_idle_dispatcher_only_reads_until_something_is_due(
+    world: World, database: Database, receiver: Receiver
+) -> None:
+    """On SQLite a claim holds the one writer's lock: taken when nothing is due, it made other
+    connections' read-then-write transactions fail with "database is locked"."""
+    owner = world.person("owner", Role.OWNER)
+    tracker = world.tracker(owner)
+    channel = world.channel(owner, "webhook", receiver.url)
+    world.notify(tracker, [channel], due=utcnow() + timedelta(hours=8))  # quiet hours
+    writes: list[object] = []
+
+    def on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get("sqlite_begin") == "IMMEDIATE":
+            writes.append(connection)
+
+    event.listen(database.engine, "begin", on_begin)
+    try:
+        async with dispatching(notify_settings(database), database):
+            await asyncio.sleep(0.5)  # ten polls
+            assert writes == []
+            (message_id,) = world.notify(tracker, [channel])
+            await until(lambda: world.delivery(message_id).status == "delivered")
+    finally:
+        event.remove(database.engine, "begin", on_begin)
+    assert writes  # the claim and the record

@@ -332,4 +332,33 @@ def record(
             if attempts:
                 connection.execute(insert(DeliveryAttempt), attempts)
             count_failures(connection, channel_results, disable_after, now, recorded)
+            retrying = [o.delivery_id for o in outcomes if o.status == PENDING]
+            if retrying:
+                _dead_letter_if_switched_off(connection, retrying, recorded)
     return recorded
+
+
+def _dead_letter_if_switched_off(
+    connection: Connection, delivery_ids: list[int], recorded: Recorded
+) -> None:
+    """A failed try of a channel switched off meanwhile (by this batch, or while the try was
+    in flight) is not retried: it is dead-lettered now."""
+    stopped = connection.execute(
+        select(D.id, C.kind)
+        .join(C, C.id == D.channel_id)
+        .where(
+            D.id.in_(delivery_ids),
+            D.status == PENDING,
+            C.disabled_at.is_not(None) | C.enabled.is_(False),
+        )
+    ).all()
+    if not stopped:
+        return
+    connection.execute(
+        update(D)
+        .where(D.id.in_([row.id for row in stopped]), D.status == PENDING)
+        .values(status=DEAD, next_attempt_at=None, lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    for row in stopped:
+        recorded.dead_lettered[row.kind] = recorded.dead_lettered.get(row.kind, 0) + 1

@@ -20,6 +20,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import FastAPI
@@ -45,33 +46,26 @@ __all__ = ["Dispatcher", "DispatcherOptions", "dispatch_lifespan"]
 log = get_logger(__name__)
 
 
+@dataclass(kw_only=True, slots=True)
 class DispatcherOptions:
     """The dispatcher's knobs; the defaults suit a server, tests shorten the waits."""
 
-    def __init__(
-        self,
-        *,
-        max_in_flight: int = 100,
-        claim_batch: int = 100,
-        lease: timedelta = timedelta(minutes=2),
-        poll_interval: float = 0.25,
-        backoff_base: float = 10.0,
-        backoff_cap: float = 3600.0,
-        stop_deadline: float = 10.0,
-        error_pause: float = 5.0,
-    ) -> None:
-        self.max_in_flight = max_in_flight
-        self.claim_batch = claim_batch
-        self.lease = lease
-        self.poll_interval = poll_interval
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.stop_deadline = stop_deadline
-        self.error_pause = error_pause
+    max_in_flight: int = 100  # sends at once (an email/Apprise group is one)
+    claim_batch: int = 100
+    # Longer than any send can take (webhooks 10 s, SMTP 20 s a step, Apprise 30 s): a lease
+    # that ran out mid-send would have another dispatcher send it again.
+    lease: timedelta = timedelta(minutes=2)
+    poll_interval: float = 0.25  # seconds; a nudge wakes it sooner
+    backoff_base: float = 10.0  # seconds before the second try; doubles, jittered
+    backoff_cap: float = 3600.0
+    stop_deadline: float = 10.0
+    error_pause: float = 5.0
 
 
 class Dispatcher:
-    """Delivers the outbox: `start()` (or `await run()`), `nudge()`, `await stop()`."""
+    """Delivers the deliveries. `start()` runs it in a task of the current loop (or await
+    `run()` in a task of your own); `nudge()` from any thread after committing deliveries;
+    `await stop()` ends it within `stop_deadline` (and waits for `run()` to return)."""
 
     def __init__(
         self,
@@ -102,6 +96,7 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._finished: asyncio.Event | None = None
 
     # -- control -------------------------------------------------------------------------
 
@@ -142,6 +137,9 @@ class Dispatcher:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+        elif self._finished is not None:  # `run()` awaited by the caller's own task
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), self.options.stop_deadline + 5.0)
         if self._own_senders:
             await self.senders.aclose()
 
@@ -150,26 +148,28 @@ class Dispatcher:
     async def run(self) -> None:
         """Claim, send and record until `stop()`."""
         self._loop = asyncio.get_running_loop()
+        self._finished = asyncio.Event()
         wakeup.register(self)
         recorder = asyncio.create_task(self._recorder(), name="parcelwatch-dispatch-recorder")
         log.info("notification dispatcher started", owner=self.owner)
         try:
             while not self._stopping:
                 try:
-                    claimed_all = await self._claim_and_send()
+                    delay = await self._idle_delay()
+                    if delay <= 0 and await self._claim_and_send():
+                        continue  # claimed (or waited for free slots): look again at once
                 except Exception:
                     log.exception("notification dispatcher: claim failed")
-                    await self._sleep(self.options.error_pause)
-                    continue
-                if claimed_all and not self._stopping:
-                    continue  # a full batch: more may be due
-                await self._sleep(await self._idle_delay())
+                    delay = self.options.error_pause
+                # Due but nothing claimed: another dispatcher holds it; do not spin.
+                await self._sleep(delay if delay > 0 else self.options.poll_interval)
         finally:
             wakeup.unregister(self)
             await self._finish_in_flight()
             self._stopping = True
             self._results_ready.set()
             await recorder
+            self._finished.set()
             log.info("notification dispatcher stopped", owner=self.owner)
 
     async def run_once(self) -> int:
@@ -182,8 +182,8 @@ class Dispatcher:
         return len(units)
 
     async def _claim_and_send(self) -> bool:
-        """Claim into the free slots and start the sends; True when the claim came back full
-        (more may be due at once)."""
+        """Claim into the free slots and start the sends; True when it claimed something or
+        waited for slots to free (more may be due at once), False when nothing was left."""
         free = self.options.max_in_flight - len(self._in_flight)
         # Claim in chunks: a claim per freed slot would be a write transaction per send.
         low_water = max(1, min(self.options.claim_batch, self.options.max_in_flight) // 4)
@@ -198,23 +198,20 @@ class Dispatcher:
             task = asyncio.create_task(self._send_and_queue(unit))
             self._in_flight.add(task)
             task.add_done_callback(self._done)
-        return len(units) >= limit
+        return bool(units)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         self._slot_free.set()
 
     async def _idle_delay(self) -> float:
-        """Until the next delivery is due, at most the poll interval."""
-        poll = self.options.poll_interval
-        try:
-            due = await asyncio.to_thread(deliveries.next_due_at, self.db)
-        except Exception:
-            log.exception("notification dispatcher: could not read the next due time")
-            return self.options.error_pause
+        """Seconds until the next delivery is due (0 or less: one is due now), at most the
+        poll interval. A read only: the claim, a write transaction (on SQLite the one writer's
+        lock), is taken only when something is due."""
+        due = await asyncio.to_thread(deliveries.next_due_at, self.db)
         if due is None:
-            return poll
-        return max(0.0, min(poll, (due - self.clock()).total_seconds()))
+            return self.options.poll_interval
+        return min(self.options.poll_interval, (due - self.clock()).total_seconds())
 
     async def _sleep(self, seconds: float) -> None:
         if self._wake.is_set() or seconds <= 0:

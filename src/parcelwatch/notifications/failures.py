@@ -105,7 +105,7 @@ def _disable(
         .values(enabled=False, disabled_at=now, disabled_reason=reason[:500], updated_at=now)
     )
     # Deliveries in flight are left to their dispatcher: one that arrives is recorded as
-    # delivered, one that fails comes back pending and is dead-lettered at its next claim.
+    # delivered, one that fails is dead-lettered as its failure is recorded (outbox.record).
     not_in_flight = D.lease_owner.is_(None) | (D.lease_expires_at <= now)
     dead = connection.execute(
         update(D)
