@@ -13,13 +13,12 @@ parcelwatch's own, in this process (`latency`, `drain`) or in `parcelwatch serve
     .venv/bin/python bench/notify_latency.py crash --kills 10       # kill -9 serve 10 times
     .venv/bin/python bench/notify_latency.py latency --real-sync    # through the sync engine
 
-Until the enqueue (the sync writer writing the outbox in its transaction) is on this branch,
-`latency`, `drain` and `crash` write outbox rows directly, one transaction per change, each
-followed by the in-process nudge (`wake_dispatchers()`) the enqueue fires after its commit:
-the commit time measured is that transaction's. `--real-sync` makes the changes through the
-sync engine against the carrier emulator instead, and takes a notification's `created_at`
-(written in the sync batch's transaction) as its commit time; it stops with a message when no
-notification was enqueued (the enqueue is not there yet).
+`latency`, `drain` and `crash` measure the dispatcher alone: they write outbox rows
+directly, one transaction per change, each followed by the in-process nudge
+(`wake_dispatchers()`) that a sync batch fires after its commit; the commit time measured is
+that transaction's. `--real-sync` makes the changes through the sync engine against the
+carrier emulator instead (the writer enqueues them in its batch transactions), and takes a
+notification's `created_at`, written in that transaction, as its commit time.
 """
 
 from __future__ import annotations
@@ -56,6 +55,7 @@ from parcelwatch.logs import configure_logging
 from parcelwatch.migrate import upgrade
 from parcelwatch.models import Notification, NotificationChannel, NotificationDelivery
 from parcelwatch.notifications.dispatcher import Dispatcher
+from parcelwatch.notifications.events import MILESTONE_TYPES
 from parcelwatch.notifications.outbox import new_message_id
 from parcelwatch.notifications.wakeup import wake_dispatchers
 
@@ -208,7 +208,8 @@ class Outbox:
                 kind="webhook",
                 name="bench",
                 target=f"{receiver_url}/hook",
-                event_types=[],
+                # every milestone, for --real-sync (the other modes write rows directly)
+                event_types=[event_type.value for event_type in MILESTONE_TYPES],
                 secret=SECRET,
             )
             email = NotificationChannel(
@@ -582,8 +583,7 @@ async def real_sync(args: argparse.Namespace) -> dict[str, Any]:
     if not written:
         raise SystemExit(
             f"the sync pass updated {summary.updated} of {shipments} shipments, and no "
-            "notification was enqueued: the enqueue (issue 14, the sync writer's transaction) "
-            "is not on this branch yet"
+            "notification was enqueued"
         )
     waits = [seen[m] - at.timestamp() for m, at in written if m in seen]
     return {
