@@ -48,6 +48,30 @@ def test_sqlite_round_trip_is_the_same_instant_in_utc(value: datetime, offset: i
     assert back.tzinfo is UTC
 
 
+@given(naive, st.sampled_from(["", "+00:00", "-05:00", "+05:30"]), st.booleans())
+def test_sqlite_reading_is_sqlalchemys_own_then_made_aware_in_utc(
+    value: datetime, offset: str, whole_seconds: bool
+) -> None:
+    """Whatever text SQLAlchemy's DATETIME reads (its own, one without microseconds, one a
+    person or another tool stored with an offset), the one-call reader gives the same."""
+    dialect = sqlite.dialect()
+    stored = (value.replace(microsecond=0) if whole_seconds else value).isoformat(" ") + offset
+    column = UTCDateTime()
+    ours = column.dialect_impl(dialect).result_processor(dialect, None)
+    theirs = sqlite.DATETIME().result_processor(dialect, None)
+    assert ours is not None
+    assert theirs is not None
+    try:
+        expected = column.process_result_value(theirs(stored), dialect)
+    except OverflowError:  # an offset that moves the instant out of datetime's range
+        with pytest.raises(OverflowError):
+            ours(stored)
+        return
+    assert ours(stored) == expected
+    assert ours(stored).tzinfo is UTC
+    assert ours(None) is None
+
+
 def test_sqlite_stores_utc_text_that_sorts_in_time_order(tmp_path: Path) -> None:
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     table = Table(

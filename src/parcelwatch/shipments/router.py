@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from parcelwatch.api.auth import ReadDep, WriteDep
 from parcelwatch.api.deps import SessionDep, ShipmentId, public_base
 from parcelwatch.api.problems import answers
+from parcelwatch.api.threads import OneHopRoute
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.config import parse_duration
 from parcelwatch.domain import ShipmentStatus
@@ -33,7 +34,7 @@ from parcelwatch.shipments.schemas import (
 from parcelwatch.shipments.service import MAX_ID, BulkOutcome
 from parcelwatch.shipments.trackers import as_seen_by, find_seen, seen_by
 
-router = APIRouter(tags=["shipments"])
+router = APIRouter(tags=["shipments"], route_class=OneHopRoute)  # one thread hop a request
 
 
 @router.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from operator import attrgetter
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -94,19 +95,28 @@ class ShipmentOut(BaseModel):
     def of(cls, shipment: Shipment | Tracked) -> ShipmentOut:
         """As its viewer sees it (a bare `Shipment`: as nobody in particular does)."""
         seen = shipment if isinstance(shipment, Tracked) else Tracked(shipment, None)
-        info = CARRIERS.get(seen.carrier)
-        return cls.model_validate(
-            {
-                **{name: getattr(seen, name) for name in _SHIPMENT_FIELDS},
-                "carrier_name": info.name if info else seen.carrier,
-                "final": seen.is_final,
-            }
-        )
+        row = seen.shipment
+        # Read from the shipment itself, not through `Tracked.__getattr__` (a list page of 50
+        # made ~1,100 such calls; reading them directly takes a tenth off the page's CPU).
+        values = dict(zip(_SHIPMENT_FIELDS, _read_shipment(row), strict=True))
+        for name in _PERSONAL_FIELDS:
+            values[name] = getattr(seen, name)
+        info = CARRIERS.get(row.carrier)
+        values["carrier_name"] = info.name if info else row.carrier
+        values["final"] = row.is_final
+        return cls.model_validate(values)
 
 
-_SHIPMENT_FIELDS = [
-    name for name in ShipmentOut.model_fields if name not in ("carrier_name", "final")
-]
+# The viewer's own (their tracker's, through `Tracked`'s properties), and the shipment's.
+_PERSONAL_FIELDS = tuple(
+    name for name in ShipmentOut.model_fields if isinstance(getattr(Tracked, name, None), property)
+)
+_SHIPMENT_FIELDS = tuple(
+    name
+    for name in ShipmentOut.model_fields
+    if name not in (*_PERSONAL_FIELDS, "carrier_name", "final")
+)
+_read_shipment = attrgetter(*_SHIPMENT_FIELDS)
 
 
 class ShipmentPage(BaseModel):

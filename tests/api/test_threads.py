@@ -1,0 +1,79 @@
+"""Sync routes of the shipments API cost one hop to a worker thread: the route's own."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from fastapi.testclient import TestClient
+
+from parcelwatch.api.threads import OneHopRoute, in_worker_thread
+from tests.conftest import Database
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every function run on a worker thread from now on."""
+    names: list[str] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        inner = function.func if isinstance(function, functools.partial) else function
+        names.append(getattr(inner, "__name__", repr(inner)))
+        return await real(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    return names
+
+
+def test_reading_and_changing_a_shipment_each_take_one_worker_thread_hop(
+    api: TestClient, hops: list[str], database: Database
+) -> None:
+    created = api.post("/api/shipments", json={"tracking_number": "1Z5R89390357567127"})
+    assert created.status_code == 201
+    shipment_id = created.json()["id"]
+    api.get("/api/shipments")  # the credential is looked up (a hop of its own) once, then kept
+    hops.clear()
+
+    assert api.get(f"/api/shipments/{shipment_id}").status_code == 200
+    assert api.get("/api/shipments", params={"limit": 5}).status_code == 200
+    edited = api.patch(f"/api/shipments/{shipment_id}", json={"description": "boots"})
+    assert edited.json()["description"] == "boots"
+    assert api.get(f"/api/shipments/{shipment_id}/events").status_code == 200
+
+    # A PostgreSQL commit is a round trip to the server, made on a worker thread of its own.
+    commit = ["commit"] if database.dialect == "postgresql" else []
+    assert hops == ["get_shipment", "list_shipments", "update_shipment", *commit, "list_events"]
+
+
+def test_a_missing_shipment_is_still_a_404_from_its_one_hop(
+    api: TestClient, hops: list[str]
+) -> None:
+    api.get("/api/shipments")
+    hops.clear()
+    response = api.get("/api/shipments/999999")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Shipment 999999 does not exist."}
+    assert hops == ["get_shipment"]
+
+
+def test_a_wrapped_endpoint_keeps_its_name_signature_and_answer() -> None:
+    def endpoint(number: int, *, word: str = "x") -> str:
+        """Says it."""
+        return f"{word}{number}"
+
+    wrapped = in_worker_thread(endpoint)
+    assert wrapped.__name__ == "endpoint"
+    assert wrapped.__doc__ == "Says it."
+    assert wrapped.__wrapped__ is endpoint  # type: ignore[attr-defined]
+    assert anyio.run(functools.partial(wrapped, 7, word="y")) == "y7"
+
+
+def test_a_coroutine_endpoint_is_left_as_it_is() -> None:
+    async def endpoint() -> str:
+        return "on the loop"
+
+    assert OneHopRoute("/here", endpoint).endpoint is endpoint
