@@ -14,6 +14,7 @@ from parcelwatch.ops.alerts.cli import alert as alert_command
 from parcelwatch.ops.health_cli import health as health_command
 from parcelwatch.shipments.cli import app as shipments_app
 from parcelwatch.sync.cli import sync as sync_command
+from parcelwatch.worker.cli import worker as worker_command
 
 app = typer.Typer(
     name="parcelwatch",
@@ -47,6 +48,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.command("emulator")(emulator_command)
 app.command("sync")(sync_command)
+app.command("worker")(worker_command)
 app.command("health")(health_command)
 app.command("alert")(alert_command)
 

@@ -39,7 +39,7 @@ from parcelwatch.ops.http import HttpMetrics
 from parcelwatch.ops.metrics import BudgetCollector, BuildInfoCollector, DatabaseCollector
 from parcelwatch.sync.updater import Updater
 
-__all__ = ["HEARTBEAT_MAX_AGE", "install_ops", "router"]
+__all__ = ["HEARTBEAT_MAX_AGE", "install_ops", "router", "updater_problem"]
 
 HEARTBEAT_MAX_AGE = timedelta(minutes=5)  # the updater beats at least every pass (<= 60 s idle)
 
@@ -118,7 +118,7 @@ def readyz(request: Request, settings: SettingsDep, database: DatabaseDep) -> JS
     else:
         updater = updater_of(request.app)
         if settings.auto_update_enabled and updater is not None:
-            problem = _updater_problem(database, updater)
+            problem = updater_problem(database, updater)
             if problem:
                 problems.append(problem)
     if problems:
@@ -126,7 +126,7 @@ def readyz(request: Request, settings: SettingsDep, database: DatabaseDep) -> JS
     return JSONResponse({"status": "ready"})
 
 
-def _updater_problem(db: Engine, updater: Updater) -> str | None:
+def updater_problem(db: Engine, updater: Updater) -> str | None:
     if not updater.running:
         return "the tracking updater is not running"
     sync_engine = updater.sync_engine
