@@ -121,7 +121,7 @@ def test_three_workers_share_the_shipments_and_poll_each_number_once(
     port = free_port()
     workers += start_workers(2, worker_env(latent_emulator, postgres))
     workers += start_workers(1, worker_env(latent_emulator, postgres), "--metrics-port", str(port))
-    eventually(lambda: synced(postgres) == len(numbers), workers, timeout=30)
+    eventually(lambda: synced(postgres) == len(numbers), workers, timeout=60)
     probe = f"http://127.0.0.1:{port}"
     assert httpx.get(f"{probe}/healthz").status_code == 200
     assert httpx.get(f"{probe}/readyz").json() == {"status": "ready"}
@@ -154,7 +154,7 @@ def test_workers_spend_one_rate_limit_shared_through_redis(
         env = worker_env(emulator, postgres, ups_rate_limit=10.0, redis_url=redis_url)
         started = time.monotonic()
         workers += start_workers(3, env)
-        eventually(lambda: synced(postgres) == len(numbers), workers, timeout=30)
+        eventually(lambda: synced(postgres) == len(numbers), workers, timeout=60)
         elapsed = time.monotonic() - started
         assert terminate(workers) == [0, 0, 0]
         assert emulator.stats()["rate_limited_total"] == 0
@@ -169,7 +169,7 @@ def test_a_pause_through_the_admin_api_reaches_every_worker(
     workers += start_workers(2, worker_env(latent_emulator, postgres))
     settings = latent_emulator.settings_for(postgres, admin_api_key="s3cret-admin-token")
     with TestClient(create_app(settings)) as client:  # an API server, its updater off
-        eventually(lambda: synced(postgres) >= 10, workers, timeout=20)
+        eventually(lambda: synced(postgres) >= 10, workers, timeout=60)
         paused = client.post("/api/admin/tracking-updater/pause", headers=ADMIN).json()
         assert paused["paused_everywhere"] is True
         time.sleep(1.5)  # each worker: at its next batch (or its next look, within a second)
@@ -197,13 +197,13 @@ def test_kill_9_of_a_worker_its_leases_are_taken_over_and_nothing_is_doubled(
 ) -> None:
     numbers = register_ups(postgres, 150)
     workers += start_workers(3, worker_env(latent_emulator, postgres))
-    eventually(lambda: synced(postgres) >= 20, workers, timeout=20)
+    eventually(lambda: synced(postgres) >= 20, workers, timeout=60)
     victim = workers[0]
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=10)
     started = time.monotonic()
-    eventually(lambda: synced(postgres) == len(numbers), workers[1:], timeout=40)
-    assert time.monotonic() - started < 40  # not the 10-minute lease
+    eventually(lambda: synced(postgres) == len(numbers), workers[1:], timeout=60)
+    assert time.monotonic() - started < 60  # not the 10-minute lease
     assert terminate(workers[1:]) == [0, 0]
     counted = polls(latent_emulator, numbers)
     assert all(count >= 1 for count in counted.values())
@@ -229,7 +229,7 @@ def test_sigterm_stops_a_worker_mid_pass_with_exit_0_and_nothing_half_written(
     with running_emulator(latency={"distribution": "fixed", "ms": 300}) as emulator:
         register_ups(database, 40)
         workers += start_workers(1, worker_env(emulator, database))
-        eventually(lambda: synced(database) >= 4, workers, timeout=20)
+        eventually(lambda: synced(database) >= 4, workers, timeout=60)
         started = time.monotonic()
         assert terminate(workers) == [0]
         assert time.monotonic() - started < 12  # the stop deadline, not the whole backlog
@@ -248,7 +248,7 @@ def test_a_second_worker_on_sqlite_refuses_to_start_and_names_the_first(
     register_ups(database, 3)
     env = worker_env(emulator, database)
     workers += start_workers(1, env)
-    eventually(lambda: bool(live_workers(database)), workers, timeout=20)
+    eventually(lambda: bool(live_workers(database)), workers, timeout=60)
     second = subprocess.run(
         [PARCELWATCH, "worker", "--once"],
         env=os.environ | env,
@@ -270,3 +270,38 @@ def test_a_second_worker_on_sqlite_refuses_to_start_and_names_the_first(
         check=False,
     )
     assert after.returncode == 0, after.stderr
+
+
+def test_worker_once_syncs_its_carriers_in_one_pass_and_nothing_while_paused(
+    database: Database, emulator: Emulator
+) -> None:
+    from parcelwatch.sync.control import set_paused
+
+    register_ups(database, 3)
+    with database.sessions.begin() as session:
+        register_shipment(session, tracking_number="123456789012", carrier="fedex")
+    env = os.environ | worker_env(emulator, database)
+
+    def once(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PARCELWATCH, "worker", "--once", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    set_paused(database.engine, paused=True)
+    paused = once()
+    assert paused.returncode == 0, paused.stderr
+    assert synced(database) == 0
+    set_paused(database.engine, paused=False)
+    done = once("--carrier", "ups")
+    assert done.returncode == 0, done.stderr
+    with database.sessions() as session:
+        rows = session.execute(select(Shipment.carrier, Shipment.auto_refresh_count)).all()
+        refreshed = {row.carrier: row.auto_refresh_count for row in rows}
+        assert session.scalar(select(func.count()).select_from(EngineHeartbeat)) == 0
+    assert synced(database) == 3
+    assert refreshed["fedex"] == 0

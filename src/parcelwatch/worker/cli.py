@@ -18,6 +18,7 @@ from parcelwatch.config import Settings
 from parcelwatch.db import create_db_engine
 from parcelwatch.logs import get_logger
 from parcelwatch.migrate import current_revision, head_revision
+from parcelwatch.sync.control import is_paused
 from parcelwatch.sync.engine import EngineOptions, ProviderLookup, SyncEngine
 from parcelwatch.sync.outcomes import PassOutcome, PassTrigger
 from parcelwatch.sync.recovery import HEARTBEAT_EVERY
@@ -147,8 +148,12 @@ def _check_carriers(registry: ProviderLookup, carriers: list[str] | None) -> Non
 
 
 async def _one_pass(sync_engine: SyncEngine, carriers: list[str] | None) -> int:
-    sync_engine.obeys_shared_pause = True
+    """One pass, unless the pause kept in the database is set (read once, at the start: a
+    pass under way finishes, as `sync` does, rather than wait for a resume)."""
     sync_engine.carriers = carriers
+    if await sync_engine.in_db(is_paused, sync_engine.db):
+        log.warning("updates are paused for every engine (admin API): no pass")
+        return 0
     loop = asyncio.get_running_loop()
     for shutdown_signal in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(shutdown_signal, lambda: loop.create_task(sync_engine.stop()))
