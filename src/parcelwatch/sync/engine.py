@@ -116,8 +116,8 @@ class SyncEngine:
         self.running = False
         self.in_flight_batches = 0
         self._synced_before = 0  # shipments synced by the passes that finished
-        self._rate_mark = (time.monotonic(), 0)
-        self._pause_read_at = float("-inf")  # (when, synced_total) at the last heartbeat
+        self._rate_mark = (time.monotonic(), 0)  # (when, synced_total) at the last heartbeat
+        self._pause_read_at = float("-inf")  # when a claim last read the shared pause
         self.last_summary: PassSummary | None = None
         self.current: PassSummary | None = None
         self._stopping = False

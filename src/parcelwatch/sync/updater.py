@@ -138,6 +138,7 @@ class Updater:
                     self.pause(shared=True)
                 elif not shared and engine.paused and engine.paused_by_shared:
                     self.resume()
+                UPDATER_PAUSED.set(1 if engine.paused else 0)  # a claim may have paused it
             await asyncio.sleep(self.pause_poll)
 
     async def _run(self) -> None:
