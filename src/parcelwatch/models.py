@@ -33,6 +33,7 @@ __all__ = [
     "AlertState",
     "EngineHeartbeat",
     "Shipment",
+    "SyncControl",
     "SyncRun",
     "ShareLink",
     "Tracker",
@@ -226,6 +227,23 @@ class EngineHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What it is doing, as of its last heartbeat (the admin status lists every live engine).
+    in_flight_batches: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    shipments_per_second: Mapped[float] = mapped_column(
+        Float, default=0.0, server_default=text("0")
+    )
+    carriers: Mapped[str | None] = mapped_column(String(200), default=None)  # None: all
+
+
+class SyncControl(Base):
+    """Switches every engine obeys: the row `updater` holds the pause that the admin API sets
+    and each updater and worker reads before its next batch (kept until resumed)."""
+
+    __tablename__ = "sync_control"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class WebhookPush(Base):

@@ -120,7 +120,7 @@ def all_commands() -> dict[str, list[list[str]]]:
             parts += value if isinstance(value, list) else [value]
         text = "\n".join(parts)
         if service.get("image", "").startswith("parcelwatch") and "entrypoint" not in service:
-            text = "parcelwatch " + text
+            text = "parcelwatch " + " ".join(parts)  # exec form: one argv
         found[f"docker-compose.yml:{name}"] = parcelwatch_commands(text)
     for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
         for doc in yaml_documents(path):
@@ -151,7 +151,7 @@ def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def test_every_deployment_file_runs_parcelwatch() -> None:
     found = all_commands()
     for source, commands in found.items():
-        if source != "docker-compose.yml:postgres":
+        if source not in {f"docker-compose.yml:{name}" for name in ("postgres", "proxy", "redis")}:
             assert commands, f"{source} runs no parcelwatch command"
 
 
@@ -168,7 +168,9 @@ def test_the_schedules_cover_sync_forced_sync_and_alerts() -> None:
     assert flat["crontab"] == {"sync", "sync --force", "alert --check-and-alert"}
     assert {"sync --force", "alert --check-and-alert"} <= flat["cronjobs.yaml"]
     assert flat["server.yaml"] == {"serve"}
-    assert flat["docker-compose.yml:sync"] >= {"sync", "sync --force"}
+    assert flat["worker.yaml"] == {"worker --metrics-port 9100"}
+    assert flat["docker-compose.yml:worker"] == {"worker --metrics-port 9100"}
+    assert flat["parcelwatch-worker@.service"] == {"worker --metrics-port %i"}
     assert flat["docker-compose.yml:alert"] == {"alert --check-and-alert"}
 
 
@@ -224,15 +226,41 @@ def test_dockerfile_is_multi_stage_non_root_with_a_liveness_healthcheck() -> Non
     assert served("/healthz") == 200
 
 
-def test_compose_runs_server_postgres_sync_and_alert() -> None:
+def test_compose_runs_server_worker_and_alert_on_postgres_behind_one_port() -> None:
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "server", "sync", "alert"}
+    assert set(services) == {"postgres", "server", "server-2", "proxy", "worker", "redis", "alert"}
     assert services["postgres"]["image"].startswith("postgres:")
-    for name in ("server", "sync", "alert"):
+    for name in ("server", "worker", "alert"):
         assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql://")
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert services["server"]["ports"] == ["127.0.0.1:8080:8080"]
+        assert "profiles" not in services[name]
+    assert services["proxy"]["ports"] == ["127.0.0.1:8080:8080"]
+    assert "ports" not in services["server"]
+    assert services["server"]["environment"]["AUTO_UPDATE_ENABLED"] == "false"
+
+
+def test_the_scale_profile_adds_redis_and_a_second_api_server_behind_the_same_port() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    scale = {name for name, service in services.items() if "scale" in service.get("profiles", [])}
+    assert scale == {"server-2", "redis"}
+    second = services["server-2"]
+    assert second["environment"] == services["server"]["environment"]  # updater off too
+    assert second["networks"]["default"]["aliases"] == ["server"]  # the proxy's upstream name
+    assert second["command"] == ["serve", "--no-migrate"]  # one server migrates
+    mounted = services["proxy"]["volumes"][0].split(":")[0]
+    nginx = (DEPLOY / mounted).read_text()
+    assert "resolver 127.0.0.11" in nginx  # re-resolves `server`: every API server answers
+    assert "set $parcelwatch http://server:8080;" in nginx
+    assert "proxy_pass $parcelwatch;" in nginx
+    assert services["server"]["environment"]["REDIS_URL"] == "${REDIS_URL:-}"
+    assert services["redis"]["image"].startswith("redis:")
+    worker = services["worker"]
+    assert worker["healthcheck"]["test"][-1].endswith(
+        "urlopen('http://127.0.0.1:9100/healthz', timeout=4)"
+    )
+    assert worker["environment"]["HOST"] == "0.0.0.0"
 
 
 def test_compose_publishes_the_unauthenticated_server_on_loopback_only() -> None:
@@ -269,8 +297,21 @@ def test_kubernetes_allowed_hosts_is_a_valid_setting() -> None:
 def test_kubernetes_server_probes_hit_real_routes_and_cronjobs_are_scheduled() -> None:
     documents = [doc for path in (DEPLOY / "k8s").glob("*.yaml") for doc in yaml_documents(path)]
     kinds = sorted(doc["kind"] for doc in documents)
-    assert kinds == ["CronJob", "CronJob", "Deployment", "Secret", "Service"]
-    deployment = next(doc for doc in documents if doc["kind"] == "Deployment")
+    assert kinds == [
+        "CronJob",
+        "CronJob",
+        "Deployment",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Secret",
+        "Service",
+    ]
+    deployment = next(
+        doc
+        for doc in documents
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "parcelwatch"
+    )
     container = _containers(deployment)[0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -291,6 +332,7 @@ def test_systemd_units_and_timers_parse_and_point_at_each_other() -> None:
     services = {path.name for path in directory.glob("*.service")}
     assert services == {
         "parcelwatch.service",
+        "parcelwatch-worker@.service",
         "parcelwatch-sync.service",
         "parcelwatch-sync-force.service",
         "parcelwatch-alert.service",
@@ -300,6 +342,9 @@ def test_systemd_units_and_timers_parse_and_point_at_each_other() -> None:
         assert unit["Service"]["User"] == "parcelwatch"
         assert unit["Service"]["ExecStart"].startswith("/opt/parcelwatch/bin/parcelwatch ")
     assert systemd_unit(directory / "parcelwatch.service")["Install"]["WantedBy"]
+    worker = systemd_unit(directory / "parcelwatch-worker@.service")["Service"]
+    assert worker["ExecStart"].endswith(" worker --metrics-port %i")
+    assert worker["KillSignal"] == "SIGTERM"
     timers = list(directory.glob("*.timer"))
     assert len(timers) == 3
     for path in timers:
@@ -307,6 +352,48 @@ def test_systemd_units_and_timers_parse_and_point_at_each_other() -> None:
         assert unit["Timer"]["OnCalendar"]
         assert unit["Timer"]["Unit"] in services
         assert unit["Install"]["WantedBy"] == "timers.target"
+
+
+def probed(path: str) -> int:
+    """The status a worker's probe app answers for `path` (a worker that has not started its
+    loops: alive is 503, not ready 503, metrics 200)."""
+    from parcelwatch.sync.engine import SyncEngine
+    from parcelwatch.sync.testing import StaticProviders
+    from parcelwatch.sync.updater import Updater
+    from parcelwatch.worker.probe import create_probe_app
+
+    settings = load_settings(database_url="sqlite:///./deploy-check.db", _env_file=None)
+    database = create_app(settings).state.database
+    engine = SyncEngine(settings=settings, db=database, providers=StaticProviders({}))
+    updater = Updater(engine)
+    try:
+        return TestClient(create_probe_app(settings, [updater], updater)).get(path).status_code
+    finally:
+        engine.close()
+        database.dispose()
+
+
+def test_kubernetes_workers_probe_their_own_port_under_a_disruption_budget_and_autoscaler() -> None:
+    documents = yaml_documents(DEPLOY / "k8s" / "worker.yaml")
+    by_kind = {doc["kind"]: doc for doc in documents}
+    deployment = by_kind["Deployment"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    container = _containers(deployment)[0]
+    port = container["ports"][0]
+    assert container["args"] == ["worker", "--metrics-port", str(port["containerPort"])]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port["containerPort"])
+    assert {item["name"]: item["value"] for item in container["env"]}["HOST"] == "0.0.0.0"
+    assert [probed(path) for path in ("/healthz", "/readyz", "/metrics")] == [503, 503, 200]
+    assert by_kind["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == labels
+    assert by_kind["PodDisruptionBudget"]["spec"]["minAvailable"] >= 1
+    autoscaler = by_kind["HorizontalPodAutoscaler"]["spec"]
+    assert autoscaler["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    metric = autoscaler["metrics"][0]["external"]["metric"]["name"]
+    assert metric == "parcelwatch_shipments_due"
+    assert metric in defined_metrics()
 
 
 def test_crontab_lines_have_five_valid_time_fields() -> None:

@@ -194,6 +194,24 @@ def test_http_requests_are_labelled_by_route_template_not_raw_path(
     assert not any(str(shipment.id) in dict(labels).get("route", "") for _, labels in after)
 
 
+def test_a_scrape_asks_for_the_process_series_or_the_database_gauges_alone(
+    carriers_api: TestClient, add_shipment: ShipmentFactory
+) -> None:
+    """Several API servers: each scraped for its own series, one for the database gauges."""
+    add_shipment("ups", next_check_at=utcnow() - timedelta(minutes=5))
+    process = carriers_api.get("/metrics", params={"scope": "process"}).text
+    gauges = carriers_api.get("/metrics", params={"scope": "database"}).text
+    everything = carriers_api.get("/metrics").text
+    assert "parcelwatch_build_info" in process
+    assert "parcelwatch_shipments_due" not in process
+    assert "parcelwatch_shipments_due 1.0" in gauges
+    assert "parcelwatch_build_info" not in gauges
+    assert "parcelwatch_http_requests_total" not in gauges
+    assert "parcelwatch_shipments_due 1.0" in everything
+    assert "parcelwatch_build_info" in everything
+    assert carriers_api.get("/metrics", params={"scope": "nonsense"}).status_code == 422
+
+
 def test_build_info_is_exported(api: TestClient) -> None:
     samples = scrape(api)
     assert value(samples, "parcelwatch_build_info", version="0.1.0") == 1

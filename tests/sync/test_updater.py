@@ -111,3 +111,37 @@ async def test_the_dashboard_sees_the_updaters_sync_engine_paused(
     assert updater_state(app).paused is False  # type: ignore[arg-type]
     updater.sync_engine.pause()
     assert updater_state(app).paused is True  # type: ignore[arg-type]
+
+
+async def test_a_pause_kept_in_the_database_stops_an_updater_started_later_until_cleared(
+    database: Database, make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
+) -> None:
+    from parcelwatch.sync.control import set_paused
+
+    for _ in range(5):
+        add_shipment("ups")
+    set_paused(database.engine, paused=True)  # as the admin API does, before this one started
+    updater = Updater(make_engine(), first_delay=0, idle_cap=0.1, empty_pause=0.05, pause_poll=0.05)
+    updater.start()
+    await eventually(lambda: updater.sync_engine.paused)
+    await asyncio.sleep(0.3)
+    assert ups.requests == 0
+    set_paused(database.engine, paused=False)  # another server resumed
+    await eventually(lambda: ups.requests >= 5)
+    assert not updater.sync_engine.paused
+    await updater.stop()
+
+
+async def test_a_local_pause_is_not_undone_by_the_database_having_none(
+    make_engine: EngineFactory, add_shipment: ShipmentFactory, ups: FakeProvider
+) -> None:
+    add_shipment("ups")
+    updater = Updater(
+        make_engine(), first_delay=0.2, idle_cap=0.1, empty_pause=0.05, pause_poll=0.05
+    )
+    updater.start()
+    updater.pause()
+    await asyncio.sleep(0.5)
+    assert updater.sync_engine.paused
+    assert ups.requests == 0
+    await updater.stop()

@@ -305,3 +305,29 @@ def test_the_operations_page_lists_sync_runs_that_did_something(
     assert "manual" in html
     assert "ups: carrier unavailable" in html
     assert ">updater<" not in html  # the idle pass is left out
+
+
+def test_the_operations_page_lists_every_live_engine_and_the_shared_pause(
+    web: Browser, database: Database
+) -> None:
+    from parcelwatch.domain import utcnow
+    from parcelwatch.sync.control import set_paused
+    from parcelwatch.sync.runs import beat
+
+    assert "No engine is running." in web.get("/operations").text
+    beat(  # a worker on another host, as its heartbeat shows it
+        database.engine,
+        engine_id="worker-box2-4242-abc123",
+        kind="worker",
+        started_at=utcnow(),
+        paused=False,
+        in_flight_batches=3,
+        shipments_per_second=12.5,
+        carriers="ups,fedex",
+    )
+    set_paused(database.engine, paused=True)
+    html = web.get("/operations").text
+    assert "worker-box2-4242-abc123" in html
+    assert "12.5" in html
+    assert "ups, fedex" in html
+    assert "Paused for every engine" in html

@@ -15,6 +15,7 @@ from parcelwatch.ops.alerts.cli import alert as alert_command
 from parcelwatch.ops.health_cli import health as health_command
 from parcelwatch.shipments.cli import app as shipments_app
 from parcelwatch.sync.cli import sync as sync_command
+from parcelwatch.worker.cli import worker as worker_command
 
 app = typer.Typer(
     name="parcelwatch",
@@ -49,6 +50,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(notify_app, name="notify")
 app.command("emulator")(emulator_command)
 app.command("sync")(sync_command)
+app.command("worker")(worker_command)
 app.command("health")(health_command)
 app.command("alert")(alert_command)
 

@@ -67,6 +67,8 @@ class Dispatcher:
     `run()` in a task of your own); `nudge()` from any thread after committing deliveries;
     `await stop()` ends it within `stop_deadline` (and waits for `run()` to return)."""
 
+    name = "notification dispatcher"  # as one of a worker's background loops
+
     def __init__(
         self,
         settings: Settings,

@@ -111,7 +111,7 @@ LAST_SUCCESSFUL_SYNC = Gauge(
 )
 UPDATER_PAUSED = Gauge(
     "parcelwatch_updater_paused",
-    "1 while the in-process updater is paused",
+    "1 while this process's updater (or worker) is paused",
     multiprocess_mode="livemax",
 )
 LEASES_TAKEN_OVER = Counter(

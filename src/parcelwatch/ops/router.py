@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from functools import partial
+from typing import Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
@@ -44,7 +45,7 @@ from parcelwatch.ops.metrics import (
 )
 from parcelwatch.sync.updater import Updater
 
-__all__ = ["HEARTBEAT_MAX_AGE", "install_ops", "router"]
+__all__ = ["HEARTBEAT_MAX_AGE", "install_ops", "router", "updater_problem"]
 
 HEARTBEAT_MAX_AGE = timedelta(minutes=5)  # the updater beats at least every pass (<= 60 s idle)
 
@@ -73,9 +74,22 @@ def _check_metrics_token(request: Request, settings: SettingsDep) -> None:
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(_check_metrics_token)])
-def metrics(settings: SettingsDep, database: DatabaseDep) -> Response:
+def metrics(
+    settings: SettingsDep,
+    database: DatabaseDep,
+    scope: Literal["all", "process", "database"] = "all",
+) -> Response:
     """Prometheus exposition: process metrics (or, with PROMETHEUS_MULTIPROC_DIR, every worker's
-    merged) plus gauges read from the database at scrape time."""
+    merged) plus gauges read from the database at scrape time. With several API servers, scrape
+    each one with `?scope=process` and one address with `?scope=database`, so that every
+    process's series are its own and the database gauges are read once."""
+    body = b"" if scope == "database" else _process_metrics()
+    if scope == "process":
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+    return Response(body + _database_gauges(settings, database), media_type=CONTENT_TYPE_LATEST)
+
+
+def _process_metrics() -> bytes:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
@@ -83,6 +97,11 @@ def metrics(settings: SettingsDep, database: DatabaseDep) -> Response:
         body = generate_latest(merged)
     else:
         body = generate_latest(REGISTRY)
+    return body
+
+
+def _database_gauges(settings: Settings, database: Engine) -> bytes:
+    body = b""
     gauges = CollectorRegistry(auto_describe=False)
     lifecycle = Lifecycle.from_settings(settings, tracked=Routing(settings).tracked())
     gauges.register(DatabaseCollector(database, lifecycle))
@@ -97,7 +116,7 @@ def metrics(settings: SettingsDep, database: DatabaseDep) -> Response:
         body += generate_latest(budgets)
     except Exception:
         body += b"# parcelwatch: the carrier budget gauges are unavailable (store unreachable)\n"
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    return body
 
 
 def _budgets(database: Engine, settings: Settings) -> list[ProviderBudget]:
@@ -124,7 +143,7 @@ def readyz(request: Request, settings: SettingsDep, database: DatabaseDep) -> JS
     else:
         updater = updater_of(request.app)
         if settings.auto_update_enabled and updater is not None:
-            problem = _updater_problem(database, updater)
+            problem = updater_problem(database, updater)
             if problem:
                 problems.append(problem)
     if problems:
@@ -132,7 +151,7 @@ def readyz(request: Request, settings: SettingsDep, database: DatabaseDep) -> JS
     return JSONResponse({"status": "ready"})
 
 
-def _updater_problem(db: Engine, updater: Updater) -> str | None:
+def updater_problem(db: Engine, updater: Updater) -> str | None:
     if not updater.running:
         return "the tracking updater is not running"
     sync_engine = updater.sync_engine

@@ -1,7 +1,8 @@
 """The sync engine: claim due shipments page by page, call their carriers in batches within
 each provider's budget, write each batch's results in one transaction, and record the pass.
 
-One engine serves the in-process updater, `parcelwatch sync` and manual refresh.
+One engine serves the in-process updater, `parcelwatch worker`, `parcelwatch sync` and manual
+refresh.
 Stopping is clean: after `stop()` no new batch starts; batches already calling finish and
 are written, or, past the deadline, are cancelled and dropped unwritten (leases released).
 """
@@ -42,6 +43,7 @@ from parcelwatch.sync.budgets import BudgetStore, DatabaseBudgets, RedisBudgets
 from parcelwatch.sync.calls import Abandoned, CallStats, CarrierGroup, call_batch, judge_held
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker
 from parcelwatch.sync.claims import ClaimedShipment, claim, release
+from parcelwatch.sync.control import is_paused
 from parcelwatch.sync.limits import Budget, RateLearning, SharedRate, budget_spec
 from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES, PassOutcome, PassTrigger
 from parcelwatch.sync.patterns import FailurePattern, HeldFailures
@@ -56,6 +58,7 @@ __all__ = ["EngineOptions", "ProviderLookup", "SyncEngine"]
 log = get_logger(__name__)
 T = TypeVar("T")
 ARCHIVE_EVERY = 600.0  # seconds between two AUTO_ARCHIVE_DAYS runs of one engine
+SHARED_PAUSE_EVERY = 0.2  # seconds: a claim reads the shared pause at most this often
 Progress = Callable[[PassSummary], None]
 
 
@@ -104,8 +107,17 @@ class SyncEngine:
         )
         self.started_at = utcnow()
         self.paused = False
+        self.paused_by_shared = False
+        # Set by an updater or worker: the pause kept in the database (`sync.control`) is
+        # read before every claim, so it reaches this engine within one batch.
+        self.obeys_shared_pause = False
+        self.carriers: list[str] | None = None  # the carriers it serves (None: every one)
+        self.on_takeover: Callable[[], None] | None = None  # leases of a gone engine are due
         self.running = False
         self.in_flight_batches = 0
+        self._synced_before = 0  # shipments synced by the passes that finished
+        self._rate_mark = (time.monotonic(), 0)  # (when, synced_total) at the last heartbeat
+        self._pause_read_at = float("-inf")  # when a claim last read the shared pause
         self.last_summary: PassSummary | None = None
         self.current: PassSummary | None = None
         self._stopping = False
@@ -148,13 +160,16 @@ class SyncEngine:
     def stopping(self) -> bool:
         return self._stopping
 
-    def pause(self) -> None:
-        """New batches wait from the next batch boundary on; calls in flight finish."""
+    def pause(self, *, shared: bool = False) -> None:
+        """New batches wait from the next batch boundary on; calls in flight finish.
+        `shared`: the pause kept in the database asked for it (its clearing resumes)."""
         self.paused = True
+        self.paused_by_shared = shared or self.paused_by_shared
         self._wake.set()
 
     def resume(self) -> None:
         self.paused = False
+        self.paused_by_shared = False
         self._wake.set()
 
     def wake(self) -> None:
@@ -299,6 +314,7 @@ class SyncEngine:
             }
             summary.finished_at = utcnow()
             self.running, self.current, self.last_summary = False, None, summary
+            self._synced_before += summary.synced
             self.release_heartbeat()
             await self._finish(summary)
             structlog.contextvars.unbind_contextvars("run_id", "trigger")
@@ -368,8 +384,21 @@ class SyncEngine:
             return PassOutcome.PARTIAL
         return PassOutcome.OK
 
+    @property
+    def synced_total(self) -> int:
+        """Shipments this engine has synced since it started (the pass under way included)."""
+        return self._synced_before + (self.current.synced if self.current else 0)
+
+    def _rate(self) -> float:
+        """Shipments a second since the previous heartbeat."""
+        now, total = time.monotonic(), self.synced_total
+        since, before = self._rate_mark
+        self._rate_mark = (now, total)
+        return round((total - before) / (now - since), 2) if now > since else 0.0
+
     async def heartbeat(self) -> None:
-        """Refresh this engine's row in `engine_heartbeats` (health checks read it)."""
+        """Refresh this engine's row in `engine_heartbeats` (health checks and the admin
+        status read it)."""
         self._last_beat = time.monotonic()
         try:
             await self.in_db(
@@ -379,6 +408,9 @@ class SyncEngine:
                 kind=self.kind,
                 started_at=self.started_at,
                 paused=self.paused,
+                in_flight_batches=self.in_flight_batches,
+                shipments_per_second=self._rate(),
+                carriers=",".join(self.carriers) if self.carriers else None,
             )
         except Exception:
             log.exception("heartbeat failed")
@@ -431,6 +463,8 @@ class SyncEngine:
             )
             if found.leases_taken_over:
                 self.wake()
+                if self.on_takeover is not None:  # an idle updater looks again now
+                    self.on_takeover()
         return found
 
     async def _produce(
@@ -465,6 +499,9 @@ class SyncEngine:
                         group.exhausted = True
                         continue
                 claimed = await self.in_db(self._claim, group, selection, room)
+                if claimed is None:  # paused for every engine (sync.control)
+                    self.pause(shared=True)
+                    break
                 if not claimed:
                     group.exhausted = True
                     continue
@@ -485,7 +522,15 @@ class SyncEngine:
             if not claimed_any:
                 await self._wake.wait()
 
-    def _claim(self, group: CarrierGroup, selection: Selection, room: int) -> list[ClaimedShipment]:
+    def _claim(
+        self, group: CarrierGroup, selection: Selection, room: int
+    ) -> list[ClaimedShipment] | None:
+        """The next shipments of `group`, leased; None when the shared pause is set (read at
+        most every `SHARED_PAUSE_EVERY` seconds: claims come one batch at a time)."""
+        if self.obeys_shared_pause and time.monotonic() - self._pause_read_at >= SHARED_PAUSE_EVERY:
+            self._pause_read_at = time.monotonic()
+            if is_paused(self.db):
+                return None
         now = utcnow()
         where = claimable_filter(
             selection,

@@ -41,6 +41,7 @@ __all__ = [
     "MISSED_HEARTBEATS",
     "Recovery",
     "gone_engine_ids",
+    "live_engines",
     "process_alive",
     "recover",
     "stale_after",
@@ -125,6 +126,16 @@ def gone_engine_ids(
         if engine_id and engine_id not in known and started_at < now - silent_for
     )
     return gone
+
+
+def live_engines(
+    session: Session, *, now: datetime, silent_for: timedelta | None = None
+) -> list[EngineHeartbeat]:
+    """The engines alive now (a fresh heartbeat, and on this host a living process), oldest
+    first. Read-only."""
+    rows = session.scalars(select(EngineHeartbeat).order_by(EngineHeartbeat.started_at)).all()
+    gone = _gone(rows, now=now, silent_for=silent_for or stale_after(), me=None)
+    return [row for row in rows if row.engine_id not in gone]
 
 
 def _find(

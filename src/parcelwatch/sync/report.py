@@ -15,12 +15,22 @@ from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
 from parcelwatch.lifecycle import MANUAL_COOLDOWN, Lifecycle, open_filter, sync_failing_filter
 from parcelwatch.models import Shipment, SyncRun
+from parcelwatch.sync.control import paused_in
 from parcelwatch.sync.engine import ProviderLookup
-from parcelwatch.sync.recovery import gone_engine_ids
+from parcelwatch.sync.recovery import gone_engine_ids, live_engines
 from parcelwatch.sync.runs import run_as_dict
 from parcelwatch.sync.selection import Selection, claimable_filter
 
-__all__ = ["PlannedShipment", "backlog", "count_due", "next_due_at", "plan", "stats"]
+__all__ = [
+    "LiveEngine",
+    "PlannedShipment",
+    "backlog",
+    "count_due",
+    "live",
+    "next_due_at",
+    "plan",
+    "stats",
+]
 
 PAGE = 500
 
@@ -50,6 +60,45 @@ def backlog(
             .limit(1)
         ).first()
         return due, next_due, run_as_dict(last, max_errors=10) if last else None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEngine:
+    """A live engine as of its last heartbeat: the admin status and Operations page list them."""
+
+    engine_id: str
+    kind: str  # server | worker | sync | manual
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    paused: bool
+    in_flight_batches: int
+    shipments_per_second: float
+    carriers: list[str] | None  # None: every configured carrier
+
+
+def live(db: Engine) -> tuple[bool, list[LiveEngine]]:
+    """Whether the pause kept in the database is set, and every live engine."""
+    with db.connect() as connection, Session(bind=connection) as session:
+        paused = paused_in(connection)
+        rows = live_engines(session, now=utcnow())
+        engines = [
+            LiveEngine(
+                engine_id=row.engine_id,
+                kind=row.kind,
+                hostname=row.hostname,
+                pid=row.pid,
+                started_at=row.started_at,
+                heartbeat_at=row.heartbeat_at,
+                paused=row.paused,
+                in_flight_batches=row.in_flight_batches,
+                shipments_per_second=row.shipments_per_second,
+                carriers=row.carriers.split(",") if row.carriers else None,
+            )
+            for row in rows
+        ]
+    return paused, engines
 
 
 def next_due_at(session: Session, settings: Settings, carriers: Sequence[str]) -> datetime | None:

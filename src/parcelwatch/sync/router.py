@@ -1,5 +1,5 @@
 """REST routes of the sync engine: manual refresh of one shipment, and the admin controls
-of the in-process updater (pause, resume, status)."""
+of the updater (pause and resume reach every worker; the status lists every live engine)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from parcelwatch.api.auth import AdminDep, WriteDep
 from parcelwatch.api.deps import ManualSyncDep, SessionsDep, ShipmentId, UpdaterDep
 from parcelwatch.api.problems import answers
 from parcelwatch.shipments.schemas import ShipmentOut
-from parcelwatch.sync import manual, report
+from parcelwatch.sync import control, manual, report
 from parcelwatch.sync.updater import Updater
 
 __all__ = ["router"]
@@ -32,12 +32,29 @@ class RefreshOut(BaseModel):
     shipment: ShipmentOut
 
 
+class EngineOut(BaseModel):
+    """A live engine (this server's updater, a worker, a `sync` run) as of its heartbeat."""
+
+    engine_id: str
+    kind: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    paused: bool
+    in_flight_batches: int
+    shipments_per_second: float
+    carriers: list[str] | None
+
+
 class UpdaterStatus(BaseModel):
     enabled: bool
     running: bool
-    paused: bool
+    paused: bool  # this updater, or every engine through the pause kept in the database
+    paused_everywhere: bool  # the pause kept in the database (kept until resumed)
     in_flight_batches: int
     engine_id: str
+    engines: list[EngineOut]  # every live engine, this one included once it has beaten
     pass_in_progress: dict[str, Any] | None
     last_run: dict[str, Any] | None
     due_now: int
@@ -86,8 +103,11 @@ async def refresh_shipment(
 
 @router.post("/admin/tracking-updater/pause", response_model=UpdaterStatus, responses=ADMIN_ANSWERS)
 async def pause_updater(updater: UpdaterDep, _admin: AdminDep) -> UpdaterStatus:
-    """Stop starting new batches (batches in flight finish); not persisted across restarts."""
-    updater.pause()
+    """Stop starting new batches, in this server and every worker (batches in flight
+    finish): kept in the database, read by every engine before its next batch, and kept
+    across restarts until resumed."""
+    await run_in_threadpool(control.set_paused, updater.sync_engine.db, paused=True)
+    updater.pause(shared=True)
     return await _status(updater)
 
 
@@ -95,6 +115,8 @@ async def pause_updater(updater: UpdaterDep, _admin: AdminDep) -> UpdaterStatus:
     "/admin/tracking-updater/resume", response_model=UpdaterStatus, responses=ADMIN_ANSWERS
 )
 async def resume_updater(updater: UpdaterDep, _admin: AdminDep) -> UpdaterStatus:
+    """Clear the pause everywhere: every engine starts new batches again."""
+    await run_in_threadpool(control.set_paused, updater.sync_engine.db, paused=False)
     updater.resume()
     return await _status(updater)
 
@@ -109,13 +131,16 @@ async def _status(updater: Updater) -> UpdaterStatus:
     due, next_due, last_run = await run_in_threadpool(
         report.backlog, engine.db, engine.settings, engine.configured_carriers()
     )
+    paused_everywhere, engines = await run_in_threadpool(report.live, engine.db)
     current = engine.current
     return UpdaterStatus(
         enabled=updater.enabled,
         running=updater.running,
-        paused=engine.paused,
+        paused=engine.paused or paused_everywhere,
+        paused_everywhere=paused_everywhere,
         in_flight_batches=engine.in_flight_batches,
         engine_id=engine.engine_id,
+        engines=[EngineOut.model_validate(live, from_attributes=True) for live in engines],
         pass_in_progress=_live(current.as_dict()) if current else None,
         last_run=last_run,
         due_now=due,

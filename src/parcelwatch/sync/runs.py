@@ -152,25 +152,34 @@ def finish_run(db: Engine, summary: PassSummary) -> None:
             )
 
 
-def beat(db: Engine, *, engine_id: str, kind: str, started_at: datetime, paused: bool) -> None:
+def beat(
+    db: Engine,
+    *,
+    engine_id: str,
+    kind: str,
+    started_at: datetime,
+    paused: bool,
+    in_flight_batches: int = 0,
+    shipments_per_second: float = 0.0,
+    carriers: str | None = None,
+) -> None:
     """Insert or refresh this engine's heartbeat row."""
     with Session(_writing(db)) as session, session.begin():
         row = session.get(EngineHeartbeat, engine_id)
         if row is None:
-            session.add(
-                EngineHeartbeat(
-                    engine_id=engine_id,
-                    kind=kind,
-                    hostname=socket.gethostname(),
-                    pid=os.getpid(),
-                    started_at=started_at,
-                    heartbeat_at=utcnow(),
-                    paused=paused,
-                )
+            row = EngineHeartbeat(
+                engine_id=engine_id,
+                kind=kind,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                started_at=started_at,
             )
-        else:
-            row.heartbeat_at = utcnow()
-            row.paused = paused
+            session.add(row)
+        row.heartbeat_at = utcnow()
+        row.paused = paused
+        row.in_flight_batches = in_flight_batches
+        row.shipments_per_second = shipments_per_second
+        row.carriers = carriers
 
 
 def forget_engine(db: Engine, *, engine_id: str) -> None:

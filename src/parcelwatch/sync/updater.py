@@ -1,7 +1,9 @@
-"""The in-process updater `serve` runs when AUTO_UPDATE_ENABLED: a first pass shortly after
-start, then pass after pass, sleeping until the next shipment is due (capped), never on a
-fixed tick that piles up. Pause and resume act at the next batch boundary and are not
-persisted. On shutdown (uvicorn's SIGTERM/SIGINT handling ends the lifespan) the engine
+"""The updater loop, run by `serve` when AUTO_UPDATE_ENABLED and by every `parcelwatch worker`:
+a first pass shortly after start, then pass after pass, sleeping until the next shipment is due
+(capped), never on a fixed tick that piles up. Pause and resume act at the next batch boundary;
+the pause the admin API sets is kept in the database (`sync.control`), read before each claim
+and every `PAUSE_POLL` seconds, so it reaches every updater and worker. On shutdown (SIGTERM:
+uvicorn's handling ends the lifespan, the worker's own handler stops its loops) the engine
 stops within a deadline and nothing is half-written."""
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from parcelwatch.domain import utcnow
 from parcelwatch.logs import get_logger
 from parcelwatch.ops.metrics import UPDATER_PAUSED
 from parcelwatch.sync import report
+from parcelwatch.sync.control import PAUSE_POLL, is_paused
 from parcelwatch.sync.engine import ProviderLookup, SyncEngine
 from parcelwatch.sync.outcomes import PassTrigger
+from parcelwatch.sync.selection import Selection
 
 __all__ = ["Updater", "sync_lifespan"]
 
@@ -34,7 +38,9 @@ STOP_DEADLINE = 10.0
 
 
 class Updater:
-    """Drives `sync_engine` continuously in a background task."""
+    """Drives `sync_engine` continuously in a background task (a worker's `sync` loop)."""
+
+    name = "sync"
 
     def __init__(
         self,
@@ -44,15 +50,20 @@ class Updater:
         idle_cap: float = IDLE_CAP,
         empty_pause: float = EMPTY_PASS_PAUSE,
         stop_deadline: float = STOP_DEADLINE,
+        carriers: list[str] | None = None,
+        pause_poll: float = PAUSE_POLL,
     ) -> None:
         self.sync_engine = sync_engine
         self.first_delay = FIRST_PASS_DELAY if first_delay is None else first_delay
         self.idle_cap = idle_cap
         self.empty_pause = empty_pause
         self.stop_deadline = stop_deadline
+        self.carriers = carriers  # only these carriers' shipments (`worker --carrier`)
+        self.pause_poll = pause_poll
         self.enabled = False
         self.next_wake_at: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._holding_heartbeat = False
 
@@ -62,12 +73,18 @@ class Updater:
 
     def start(self) -> None:
         self.enabled = True
+        self.sync_engine.obeys_shared_pause = True
+        self.sync_engine.carriers = self.carriers
+        self.sync_engine.on_takeover = self.wake
         self.sync_engine.hold_heartbeat()  # alive between passes too
         self._holding_heartbeat = True
         self._task = asyncio.create_task(self._run(), name="parcelwatch-updater")
+        self._watching = asyncio.create_task(self._watch_pause(), name="parcelwatch-pause")
 
-    def pause(self) -> None:
-        self.sync_engine.pause()
+    def pause(self, *, shared: bool = False) -> None:
+        """Pause this updater; `shared`: because of the pause kept in the database, so that
+        clearing it there resumes this updater too."""
+        self.sync_engine.pause(shared=shared)
         self._wake.set()
         UPDATER_PAUSED.set(1)
         log.info("updater paused")
@@ -85,6 +102,10 @@ class Updater:
         """No new batch; in-flight batches finish or are dropped unwritten in the deadline."""
         if self._task is None:
             return
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
         if self._holding_heartbeat:
             self._holding_heartbeat = False
             self.sync_engine.release_heartbeat()
@@ -103,6 +124,23 @@ class Updater:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max(0.0, seconds))
 
+    async def _watch_pause(self) -> None:
+        """Follow the pause kept in the database while idle, paused or waiting on a budget
+        (a pass also reads it before each claim). A local `pause()` stands on its own."""
+        engine = self.sync_engine
+        while True:
+            try:
+                shared = await engine.in_db(is_paused, engine.db)
+            except Exception:
+                log.exception("could not read the shared pause")
+            else:
+                if shared and not engine.paused:
+                    self.pause(shared=True)
+                elif not shared and engine.paused and engine.paused_by_shared:
+                    self.resume()
+                UPDATER_PAUSED.set(1 if engine.paused else 0)  # a claim may have paused it
+            await asyncio.sleep(self.pause_poll)
+
     async def _run(self) -> None:
         await self._sleep(self.first_delay)
         while not self.sync_engine.stopping:
@@ -111,7 +149,9 @@ class Updater:
                 await self._sleep(min(self.idle_cap, self.sync_engine.options.heartbeat_every))
                 continue
             try:
-                summary = await self.sync_engine.run_pass(trigger=PassTrigger.UPDATER)
+                summary = await self.sync_engine.run_pass(
+                    Selection(carriers=self.carriers), trigger=PassTrigger.UPDATER
+                )
             except Exception:
                 log.exception("updater pass failed")
                 await self._sleep(ERROR_PAUSE)
@@ -126,7 +166,7 @@ class Updater:
     async def _until_next_due(self) -> float:
         def query() -> float:
             with Session(self.sync_engine.db) as session:
-                carriers = self.sync_engine.configured_carriers()
+                carriers = self.sync_engine.configured_carriers(self.carriers)
                 due = report.next_due_at(session, self.sync_engine.settings, carriers)
             if due is None:
                 return self.idle_cap

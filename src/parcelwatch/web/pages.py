@@ -9,13 +9,14 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import HTMLResponse
 
 from parcelwatch.accounts.roles import Scope
-from parcelwatch.api.deps import SessionDep, SettingsDep, ShipmentId
+from parcelwatch.api.deps import DatabaseDep, SessionDep, SettingsDep, ShipmentId
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.domain import ShipmentStatus, utcnow
 from parcelwatch.errors import NotFound
 from parcelwatch.ops.budgets import provider_budgets
 from parcelwatch.shipments import service, shares
 from parcelwatch.shipments.trackers import seen_by
+from parcelwatch.sync import report
 from parcelwatch.sync.manual import cooldown_ends
 from parcelwatch.web import queries, runtime
 from parcelwatch.web.signin import PersonDep
@@ -191,14 +192,21 @@ def added_page(
 
 @router.get("/operations", response_class=HTMLResponse)
 def operations_page(
-    request: Request, person: PersonDep, session: SessionDep, settings: SettingsDep
+    request: Request,
+    person: PersonDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    database: DatabaseDep,
 ) -> HTMLResponse:
+    paused_everywhere, engines = report.live(database)
     return render(
         request,
         "operations.html",
         {
             "nav": "operations",
             "updater": runtime.updater_state(request.app),
+            "paused_everywhere": paused_everywhere,
+            "engines": engines,
             "health": runtime.health_report(request.app, session),
             "runs": queries.recent_runs(session),
             "carriers": runtime.provider_rows(settings),

@@ -1,0 +1,1 @@
+"""`parcelwatch worker`: the background loops (sync, notifications) in a process of their own."""
