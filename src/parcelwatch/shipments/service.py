@@ -32,6 +32,7 @@ from parcelwatch.logs import get_logger
 from parcelwatch.models import Shipment, Tracker, TrackerLabel, TrackingEvent
 from parcelwatch.shipments import trackers
 from parcelwatch.shipments.trackers import EVERYONE, Viewer, visible_to
+from parcelwatch.sync.priority import CheckPriority
 
 __all__ = [
     "UNSET",
@@ -514,6 +515,7 @@ def _change_carrier(session: Session, shipment: Shipment, code: str) -> None:
     ):
         setattr(shipment, field, None)
     shipment.auto_refresh_fail_count = 0
+    shipment.check_priority = CheckPriority.WAITING  # pending again
     shipment.next_check_at = utcnow() if shipment.auto_refresh_enabled else None
     log.info("shipment carrier corrected", shipment_id=shipment.id, carrier=code)
 

@@ -1,7 +1,9 @@
 """The sync engine: claim due shipments page by page, call their carriers in batches within
 each provider's budget, write each batch's results in one transaction, and record the pass.
 
-One engine serves the in-process updater, `parcelwatch sync` and manual refresh.
+One engine serves the in-process updater, `parcelwatch sync` and manual refresh. Its `clock`
+(default: the real time) decides what is due, when a result's next check is and where the
+budgets' windows fall, so a benchmark can run a simulated week (`bench/freshness.py`).
 Stopping is clean: after `stop()` no new batch starts; batches already calling finish and
 are written, or, past the deadline, are cancelled and dropped unwritten (leases released).
 """
@@ -17,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -90,8 +92,10 @@ class SyncEngine:
         kind: str = "sync",
         options: EngineOptions | None = None,
         engine_id: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self._archived_at: float | None = None  # when AUTO_ARCHIVE_DAYS last ran (monotonic)
         self.db = db
         self.providers = providers
@@ -136,6 +140,7 @@ class SyncEngine:
             providers=self.providers,
             kind=kind,
             options=replace(self.options, record_outcomes=True),
+            clock=self.clock,
         )
         other._budgets, other._breakers = self._budgets, self._breakers
         other._patterns = self._patterns
@@ -212,6 +217,7 @@ class SyncEngine:
                 store=self._store,
                 learning=self.options.learning,
                 max_wait=self.options.retry.max_retry_after,
+                now=self.clock,
             )
         size = numbers_per_request(provider, self.settings.auto_update_batch_size)
         return CarrierGroup(
@@ -272,6 +278,7 @@ class SyncEngine:
                 summary=summary,
                 releases=releases,
                 progress=progress,
+                clock=self.clock,
             )
             writing = asyncio.create_task(writer.drain(queue))
             try:
@@ -464,6 +471,10 @@ class SyncEngine:
                     if room <= 0:
                         group.exhausted = True
                         continue
+                if not selection.manual:  # claim no more than the budget affords now
+                    room = await self._affordable(group, room, summary)
+                    if room <= 0:
+                        continue
                 claimed = await self.in_db(self._claim, group, selection, room)
                 if not claimed:
                     group.exhausted = True
@@ -485,8 +496,24 @@ class SyncEngine:
             if not claimed_any:
                 await self._wake.wait()
 
+    async def _affordable(self, group: CarrierGroup, room: int, summary: PassSummary) -> int:
+        """`room` cut to the calls a paced provider may start now. When its pace line allows
+        none, its due shipments stay due (highest priority first at the next claim) and the
+        pass says until when (`paced_until`); nothing is claimed and deferred for it."""
+        await asyncio.sleep(0)  # batches just made reach their budget turn and count in it
+        calls, paced = await group.budget.ready()
+        if paced is not None:
+            group.exhausted = True
+            summary.paced_until[group.carrier] = paced.until
+            return 0
+        if calls < 0:
+            return room
+        if calls == 0 and not group.queued:  # held calls taken by others' requests: one batch
+            return min(room, group.batch_size)
+        return min(room, calls * group.batch_size)
+
     def _claim(self, group: CarrierGroup, selection: Selection, room: int) -> list[ClaimedShipment]:
-        now = utcnow()
+        now = self.clock()
         where = claimable_filter(
             selection,
             now=now,

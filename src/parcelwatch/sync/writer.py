@@ -37,6 +37,7 @@ from parcelwatch.domain import ShipmentStatus, TrackInfo, utcnow
 from parcelwatch.models import Shipment, TrackingEvent
 from parcelwatch.sync.claims import SNAPSHOT_COLUMNS, ClaimedShipment
 from parcelwatch.sync.outcomes import ShipmentOutcome
+from parcelwatch.sync.priority import check_priority
 from parcelwatch.sync.scheduling import (
     SchedulePolicy,
     expiry_detail,
@@ -136,6 +137,7 @@ def _found_values(
             status, last_movement=last_movement, now=now, policy=policy
         ),
         "v_events_digest": None,  # set by the caller, which has the events' keys
+        "v_check_priority": check_priority(status, info.estimated_delivery, now),
     }
     return values, changed, expired
 
@@ -158,6 +160,7 @@ def _not_found_values(
         "v_next_check_at": next_check_after_success(
             status, last_movement=before.last_movement, now=now, policy=policy
         ),
+        "v_check_priority": check_priority(status, None, now),
     }
     return values, expired
 
@@ -207,6 +210,7 @@ def _statement(kind: ShipmentResultKind, owned: bool) -> Update:
             "last_auto_refresh_error": None,
             "next_check_at": bindparam("v_next_check_at"),
             "events_digest": bindparam("v_events_digest"),
+            "check_priority": bindparam("v_check_priority"),
         }
     elif kind is ShipmentResultKind.NOT_FOUND:
         values = {
@@ -218,6 +222,7 @@ def _statement(kind: ShipmentResultKind, owned: bool) -> Update:
             "auto_refresh_fail_count": 0,
             "last_auto_refresh_error": None,
             "next_check_at": bindparam("v_next_check_at"),
+            "check_priority": bindparam("v_check_priority"),
         }
     elif kind is ShipmentResultKind.FAILED:
         # A failure can switch auto-refresh off, never on: a shipment a person switched off
