@@ -16,6 +16,8 @@ untracked ones count as one more) gets an equal share of what is left, oldest du
 then those with more take the rest. Every step is one range of `ix_shipments_priority_due`
 (carrier, class, person, `next_check_at`), so a claim reads as many index entries as it
 takes, whatever the backlog; 1,000 due shipments of one person never hold up another's 3.
+When everything due fits in the claim (a count that stops one past it), it is taken in one
+read: the budget is not short, and there is nothing to choose.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.models import Shipment, User
@@ -112,7 +124,18 @@ def claim(
 def _by_priority(
     connection: Connection, where: ColumnElement[bool], limit: int
 ) -> list[ClaimedShipment]:
-    """Up to `limit` of `where`, class by class, each class in turns across people."""
+    """Up to `limit` of `where`, class by class, each class in turns across people. When all
+    that is due fits (the budget is not short), there is nothing to choose: one read."""
+    due = select(Shipment.id).where(where).limit(limit + 1).subquery()
+    count = connection.scalar(select(func.count()).select_from(due)) or 0
+    if count <= limit:
+        every = (
+            select(*SNAPSHOT_COLUMNS)
+            .where(where)
+            .order_by(Shipment.check_priority, Shipment.next_check_at, Shipment.id)
+            .with_for_update(skip_locked=True)
+        )
+        return [ClaimedShipment.from_row(row) for row in connection.execute(every)] if count else []
     people: list[int | None] = [None, *connection.scalars(select(User.id).order_by(User.id))]
     claimed: list[ClaimedShipment] = []
     for priority in CheckPriority:
