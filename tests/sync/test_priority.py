@@ -188,9 +188,10 @@ async def test_a_paced_day_leaves_what_it_cannot_afford_yet_due(database: Databa
 
 @pytest.mark.parametrize("store", ["database", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_a_daily_quota_is_spent_evenly_across_the_day(database: Database, store: str) -> None:
-    """An engine that would spend all it can every minute of a simulated day: by every
-    moment it has spent no more than the even line (plus half an hour's worth), and the
-    day ends with the whole allowance spent, never more."""
+    """An engine that would spend all it can every minute of a simulated day, restarted
+    once (a crash at 09:00): by every moment it has spent no more than the even line (plus
+    half an hour's worth), and the day ends with the allowance spent, never more (what the
+    crashed engine held, at most a chunk, is lost rather than spent twice)."""
     if store == "redis" and not REDIS_URL:
         pytest.skip("PARCELWATCH_TEST_REDIS_URL is not set")
     if store == "redis" and database.engine.dialect.name != "sqlite":
@@ -210,17 +211,23 @@ async def test_a_daily_quota_is_spent_evenly_across_the_day(database: Database, 
         return function(*args, **kwargs)
 
     budgets = RedisBudgets(client) if client else DatabaseBudgets(database.engine, in_db)
-    budget = Budget(
-        BudgetSpec(concurrency=1, rate=1000.0, windows=(window,), paced=True),
-        provider="pace" + store,
-        store=budgets,
-        max_wait=0,
-        now=lambda: clock[0],
-    )
+
+    def engine_budget() -> Budget:
+        return Budget(
+            BudgetSpec(concurrency=1, rate=1000.0, windows=(window,), paced=True),
+            provider="pace" + store,
+            store=budgets,
+            max_wait=0,
+            now=lambda: clock[0],
+        )
+
+    budget = engine_budget()
     spent = 0
     try:
         for minute in range(24 * 60):
             clock[0] = day + timedelta(minutes=minute)
+            if minute == 9 * 60:  # a crash and a restart: what it held is lost, not respent
+                budget = engine_budget()
             while True:
                 try:
                     async with budget.slot():
@@ -236,7 +243,7 @@ async def test_a_daily_quota_is_spent_evenly_across_the_day(database: Database, 
     finally:
         if client is not None:
             await client.aclose()
-    assert spent == 250
+    assert 250 - 2 <= spent <= 250
     if store == "database":
         refused = reserve_in_db(
             database.engine,
