@@ -11,6 +11,7 @@ from sqlalchemy import update
 
 from parcelwatch.accounts.roles import Role
 from parcelwatch.accounts.service import create_user
+from parcelwatch.api.app import create_app
 from parcelwatch.carriers.quotas import parse_quota
 from parcelwatch.domain import Location, ShipmentStatus, TrackEvent, TrackInfo, utcnow
 from parcelwatch.models import Shipment
@@ -25,7 +26,7 @@ from parcelwatch.sync.budgets import (
 from parcelwatch.sync.limits import Budget, BudgetSpec, OutOfBudget
 from parcelwatch.sync.priority import CheckPriority, check_priority
 from parcelwatch.sync.writer import apply_track_info
-from tests.conftest import Database
+from tests.conftest import Browser, Database, browser_session
 from tests.sync.conftest import reload, running_emulator
 from tests.sync.test_budgets import REDIS_URL, separate_engine
 
@@ -181,6 +182,9 @@ async def test_a_paced_day_leaves_what_it_cannot_afford_yet_due(database: Databa
     assert (summary.synced, summary.waiting, summary.deferred, summary.failed) == (spent, 0, 0, 0)
     if spent < len(ids):
         assert summary.paced_until["dhl"] > utcnow()
+    with Browser(create_app(settings), browser_session(settings)) as client:
+        page = client.get("/operations").text
+    assert "by now" in page  # the even line beside what was spent
     left = [reload(database, i) for i in ids if reload(database, i).last_auto_refresh is None]
     assert len(left) == len(ids) - spent
     assert all(s.next_check_at is not None and s.lease_owner is None for s in left)

@@ -42,13 +42,17 @@ from parcelwatch.db import begin_write
 from parcelwatch.models import CarrierBlock, CarrierBudget
 
 __all__ = [
+    "PACE_AHEAD",
     "BudgetStore",
     "DatabaseBudgets",
     "Grant",
     "RedisBudgets",
     "WindowState",
+    "next_paced_call",
+    "paced_allowance",
     "read_from_db",
     "read_from_redis",
+    "reserve_in_db",
 ]
 
 RunInDb = Callable[..., Awaitable[Any]]
