@@ -134,7 +134,11 @@ def _found_values(
         "v_last_event_at": last_event_at,
         "v_last_auto_refresh": now,
         "v_next_check_at": next_check_after_success(
-            status, last_movement=last_movement, now=now, policy=policy
+            status,
+            last_movement=last_movement,
+            now=now,
+            policy=policy,
+            estimated_delivery=info.estimated_delivery,
         ),
         "v_events_digest": None,  # set by the caller, which has the events' keys
         "v_check_priority": check_priority(status, info.estimated_delivery, now),
