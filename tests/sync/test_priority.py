@@ -258,3 +258,21 @@ async def test_a_daily_quota_is_spent_evenly_across_the_day(database: Database, 
             paced=True,
         )
         assert (refused.granted, refused.paced, refused.until) == (0, False, day + timedelta(1))
+
+
+def test_a_shipment_counts_in_the_turn_of_the_first_person_still_tracking_it(
+    database: Database,
+) -> None:
+    from parcelwatch.accounts.service import delete_user
+
+    with database.sessions.begin() as session:
+        create_user(session, name="owner", role=Role.OWNER, password=None)
+        first = create_user(session, name="first", role=Role.MEMBER, password=None).id
+        second = create_user(session, name="second", role=Role.MEMBER, password=None).id
+    shipment = _register(database, "JD014640000000001", owner_id=second)
+    assert reload(database, shipment).check_owner == second
+    assert _register(database, "JD014640000000001", owner_id=first) == shipment
+    assert reload(database, shipment).check_owner == first
+    with database.sessions.begin() as session:
+        delete_user(session, "first")
+    assert reload(database, shipment).check_owner == second
