@@ -141,7 +141,7 @@ class Shipment(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     # Which due shipments a short budget goes to first (`parcelwatch.sync.priority`), and
     # whose turn this one counts in: the first person tracking it (`trackers.check_owners`).
-    check_priority: Mapped[int] = mapped_column(SmallInteger, default=3, server_default="3")
+    check_priority: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="2")
     check_owner: Mapped[int | None] = mapped_column(Integer)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -515,7 +515,7 @@ def _change_carrier(session: Session, shipment: Shipment, code: str) -> None:
     ):
         setattr(shipment, field, None)
     shipment.auto_refresh_fail_count = 0
-    shipment.check_priority = CheckPriority.WAITING  # pending again
+    shipment.check_priority = CheckPriority.MOVING  # never checked at this carrier
     shipment.next_check_at = utcnow() if shipment.auto_refresh_enabled else None
     log.info("shipment carrier corrected", shipment_id=shipment.id, carrier=code)
 

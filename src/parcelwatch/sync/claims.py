@@ -61,6 +61,7 @@ class ClaimedShipment:
     auto_refresh_fail_count: int
     next_check_at: datetime | None
     events_digest: str | None
+    check_priority: int = CheckPriority.MOVING
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> ClaimedShipment:
@@ -84,6 +85,7 @@ SNAPSHOT_COLUMNS = (
     Shipment.auto_refresh_fail_count,
     Shipment.next_check_at,
     Shipment.events_digest,
+    Shipment.check_priority,
 )
 
 
@@ -97,6 +99,7 @@ def claim(
     now: datetime,
     by_id: bool = False,
     after_id: int = 0,
+    order: Sequence[CheckPriority] = tuple(CheckPriority),
 ) -> list[ClaimedShipment]:
     """Lease up to `limit` shipments matching `where` to `owner` and return them as they
     were before the claim, oldest due first (or by id after `after_id` when `by_id`)."""
@@ -113,7 +116,7 @@ def claim(
                 )
                 claimed = [ClaimedShipment.from_row(row) for row in connection.execute(candidates)]
             else:
-                claimed = _by_priority(connection, where, limit)
+                claimed = _by_priority(connection, where, limit, order)
             if claimed:
                 connection.execute(
                     _LEASE, {"ids": [s.id for s in claimed], "owner": owner, "expires": expires}
@@ -122,7 +125,10 @@ def claim(
 
 
 def _by_priority(
-    connection: Connection, where: ColumnElement[bool], limit: int
+    connection: Connection,
+    where: ColumnElement[bool],
+    limit: int,
+    order: Sequence[CheckPriority],
 ) -> list[ClaimedShipment]:
     """Up to `limit` of `where`, class by class, each class in turns across people. When all
     that is due fits (the budget is not short), there is nothing to choose: one read."""
@@ -138,7 +144,7 @@ def _by_priority(
         return [ClaimedShipment.from_row(row) for row in connection.execute(every)] if count else []
     people: list[int | None] = [None, *connection.scalars(select(User.id).order_by(User.id))]
     claimed: list[ClaimedShipment] = []
-    for priority in CheckPriority:
+    for priority in order:
         if len(claimed) >= limit:
             break
         of_class = and_(where, Shipment.check_priority == int(priority))

@@ -47,6 +47,7 @@ from parcelwatch.sync.claims import ClaimedShipment, claim, release
 from parcelwatch.sync.limits import Budget, RateLearning, SharedRate, budget_spec
 from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES, PassOutcome, PassTrigger
 from parcelwatch.sync.patterns import FailurePattern, HeldFailures
+from parcelwatch.sync.priority import ClassTurns
 from parcelwatch.sync.recovery import HEARTBEAT_EVERY, Recovery, recover, stale_after
 from parcelwatch.sync.retry import ProviderRetryPolicy
 from parcelwatch.sync.runs import PassSummary, beat, finish_run, forget_engine, start_run
@@ -116,6 +117,7 @@ class SyncEngine:
         self._budgets: dict[str, Budget] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._patterns: dict[str, FailurePattern] = {}
+        self._turns: dict[str, ClassTurns] = {}  # per carrier: which class a short claim favours
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parcelwatch-db")
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -144,6 +146,7 @@ class SyncEngine:
         )
         other._budgets, other._breakers = self._budgets, self._breakers
         other._patterns = self._patterns
+        other._turns = self._turns
         other._shared, other._owns_shared = self._shared, False
         other._store = self._store
         return other
@@ -520,7 +523,8 @@ class SyncEngine:
             lifecycle=self.lifecycle,
             carriers=[group.carrier],
         )
-        return claim(
+        turns = self._turns.setdefault(group.carrier, ClassTurns())
+        claimed = claim(
             self.db,
             owner=self.engine_id,
             where=where,
@@ -529,7 +533,10 @@ class SyncEngine:
             now=now,
             by_id=selection.by_id,
             after_id=group.cursor,
+            order=turns.order(),
         )
+        turns.took([s.check_priority for s in claimed])
+        return claimed
 
     async def _batch(
         self,

@@ -141,7 +141,7 @@ def _found_values(
             estimated_delivery=info.estimated_delivery,
         ),
         "v_events_digest": None,  # set by the caller, which has the events' keys
-        "v_check_priority": check_priority(status, info.estimated_delivery, now),
+        "v_check_priority": check_priority(status, info.estimated_delivery, now, last_movement),
     }
     return values, changed, expired
 

@@ -25,12 +25,14 @@ DUE_TEST = [
     "auto_refresh_fail_count",
     "last_manual_refresh",
 ]
-# The class of the status alone; the estimate refines in-transit ones at their next check.
+# The class of the status alone (never checked: moving); the estimate refines in-transit
+# ones at their next check.
 BACKFILL = """
 UPDATE shipments SET
   check_priority = CASE
     WHEN status IN ('out_for_delivery', 'delivery_attempted', 'exception',
                     'available_for_pickup') THEN 0
+    WHEN status = 'pending' AND last_auto_refresh IS NULL THEN 2
     WHEN status IN ('pending', 'info_received', 'delivered', 'returned', 'cancelled',
                     'expired') THEN 3
     ELSE 2 END,
@@ -44,7 +46,7 @@ def upgrade() -> None:
     # with the old one through their ON DELETE CASCADE.
     op.add_column(
         "shipments",
-        sa.Column("check_priority", sa.SmallInteger(), nullable=False, server_default="3"),
+        sa.Column("check_priority", sa.SmallInteger(), nullable=False, server_default="2"),
     )
     op.add_column("shipments", sa.Column("check_owner", sa.Integer(), nullable=True))
     op.execute(BACKFILL)
