@@ -4,6 +4,7 @@ afford yet due, and its store never lets the day run ahead of its even line)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,7 +25,7 @@ from parcelwatch.sync.budgets import (
     reserve_in_db,
 )
 from parcelwatch.sync.limits import Budget, BudgetSpec, OutOfBudget
-from parcelwatch.sync.priority import CheckPriority, check_priority
+from parcelwatch.sync.priority import CheckPriority, ClassTurns, check_priority
 from parcelwatch.sync.writer import apply_track_info
 from tests.conftest import Browser, Database, browser_session
 from tests.sync.conftest import reload, running_emulator
@@ -85,6 +86,11 @@ def test_the_classes_follow_status_and_estimate() -> None:
     assert check_priority(in_transit, None, now) is CheckPriority.MOVING
     assert check_priority(ShipmentStatus.INFO_RECEIVED, None, now) is CheckPriority.WAITING
     assert check_priority(ShipmentStatus.PENDING, None, now) is CheckPriority.WAITING
+    held_for_days = now - timedelta(days=3)
+    exception = ShipmentStatus.EXCEPTION
+    assert check_priority(exception, None, now, held_for_days) is CheckPriority.WAITING
+    ofd = ShipmentStatus.OUT_FOR_DELIVERY
+    assert check_priority(ofd, None, now, held_for_days) is CheckPriority.URGENT
 
 
 async def test_a_short_budget_goes_to_the_likeliest_changes_first(database: Database) -> None:
@@ -276,3 +282,18 @@ def test_a_shipment_counts_in_the_turn_of_the_first_person_still_tracking_it(
     with database.sessions.begin() as session:
         delete_user(session, "first")
     assert reload(database, shipment).check_owner == second
+
+
+def test_classes_share_a_short_budget_by_weight_and_none_starves() -> None:
+    turns, got = ClassTurns(), Counter[int]()
+    for _ in range(150):  # a claim of one call at a time, every class always due
+        first = turns.order()[0]
+        got[first] += 1
+        turns.took([first])
+    assert [got[c] for c in CheckPriority] == [80, 40, 20, 10]
+    # A class that had nothing due does not come back with saved-up turns.
+    quiet = ClassTurns()
+    for _ in range(30):
+        quiet.took([CheckPriority.MOVING])
+    quiet.took([CheckPriority.URGENT])
+    assert quiet.passes[CheckPriority.URGENT] >= quiet.passes[CheckPriority.MOVING] - 1
