@@ -25,6 +25,8 @@ measured pass a second engine (a restart, or `sync` from cron) tries those provi
 again. The report shows, per provider, the calls spent against the daily window (the target:
 within 2% of it), the 429s, and the second engine's calls (the target: none). Without it the
 engine gets no quota windows, so the throughput figures measure the request rate alone.
+The windows are not paced across their length here (`QUOTA_PACING=false`): a run of a minute
+is judged by spending the whole window; `bench/freshness.py` measures pacing.
 
     .venv/bin/python bench/sync_throughput.py --providers dhl,fedex,ups --rate 40 \
         --latency 50 --shipments 3000 --quota dhl=400/day@00:00Z --quota fedex=120/day@00:00Z
@@ -222,6 +224,9 @@ def settings_for(args: argparse.Namespace, url: str, plan_list: list[Plan]) -> S
         values[f"{plan.provider}_rate_limit"] = plan.rate
     for provider in PROVIDERS:  # no counted windows unless asked: they would end the pass early
         values[f"{provider}_quota"] = args.quotas.get(provider, "")
+    # A run of a minute measures the counting of a whole window, so it is not paced across
+    # the day (bench/freshness.py measures pacing, on a simulated clock).
+    values["quota_pacing"] = False
     return load_settings(**values)
 
 

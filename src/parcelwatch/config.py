@@ -246,6 +246,8 @@ class CommonSettings(BaseSettings):
     metrics_token: SecretStr | None = None
     parcelwatch_demo: bool | None = None
     redis_url: str | None = None
+    # Hour and day quota windows are spent evenly across the window (sync/budgets.py).
+    quota_pacing: bool = True
 
     # the sync engine
     auto_update_enabled: bool = True

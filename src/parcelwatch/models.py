@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -101,6 +102,17 @@ class Shipment(Base):
             sqlite_where=text("next_check_at IS NOT NULL"),
             postgresql_where=text("next_check_at IS NOT NULL"),
         ),
+        # A claim reads due shipments class by class and person by person (migration 0014).
+        Index(
+            "ix_shipments_priority_due",
+            "carrier",
+            "check_priority",
+            "check_owner",
+            "next_check_at",
+            *_DUE_TEST_COLUMNS,
+            sqlite_where=text("next_check_at IS NOT NULL"),
+            postgresql_where=text("next_check_at IS NOT NULL"),
+        ),
         Index("ix_shipments_status_carrier", "status", "carrier"),
         # A status filter's pages, newest first, read off the index (migration 0011).
         Index("ix_shipments_status_id", "status", "id"),
@@ -136,6 +148,10 @@ class Shipment(Base):
     last_manual_refresh: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
+    # Which due shipments a short budget goes to first (`parcelwatch.sync.priority`), and
+    # whose turn this one counts in: the first person tracking it (`trackers.check_owners`).
+    check_priority: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="2")
+    check_owner: Mapped[int | None] = mapped_column(Integer)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -47,6 +47,22 @@ def test_out_for_delivery_and_attempted_are_checked_within_30_minutes(
     assert next_check(status) == timedelta(minutes=30)
 
 
+def test_in_transit_shipments_expected_today_are_checked_within_30_minutes() -> None:
+    def after(estimate: datetime) -> timedelta | None:
+        when = next_check_after_success(
+            ShipmentStatus.IN_TRANSIT,
+            last_movement=NOW,
+            now=NOW,
+            policy=POLICY,
+            estimated_delivery=estimate,
+        )
+        return None if when is None else when - NOW
+
+    assert after(NOW.replace(hour=23)) == timedelta(minutes=30)
+    assert after(NOW - timedelta(days=1)) == timedelta(minutes=30)  # late: any moment now
+    assert after(NOW + timedelta(days=1)) == timedelta(hours=1)
+
+
 def test_moving_shipments_are_checked_at_the_update_interval() -> None:
     assert next_check(ShipmentStatus.IN_TRANSIT, idle=timedelta(hours=30)) == timedelta(hours=1)
 

@@ -18,7 +18,7 @@ from parcelwatch.accounts.sessions import end_sessions
 from parcelwatch.domain import utcnow
 from parcelwatch.errors import Conflict, InvalidInput, NotFound
 from parcelwatch.models import User
-from parcelwatch.shipments.trackers import adopt_untracked, hand_over
+from parcelwatch.shipments.trackers import adopt_untracked, check_owners, hand_over
 
 __all__ = [
     "DEMO_ACCOUNT",
@@ -148,6 +148,7 @@ def delete_user(session: Session, name: str) -> None:
         )
     session.delete(user)
     session.flush()
+    check_owners(session, counted_for=user.id)  # their trackers went with them
 
 
 def authenticate(session: Session, name: str, password: str) -> User | None:

@@ -20,7 +20,7 @@ from parcelwatch.config import Settings
 from parcelwatch.domain import utcnow
 from parcelwatch.logs import get_logger
 from parcelwatch.ops.checks import Check, Level
-from parcelwatch.sync.budgets import WindowState, read_from_db, read_from_redis
+from parcelwatch.sync.budgets import WindowState, paced_allowance, read_from_db, read_from_redis
 from parcelwatch.sync.limits import budget_spec, rates_in_use
 
 __all__ = ["ProviderBudget", "WindowFigures", "budget_check", "provider_budgets"]
@@ -37,6 +37,7 @@ class WindowFigures:
     spent: int | None = None
     remaining: int | None = None
     resets_at: datetime | None = None
+    allowed_now: int | None = None  # paced: what the even line allows spent by now
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class WindowFigures:
             "spent": self.spent,
             "remaining": self.remaining,
             "resets_at": self.resets_at.isoformat() if self.resets_at else None,
+            "allowed_now": self.allowed_now,
         }
 
 
@@ -77,7 +79,9 @@ class ProviderBudget:
         }
 
 
-def _figures(state: WindowState | None, window: Any) -> WindowFigures:
+def _figures(
+    state: WindowState | None, window: Any, *, paced: bool, now: datetime
+) -> WindowFigures:
     if state is None:
         return WindowFigures(window.text, window.name, window.amount, counted=False)
     return WindowFigures(
@@ -88,6 +92,7 @@ def _figures(state: WindowState | None, window: Any) -> WindowFigures:
         spent=state.spent,
         remaining=state.remaining,
         resets_at=state.resets_at,
+        allowed_now=paced_allowance(window, now) if paced else None,
     )
 
 
@@ -121,7 +126,10 @@ def provider_budgets(
             except RedisError as error:
                 note = f"Redis unreachable: {type(error).__name__}"
             by_name = {state.window.name: state for state in states}
-            windows = [_figures(by_name.get(w.name), w) for w in budget.windows]
+            windows = [
+                _figures(by_name.get(w.name), w, paced=budget.paced, now=now)
+                for w in budget.windows
+            ]
             used = in_use.get(spec.code)
             found.append(
                 ProviderBudget(

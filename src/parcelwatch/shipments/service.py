@@ -33,6 +33,7 @@ from parcelwatch.models import Shipment, Tracker, TrackerLabel, TrackingEvent
 from parcelwatch.notifications.preferences import clean_notify
 from parcelwatch.shipments import trackers
 from parcelwatch.shipments.trackers import EVERYONE, Viewer, visible_to
+from parcelwatch.sync.priority import CheckPriority
 
 __all__ = [
     "UNSET",
@@ -519,6 +520,7 @@ def _change_carrier(session: Session, shipment: Shipment, code: str) -> None:
     ):
         setattr(shipment, field, None)
     shipment.auto_refresh_fail_count = 0
+    shipment.check_priority = CheckPriority.MOVING  # never checked at this carrier
     shipment.next_check_at = utcnow() if shipment.auto_refresh_enabled else None
     log.info("shipment carrier corrected", shipment_id=shipment.id, carrier=code)
 

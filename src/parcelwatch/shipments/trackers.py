@@ -38,6 +38,7 @@ from parcelwatch.models import Shipment, Tracker, TrackerLabel, User
 
 __all__ = [
     "EVERYONE",
+    "check_owners",
     "MAX_LABELS",
     "MAX_NOTES",
     "Tracked",
@@ -262,6 +263,8 @@ def follow(
     tracker = Tracker(user_id=user_id, shipment_id=shipment.id, description=description)
     with session.begin_nested():
         session.add(tracker)
+    if shipment.check_owner is None or user_id < shipment.check_owner:
+        shipment.check_owner = user_id
     return tracker, True
 
 
@@ -279,6 +282,7 @@ def unfollow(session: Session, viewer: Viewer, shipment: Shipment) -> bool:
             select(func.count()).select_from(Tracker).where(Tracker.shipment_id == shipment.id)
         )
         if others:
+            check_owners(session, shipment_ids=[shipment.id])
             return True
     session.delete(shipment)
     session.flush()
@@ -393,6 +397,7 @@ def adopt_untracked(session: Session, user: User) -> int:
                 for shipment_id, description in rows
             ],
         )
+        check_owners(session, shipment_ids=[shipment_id for shipment_id, _ in rows])
     return len(rows)
 
 
@@ -405,3 +410,26 @@ def hand_over(session: Session, *, giver: User, taker: User) -> None:
         .where(Tracker.user_id == giver.id, Tracker.shipment_id.not_in(taken))
         .values(user_id=taker.id)
     )
+    check_owners(session, counted_for=giver.id)
+
+
+def check_owners(
+    session: Session,
+    *,
+    shipment_ids: Sequence[int] | None = None,
+    counted_for: int | None = None,
+) -> None:
+    """Set again whose turn a shipment's checks count in (`Shipment.check_owner`: the first
+    person tracking it; `parcelwatch.sync.priority`), for these shipments or for those that
+    counted in `counted_for`'s turns (that person gone, or their trackers handed over)."""
+    first = (
+        select(func.min(Tracker.user_id))
+        .where(Tracker.shipment_id == Shipment.id)
+        .scalar_subquery()
+    )
+    statement = update(Shipment).values(check_owner=first)
+    if shipment_ids is not None:
+        statement = statement.where(Shipment.id.in_(list(shipment_ids)))
+    if counted_for is not None:
+        statement = statement.where(Shipment.check_owner == counted_for)
+    session.execute(statement.execution_options(synchronize_session=False))

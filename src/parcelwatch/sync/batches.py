@@ -8,10 +8,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
+from parcelwatch.domain import utcnow
 from parcelwatch.logs import get_logger
 from parcelwatch.notifications.outbox import announce
 from parcelwatch.ops.metrics import UPDATE_DURATION, UPDATE_FAILURES, UPDATE_SUCCESSES
@@ -65,6 +67,7 @@ class BatchWriter:
         summary: PassSummary,
         releases: list[ClaimedShipment],
         progress: Callable[[PassSummary], None] | None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
         self.run_in_db = run_in_db
@@ -76,6 +79,7 @@ class BatchWriter:
         self.summary = summary
         self.releases = releases
         self.progress = progress
+        self.clock = clock
 
     async def drain(self, queue: asyncio.Queue[CalledBatch | None]) -> None:
         """Write what arrives until the `None` that ends the pass."""
@@ -119,7 +123,9 @@ class BatchWriter:
         results = [result for item in items for result in item.results]
         writing = self.database.connect().execution_options(sqlite_begin="IMMEDIATE")
         with writing as connection, connection.begin():
-            written = write_results(connection, results, owner=self.owner, policy=self.policy)
+            written = write_results(
+                connection, results, owner=self.owner, policy=self.policy, now=self.clock()
+            )
         announce(written.notifications)
         return written
 

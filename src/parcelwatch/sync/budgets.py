@@ -12,6 +12,12 @@ counters may briefly run ahead of the calls made, never behind them.
 A block (the carrier said "retry after ...") is stored the same way and refuses every
 reservation until it ends.
 
+Paced (`QUOTA_PACING`, the default), a window is spent evenly across its length: by a
+moment `t` into it at most `amount x (t + PACE_AHEAD x length) / length` may be spent, so a
+day's allowance is not gone in its first minutes and an idle hour's calls are still there
+later. A reservation past that line is refused until the line allows the next call
+(`Grant.paced`); the engine leaves those shipments due, claiming them as calls come free.
+
 The windows are fixed on the carrier's clock (`QuotaWindow.bounds`): `limits`' fixed windows
 start at the first hit and its storages are memory, Redis and the like, not SQL, and it
 cannot take several windows in one step; so the counting is these few statements.
@@ -19,9 +25,10 @@ cannot take several windows in one step; so the counting is these few statements
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import redis
@@ -35,17 +42,24 @@ from parcelwatch.db import begin_write
 from parcelwatch.models import CarrierBlock, CarrierBudget
 
 __all__ = [
+    "PACE_AHEAD",
     "BudgetStore",
     "DatabaseBudgets",
     "Grant",
     "RedisBudgets",
     "WindowState",
+    "next_paced_call",
+    "paced_allowance",
     "read_from_db",
     "read_from_redis",
+    "reserve_in_db",
 ]
 
 RunInDb = Callable[..., Awaitable[Any]]
 REDIS_PREFIX = "parcelwatch:budget:"
+# How far ahead of the even line a paced window may be spent: 1/48 of it (30 minutes of a
+# day, 75 seconds of an hour), so a burst of urgent checks never waits for the line.
+PACE_AHEAD = 1 / 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,32 @@ class Grant:
     until: datetime | None = None
     reason: str | None = None
     carrier_asked: bool = False
+    paced: bool = False  # refused by the pace line, not a spent window
+
+
+def paced_allowance(window: QuotaWindow, now: datetime) -> int:
+    """What a paced window may have spent by `now`: its even line plus `PACE_AHEAD`."""
+    start, _ = window.bounds(now)
+    share = (now - start).total_seconds() / window.seconds + PACE_AHEAD
+    return min(window.amount, max(1, math.ceil(window.amount * share)))
+
+
+def next_paced_call(window: QuotaWindow, spent: int, now: datetime) -> datetime:
+    """When the pace line allows call number `spent + 1` of the window `now` falls in."""
+    start, resets = window.bounds(now)
+    ahead = PACE_AHEAD * window.seconds
+    seconds = spent * window.seconds / window.amount - ahead
+    return min(resets, max(now, start + timedelta(seconds=seconds + 0.001)))
+
+
+def _pace(
+    windows: Sequence[QuotaWindow], spent: dict[str, int], granted: int, now: datetime
+) -> Grant | None:
+    """The pace line's refusal when `granted` is 0 for it (`None`: within the line)."""
+    if granted > 0:
+        return None
+    until = max(next_paced_call(w, spent[w.name], now) for w in windows)
+    return Grant(0, until, "paced across the window", paced=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +114,13 @@ class WindowState:
 
 class BudgetStore(Protocol):
     async def reserve(
-        self, provider: str, windows: Sequence[QuotaWindow], wanted: int, now: datetime
+        self,
+        provider: str,
+        windows: Sequence[QuotaWindow],
+        wanted: int,
+        now: datetime,
+        *,
+        paced: bool = False,
     ) -> Grant: ...
 
     async def refund(
@@ -97,7 +143,13 @@ def _insert(db: Engine) -> Any:
 
 
 def reserve_in_db(
-    db: Engine, *, provider: str, windows: Sequence[QuotaWindow], wanted: int, now: datetime
+    db: Engine,
+    *,
+    provider: str,
+    windows: Sequence[QuotaWindow],
+    wanted: int,
+    now: datetime,
+    paced: bool = False,
 ) -> Grant:
     with Session(db) as session, session.begin():
         if windows:  # else only a read: is the provider blocked?
@@ -125,6 +177,8 @@ def reserve_in_db(
             )
         }
         left: dict[str, int] = {}
+        ahead: dict[str, int] = {}  # what the pace line allows beyond what was spent
+        spent: dict[str, int] = {}
         for window in windows:
             row = rows[window.name]
             start, resets = window.bounds(now)
@@ -132,12 +186,17 @@ def reserve_in_db(
                 row.period_start, row.resets_at, row.spent = start, resets, 0
             row.quota = window.amount
             left[window.name] = window.amount - row.spent
-        granted = max(0, min(wanted, *left.values()))
+            spent[window.name] = row.spent
+            ahead[window.name] = paced_allowance(window, now) - row.spent
+        if min(left.values()) <= 0:
+            return Grant(0, _exhausted(windows, left, now), "quota spent")
+        granted = max(0, min(wanted, *left.values(), *(ahead.values() if paced else ())))
+        refused = _pace(windows, spent, granted, now) if paced else None
+        if refused is not None:
+            return refused
         for counter in rows.values():
             counter.spent += granted
             counter.updated_at = now
-        if granted == 0:
-            return Grant(0, _exhausted(windows, left, now), "quota spent")
         return Grant(granted)
 
 
@@ -193,10 +252,22 @@ class DatabaseBudgets:
         self.run_in_db = run_in_db
 
     async def reserve(
-        self, provider: str, windows: Sequence[QuotaWindow], wanted: int, now: datetime
+        self,
+        provider: str,
+        windows: Sequence[QuotaWindow],
+        wanted: int,
+        now: datetime,
+        *,
+        paced: bool = False,
     ) -> Grant:
         grant: Grant = await self.run_in_db(
-            reserve_in_db, self.db, provider=provider, windows=windows, wanted=wanted, now=now
+            reserve_in_db,
+            self.db,
+            provider=provider,
+            windows=windows,
+            wanted=wanted,
+            now=now,
+            paced=paced,
         )
         return grant
 
@@ -219,20 +290,21 @@ class DatabaseBudgets:
 # -- Redis ---------------------------------------------------------------------------------
 
 # KEYS[1]: the block; KEYS[2..]: the current window counters. ARGV[1]: wanted; then per
-# window its amount and the milliseconds it lives. Returns {granted, block or ""}.
+# window its amount, the milliseconds it lives and what the pace line allows by now (the
+# amount when not paced). Returns {granted, block or ""}.
 _RESERVE = """
 local blocked = redis.call('GET', KEYS[1])
 if blocked then return {0, blocked} end
 local granted = tonumber(ARGV[1])
 for i = 2, #KEYS do
   local spent = tonumber(redis.call('GET', KEYS[i]) or '0')
-  granted = math.min(granted, tonumber(ARGV[2 * i - 2]) - spent)
+  granted = math.min(granted, tonumber(ARGV[3 * i - 4]) - spent, tonumber(ARGV[3 * i - 2]) - spent)
 end
 if granted < 0 then granted = 0 end
 if granted > 0 then
   for i = 2, #KEYS do
     redis.call('INCRBY', KEYS[i], granted)
-    redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2 * i - 1]))
+    redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[3 * i - 3]))
   end
 end
 return {granted, ''}
@@ -282,20 +354,32 @@ class RedisBudgets:
         self._block = client.register_script(_BLOCK)
 
     async def reserve(
-        self, provider: str, windows: Sequence[QuotaWindow], wanted: int, now: datetime
+        self,
+        provider: str,
+        windows: Sequence[QuotaWindow],
+        wanted: int,
+        now: datetime,
+        *,
+        paced: bool = False,
     ) -> Grant:
         keys = [_block_key(provider), *(_key(provider, w, now) for w in windows)]
         args: list[Any] = [wanted]
         for window in windows:
-            args += [window.amount, _ttl_ms(window, now)]
+            line = paced_allowance(window, now) if paced else window.amount
+            args += [window.amount, _ttl_ms(window, now), line]
         granted, blocked = await self._reserve(keys=keys, args=args)
         if blocked:
             until, reason = _parse_block(blocked)
             return Grant(0, until, reason, carrier_asked=True)
         if int(granted) == 0 and windows:
-            spent = await self.client.mget(keys[1:])
-            left = {w.name: w.amount - int(s or 0) for w, s in zip(windows, spent, strict=True)}
-            return Grant(0, _exhausted(windows, left, now), "quota spent")
+            values = await self.client.mget(keys[1:])
+            spent = {w.name: int(v or 0) for w, v in zip(windows, values, strict=True)}
+            left = {w.name: w.amount - spent[w.name] for w in windows}
+            if min(left.values()) <= 0 or not paced:
+                return Grant(0, _exhausted(windows, left, now), "quota spent")
+            refused = _pace(windows, spent, 0, now)
+            assert refused is not None
+            return refused
         return Grant(int(granted))
 
     async def refund(

@@ -2,7 +2,8 @@
 number fallback, and turning `TrackResult`s into per-shipment results for the writer.
 
 A provider out of budget (`OutOfBudget`: its quota spent, or a 429 asking to wait past what
-the retries wait) defers the batch to the moment it may be called again."""
+the retries wait) defers the batch to the moment it may be called again. Times come from the
+provider budget's clock (the engine's), so a simulated week schedules in simulated time."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from parcelwatch.carriers.errors import (
     RateLimitedError,
     UnavailableError,
 )
-from parcelwatch.domain import utcnow
 from parcelwatch.logs import get_logger
 from parcelwatch.ops.metrics import CARRIER_API_RETRIES
 from parcelwatch.sync.circuit import CircuitBreaker, CircuitState
@@ -191,7 +191,7 @@ def _to_result(
 def _results_for_answers(
     batch: Sequence[ClaimedShipment], answers: Sequence[TrackResult], group: CarrierGroup
 ) -> list[ShipmentResult]:
-    now = utcnow()
+    now = group.budget.now()
     by_number = {answer.tracking_number: answer for answer in answers}
     if len(by_number) < len(answers) or any(s.tracking_number not in by_number for s in batch):
         # Carriers answer in order; fall back to position when numbers were reformatted.
@@ -220,7 +220,7 @@ async def call_batch(
         return _out_of_budget(group, batch, stopped, stats)
     if not group.breaker.allow():
         message = f"{provider} suspended after repeated failures: {group.breaker.last_error}"
-        return _deferred(batch, group, message, utcnow())
+        return _deferred(batch, group, message, group.budget.now())
     numbers = [s.tracking_number for s in batch]
     deadline = asyncio.get_running_loop().time() + batch_timeout
     try:
@@ -246,7 +246,7 @@ async def call_batch(
         return _carrier_down(group, batch, wide, stats)
     except Suspended:
         message = f"{provider} suspended after repeated failures: {group.breaker.last_error}"
-        return _deferred(batch, group, message, utcnow())
+        return _deferred(batch, group, message, group.budget.now())
     except OutOfBudget as out:  # neither the breaker's failure nor a shipment's
         return _out_of_budget(group, batch, out, stats)
     except CarrierError as failure:
@@ -271,7 +271,7 @@ def _out_of_budget(
     """Deferred to when the provider may be called again. Its counted quota spent: the
     shipments wait, which is no failure of the pass. The carrier asked (429): deferred as in
     an outage, the provider down for the pass, the breaker held open till then."""
-    now = utcnow()
+    now = group.budget.now()
     if isinstance(out.__cause__, RateLimitedError):
         group.breaker.hold((out.until - now).total_seconds(), str(out))
     if not out.carrier_asked:
@@ -289,7 +289,7 @@ def _carrier_down(
     log.warning(
         "carrier call failed, shipments deferred", carrier=group.provider.code, error=str(error)
     )
-    return _deferred(batch, group, str(error), utcnow())
+    return _deferred(batch, group, str(error), group.budget.now())
 
 
 async def _one_by_one(
@@ -320,15 +320,15 @@ async def _one_by_one(
                 f"{provider}: the batch's first {index} numbers failed the same way "
                 f"({same[0][0]}); the rest deferred"
             )
-            results.extend(_deferred(batch[index:], group, message, utcnow()))
+            results.extend(_deferred(batch[index:], group, message, group.budget.now()))
             break
         if group.breaker.state is not CircuitState.CLOSED:
             message = f"{provider} suspended: {group.breaker.last_error}"
-            results.extend(_deferred(batch[index:], group, message, utcnow()))
+            results.extend(_deferred(batch[index:], group, message, group.budget.now()))
             break
         if asyncio.get_running_loop().time() >= deadline:
             message = f"{provider}: batch time used up retrying number by number"
-            results.extend(_deferred(batch[index:], group, message, utcnow()))
+            results.extend(_deferred(batch[index:], group, message, group.budget.now()))
             break
         try:
             answers = await _track(
@@ -345,7 +345,7 @@ async def _one_by_one(
             answered = _carrier_down(group, [shipment], wide, stats)
         except Suspended:
             message = f"{provider} suspended: {group.breaker.last_error}"
-            results.extend(_deferred(batch[index:], group, message, utcnow()))
+            results.extend(_deferred(batch[index:], group, message, group.budget.now()))
             break
         except OutOfBudget as out:
             results.extend(_out_of_budget(group, batch[index:], out, stats))

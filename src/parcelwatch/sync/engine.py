@@ -2,7 +2,9 @@
 each provider's budget, write each batch's results in one transaction, and record the pass.
 
 One engine serves the in-process updater, `parcelwatch worker`, `parcelwatch sync` and manual
-refresh.
+refresh. Its `clock` (default: the real time) decides what is due, when a result's next check
+is and where the budgets' windows fall, so a benchmark can run a simulated week
+(`bench/freshness.py`).
 Stopping is clean: after `stop()` no new batch starts; batches already calling finish and
 are written, or, past the deadline, are cancelled and dropped unwritten (leases released).
 """
@@ -18,7 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -47,6 +49,7 @@ from parcelwatch.sync.control import is_paused
 from parcelwatch.sync.limits import Budget, RateLearning, SharedRate, budget_spec
 from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES, PassOutcome, PassTrigger
 from parcelwatch.sync.patterns import FailurePattern, HeldFailures
+from parcelwatch.sync.priority import ClassTurns
 from parcelwatch.sync.recovery import HEARTBEAT_EVERY, Recovery, recover, stale_after
 from parcelwatch.sync.retry import ProviderRetryPolicy
 from parcelwatch.sync.runs import PassSummary, beat, finish_run, forget_engine, start_run
@@ -93,8 +96,10 @@ class SyncEngine:
         kind: str = "sync",
         options: EngineOptions | None = None,
         engine_id: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self._archived_at: float | None = None  # when AUTO_ARCHIVE_DAYS last ran (monotonic)
         self.db = db
         self.providers = providers
@@ -124,6 +129,7 @@ class SyncEngine:
         self._budgets: dict[str, Budget] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._patterns: dict[str, FailurePattern] = {}
+        self._turns: dict[str, ClassTurns] = {}  # per carrier: which class a short claim favours
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parcelwatch-db")
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -148,9 +154,11 @@ class SyncEngine:
             providers=self.providers,
             kind=kind,
             options=replace(self.options, record_outcomes=True),
+            clock=self.clock,
         )
         other._budgets, other._breakers = self._budgets, self._breakers
         other._patterns = self._patterns
+        other._turns = self._turns
         other._shared, other._owns_shared = self._shared, False
         other._store = self._store
         return other
@@ -227,6 +235,7 @@ class SyncEngine:
                 store=self._store,
                 learning=self.options.learning,
                 max_wait=self.options.retry.max_retry_after,
+                now=self.clock,
             )
         size = numbers_per_request(provider, self.settings.auto_update_batch_size)
         return CarrierGroup(
@@ -287,6 +296,7 @@ class SyncEngine:
                 summary=summary,
                 releases=releases,
                 progress=progress,
+                clock=self.clock,
             )
             writing = asyncio.create_task(writer.drain(queue))
             try:
@@ -498,6 +508,10 @@ class SyncEngine:
                     if room <= 0:
                         group.exhausted = True
                         continue
+                if not selection.manual:  # claim no more than the budget affords now
+                    room = await self._affordable(group, room, summary)
+                    if room <= 0:
+                        continue
                 claimed = await self.in_db(self._claim, group, selection, room)
                 if claimed is None:  # paused for every engine (sync.control)
                     self.pause(shared=True)
@@ -522,6 +536,22 @@ class SyncEngine:
             if not claimed_any:
                 await self._wake.wait()
 
+    async def _affordable(self, group: CarrierGroup, room: int, summary: PassSummary) -> int:
+        """`room` cut to the calls a paced provider may start now. When its pace line allows
+        none, its due shipments stay due (highest priority first at the next claim) and the
+        pass says until when (`paced_until`); nothing is claimed and deferred for it."""
+        await asyncio.sleep(0)  # batches just made reach their budget turn and count in it
+        calls, paced = await group.budget.ready()
+        if paced is not None:
+            group.exhausted = True
+            summary.paced_until[group.carrier] = paced.until
+            return 0
+        if calls < 0:
+            return room
+        if calls == 0 and not group.queued:  # held calls taken by others' requests: one batch
+            return min(room, group.batch_size)
+        return min(room, calls * group.batch_size)
+
     def _claim(
         self, group: CarrierGroup, selection: Selection, room: int
     ) -> list[ClaimedShipment] | None:
@@ -531,14 +561,15 @@ class SyncEngine:
             self._pause_read_at = time.monotonic()
             if is_paused(self.db):
                 return None
-        now = utcnow()
+        now = self.clock()
         where = claimable_filter(
             selection,
             now=now,
             lifecycle=self.lifecycle,
             carriers=[group.carrier],
         )
-        return claim(
+        turns = self._turns.setdefault(group.carrier, ClassTurns())
+        claimed = claim(
             self.db,
             owner=self.engine_id,
             where=where,
@@ -547,7 +578,10 @@ class SyncEngine:
             now=now,
             by_id=selection.by_id,
             after_id=group.cursor,
+            order=turns.order(),
         )
+        turns.took([s.check_priority for s in claimed])
+        return claimed
 
     async def _batch(
         self,

@@ -100,6 +100,7 @@ class BudgetSpec:
     concurrency: int
     rate: float  # requests per second: the per-second rate and every shorter window's pace
     windows: tuple[QuotaWindow, ...] = ()  # every window of <CARRIER>_QUOTA, shortest first
+    paced: bool = False  # counted windows spent evenly across their length (QUOTA_PACING)
 
     @property
     def counted(self) -> tuple[QuotaWindow, ...]:
@@ -125,6 +126,7 @@ def budget_spec(
         concurrency=concurrency or int(configured),
         rate=min([per_second, *paces]),
         windows=windows,
+        paced=settings.quota_pacing,
     )
 
 
@@ -142,17 +144,25 @@ class RateLearning:
 
 class OutOfBudget(Exception):  # noqa: N818 - a signal, not an error
     """The provider may not be called before `until`: its counted quota is spent (its
-    shipments wait, and the pass is not the worse for it), or the carrier said so
-    (`carrier_asked`: they are deferred as in an outage). Nothing counts against a shipment."""
+    shipments wait, and the pass is not the worse for it), its pace line allows no call yet
+    (`paced`), or the carrier said so (`carrier_asked`: they are deferred as in an outage).
+    Nothing counts against a shipment."""
 
     def __init__(
-        self, provider: str, until: datetime, reason: str, *, carrier_asked: bool = False
+        self,
+        provider: str,
+        until: datetime,
+        reason: str,
+        *,
+        carrier_asked: bool = False,
+        paced: bool = False,
     ) -> None:
         super().__init__(f"{provider}: {reason}; next call after {until:%Y-%m-%d %H:%M:%S}Z")
         self.provider = provider
         self.until = until
         self.reason = reason
         self.carrier_asked = carrier_asked
+        self.paced = paced
 
 
 class SharedRate:
@@ -211,6 +221,7 @@ class Budget:
         self._semaphore = asyncio.Semaphore(spec.concurrency)
         self._refill = asyncio.Lock()
         self.in_flight = 0
+        self.waiting = 0  # requests waiting for their turn (slot)
         self.held = 0  # calls reserved from the counted windows, not yet made
         self._held_at = now()
         self.blocked_until: datetime | None = None
@@ -271,39 +282,64 @@ class Budget:
         return all(w.bounds(then)[0] == w.bounds(now)[0] for w in self.spec.counted)
 
     async def _take_allowance(self) -> None:
-        counted = self.spec.counted
         if self.store is None:
             return
         async with self._refill:
-            now = self.now()
-            if self.held and not self._same_windows(self._held_at, now):
-                self.held = 0  # reserved from windows that have ended: the new ones count
-            if not self.held:
-                await self._wait_for_block()  # another engine's block is seen at the store
-                wanted = self._chunk()
-                try:
-                    grant = await self.store.reserve(self.provider, counted, wanted, now)
-                except Exception as error:  # the store is down: never call uncounted
-                    if not counted:  # nothing to count: ask again after this many requests
-                        self.held, self._held_at = wanted - 1, now
-                        return
-                    log.warning(
-                        "budget store unavailable, provider deferred",
-                        carrier=self.provider,
-                        error=f"{type(error).__name__}: {error}",
-                    )
-                    until = now + STORE_RETRY
-                    reason = f"budget store unavailable ({type(error).__name__})"
-                    raise OutOfBudget(self.provider, until, reason) from error
-                if not grant.granted:
-                    until = grant.until or now + timedelta(minutes=1)
-                    self.blocked_until, self.block_reason = until, grant.reason or "quota spent"
-                    self.carrier_asked = grant.carrier_asked
-                    raise OutOfBudget(
-                        self.provider, until, self.block_reason, carrier_asked=self.carrier_asked
-                    )
-                self.held, self._held_at = grant.granted, now
+            await self._hold()
             self.held -= 1
+
+    async def _hold(self) -> None:
+        """Hold at least one call of the counted windows: reserve a chunk when none is held
+        (`OutOfBudget` when the store refuses)."""
+        assert self.store is not None
+        counted = self.spec.counted
+        now = self.now()
+        if self.held and not self._same_windows(self._held_at, now):
+            self.held = 0  # reserved from windows that have ended: the new ones count
+        if self.held:
+            return
+        await self._wait_for_block()  # another engine's block is seen at the store
+        wanted = self._chunk()
+        try:
+            grant = await self.store.reserve(
+                self.provider, counted, wanted, now, paced=self.spec.paced
+            )
+        except Exception as error:  # the store is down: never call uncounted
+            if not counted:  # nothing to count: ask again after this many requests
+                self.held, self._held_at = wanted, now
+                return
+            log.warning(
+                "budget store unavailable, provider deferred",
+                carrier=self.provider,
+                error=f"{type(error).__name__}: {error}",
+            )
+            until = now + STORE_RETRY
+            reason = f"budget store unavailable ({type(error).__name__})"
+            raise OutOfBudget(self.provider, until, reason) from error
+        if not grant.granted:
+            until = grant.until or now + timedelta(minutes=1)
+            if grant.paced:  # the line moves on its own: nothing to remember
+                raise OutOfBudget(self.provider, until, grant.reason or "paced", paced=True)
+            self.blocked_until, self.block_reason = until, grant.reason or "quota spent"
+            self.carrier_asked = grant.carrier_asked
+            raise OutOfBudget(
+                self.provider, until, self.block_reason, carrier_asked=self.carrier_asked
+            )
+        self.held, self._held_at = grant.granted, now
+
+    async def ready(self) -> tuple[int, OutOfBudget | None]:
+        """Before claiming shipments for a paced provider: how many calls it may start now
+        (held, less those already waiting for a turn), or, when its pace line allows none
+        yet, until when. `(-1, None)`: not limited here (no paced window; a spent window or
+        a block is met by the call, which defers its batch to the reset)."""
+        if self.store is None or not self.spec.counted or not self.spec.paced:
+            return -1, None
+        async with self._refill:
+            try:
+                await self._hold()
+            except OutOfBudget as out:
+                return (0, out) if out.paced else (-1, None)
+            return max(0, self.held - self.waiting), None
 
     def _chunk(self) -> int:
         share = [window.amount // CHUNK_SHARE for window in self.spec.counted]
@@ -385,13 +421,20 @@ class Budget:
     async def slot(self) -> AsyncIterator[None]:
         """Raises `OutOfBudget` when the provider may not be called for longer than
         `max_wait`; otherwise waits for its turn."""
-        async with self._semaphore:
-            await self._wait_for_block()
-            self._recover()
-            await self._take_allowance()
-            await self._wait_for_rate()
-            self.in_flight += 1
-            try:
-                yield
-            finally:
-                self.in_flight -= 1
+        self.waiting += 1
+        taken = False
+        try:
+            async with self._semaphore:
+                await self._wait_for_block()
+                self._recover()
+                await self._take_allowance()
+                taken, self.waiting = True, self.waiting - 1
+                await self._wait_for_rate()
+                self.in_flight += 1
+                try:
+                    yield
+                finally:
+                    self.in_flight -= 1
+        finally:
+            if not taken:
+                self.waiting -= 1

@@ -57,6 +57,9 @@ class PassSummary:
     retries: int = 0
     events_added: int = 0
     carriers_down: dict[str, str] = field(default_factory=dict)
+    # carrier -> when its provider's pace line allows the next call (its due shipments were
+    # left due: the budget could not afford them yet)
+    paced_until: dict[str, datetime] = field(default_factory=dict)
     error_counts: Counter[str] = field(default_factory=Counter)
     outcomes: dict[int, str] = field(default_factory=dict)
 
@@ -83,6 +86,7 @@ class PassSummary:
         data["synced"] = self.synced
         data["duration_seconds"] = round(self.duration_seconds, 3)
         data["outcomes"] = {str(key): value for key, value in self.outcomes.items()}
+        data["paced_until"] = {key: at.isoformat() for key, at in self.paced_until.items()}
         return data
 
 

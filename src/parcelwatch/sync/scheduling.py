@@ -3,6 +3,8 @@
 Policy (documented in the README):
 - final statuses (delivered, returned, cancelled, expired): never again (`next_check_at` NULL);
 - out for delivery or delivery attempted: in `SOON` (30 minutes);
+- in transit with an estimated delivery today (UTC) or earlier: in `SOON` too, so the day's
+  "out for delivery" is known within half an hour;
 - anything else that moved in the last two days: `UPDATE_INTERVAL`;
 - no movement for days: the interval doubles per silent day, capped at `IDLE_CAP` (or the
   interval when that is longer);
@@ -66,11 +68,12 @@ def next_check_after_success(
     last_movement: datetime,
     now: datetime,
     policy: SchedulePolicy,
+    estimated_delivery: datetime | None = None,
 ) -> datetime | None:
     """The next check for a shipment the carrier just answered for; None when final."""
     if status.is_final:
         return None
-    if status in _SOON_STATUSES:
+    if status in _SOON_STATUSES or _arriving_today(status, estimated_delivery, now):
         return now + min(SOON, policy.update_interval)
     idle_days = max(0, (now - last_movement).days)
     if idle_days < 2:
@@ -79,6 +82,15 @@ def next_check_after_success(
     cap = max(IDLE_CAP, policy.update_interval)
     backoff: timedelta = policy.update_interval * factor
     return now + min(backoff, cap)
+
+
+def _arriving_today(
+    status: ShipmentStatus, estimated_delivery: datetime | None, now: datetime
+) -> bool:
+    if status is not ShipmentStatus.IN_TRANSIT or estimated_delivery is None:
+        return False
+    tomorrow = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return estimated_delivery < tomorrow
 
 
 def failure_delay(consecutive_failures: int) -> timedelta:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
@@ -158,15 +158,21 @@ class Updater:
                 continue
             if self.sync_engine.stopping:
                 return
-            delay = await self._until_next_due()
+            delay = await self._until_next_due(exclude=summary.paced_until)
+            if summary.paced_until:  # due, but their budget affords a call only then
+                first = min(summary.paced_until.values())
+                delay = min(delay, max(1.0, (first - utcnow()).total_seconds()))
             if summary.checked == 0:
                 delay = max(delay, self.empty_pause)
             await self._sleep(min(delay, self.idle_cap))
 
-    async def _until_next_due(self) -> float:
+    async def _until_next_due(self, *, exclude: Collection[str] = ()) -> float:
+        """Seconds until the next shipment is due, of carriers other than `exclude`."""
+
         def query() -> float:
             with Session(self.sync_engine.db) as session:
-                carriers = self.sync_engine.configured_carriers(self.carriers)
+                configured = self.sync_engine.configured_carriers(self.carriers)
+                carriers = [code for code in configured if code not in exclude]
                 due = report.next_due_at(session, self.sync_engine.settings, carriers)
             if due is None:
                 return self.idle_cap

@@ -40,6 +40,7 @@ from parcelwatch.notifications.milestones import Milestone, expired_milestone, f
 from parcelwatch.notifications.outbox import enqueue_milestones
 from parcelwatch.sync.claims import SNAPSHOT_COLUMNS, ClaimedShipment
 from parcelwatch.sync.outcomes import ShipmentOutcome
+from parcelwatch.sync.priority import check_priority
 from parcelwatch.sync.scheduling import (
     SchedulePolicy,
     expiry_detail,
@@ -139,9 +140,14 @@ def _found_values(
         "v_last_event_at": last_event_at,
         "v_last_auto_refresh": now,
         "v_next_check_at": next_check_after_success(
-            status, last_movement=last_movement, now=now, policy=policy
+            status,
+            last_movement=last_movement,
+            now=now,
+            policy=policy,
+            estimated_delivery=info.estimated_delivery,
         ),
         "v_events_digest": None,  # set by the caller, which has the events' keys
+        "v_check_priority": check_priority(status, info.estimated_delivery, now, last_movement),
     }
     return values, changed, expired
 
@@ -164,6 +170,7 @@ def _not_found_values(
         "v_next_check_at": next_check_after_success(
             status, last_movement=before.last_movement, now=now, policy=policy
         ),
+        "v_check_priority": check_priority(status, None, now),
     }
     return values, expired
 
@@ -213,6 +220,7 @@ def _statement(kind: ShipmentResultKind, owned: bool) -> Update:
             "last_auto_refresh_error": None,
             "next_check_at": bindparam("v_next_check_at"),
             "events_digest": bindparam("v_events_digest"),
+            "check_priority": bindparam("v_check_priority"),
         }
     elif kind is ShipmentResultKind.NOT_FOUND:
         values = {
@@ -224,6 +232,7 @@ def _statement(kind: ShipmentResultKind, owned: bool) -> Update:
             "auto_refresh_fail_count": 0,
             "last_auto_refresh_error": None,
             "next_check_at": bindparam("v_next_check_at"),
+            "check_priority": bindparam("v_check_priority"),
         }
     elif kind is ShipmentResultKind.FAILED:
         # A failure can switch auto-refresh off, never on: a shipment a person switched off
