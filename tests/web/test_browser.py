@@ -193,6 +193,7 @@ def test_every_page_fits_a_phone_screen(live: Live, browser_context: object, sch
         ("shipments", "/shipments"),
         ("shipment", "/shipments/1"),
         ("add", "/add"),
+        ("notifications", "/notifications"),
         ("operations", "/operations"),
     ]:
         page.goto(live.url + path)
