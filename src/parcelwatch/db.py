@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Column, Connection, DateTime, Engine, Row, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -29,6 +29,7 @@ __all__ = [
     "UTCDateTime",
     "begin_write",
     "create_db_engine",
+    "insert_new",
     "make_session_factory",
     "session_scope",
 ]
@@ -220,3 +221,21 @@ def session_scope(factory: sessionmaker[Session], *, write: bool = False) -> Ite
         raise
     finally:
         session.close()
+
+
+def insert_new(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    unique: Sequence[str],
+    returning: Sequence[Column[Any]],
+) -> list[Row[Any]]:
+    """Insert the rows whose `unique` columns match no stored row (ON CONFLICT DO NOTHING, on
+    both supported engines); the `returning` columns of those inserted. RETURNING, not
+    rowcount, says what was new: rowcount is unreliable for executemany on psycopg."""
+    if not rows:
+        return []
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    return list(connection.execute(statement.returning(*returning), list(rows)).all())

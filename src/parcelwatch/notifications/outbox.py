@@ -25,9 +25,9 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Table, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from parcelwatch.config import Settings
+from parcelwatch.db import insert_new
 from parcelwatch.domain import TrackEvent
 from parcelwatch.models import (
     Notification,
@@ -178,25 +178,6 @@ def _payload(
     }
 
 
-def _insert_ignoring_duplicates(connection: Connection, rows: list[dict[str, Any]]) -> list[Any]:
-    """Insert notifications not stored yet; the (id, user_id, dedupe_key) of the new ones."""
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(_notifications).on_conflict_do_nothing(
-            index_elements=["user_id", "dedupe_key"]
-        )
-    elif dialect == "sqlite":
-        statement = sqlite.insert(_notifications).on_conflict_do_nothing(
-            index_elements=["user_id", "dedupe_key"]
-        )
-    else:  # pragma: no cover - only the two supported engines
-        statement = insert(_notifications)
-    returning = statement.returning(
-        _notifications.c.id, _notifications.c.user_id, _notifications.c.dedupe_key
-    )
-    return list(connection.execute(returning, rows).all())
-
-
 def announce(enqueued: Counter[str]) -> None:
     """After the commit that stored them: count the new deliveries (by channel kind) and wake
     this process's dispatchers, so they deliver now rather than at their next poll."""
@@ -333,11 +314,17 @@ def enqueue_milestones(
         unique.setdefault(
             (notification["user_id"], notification["dedupe_key"]), (notification, deliveries)
         )
-    inserted = _insert_ignoring_duplicates(connection, [n for n, _ in unique.values()])
+    inserted = insert_new(
+        connection,
+        _notifications,
+        [notification for notification, _ in unique.values()],
+        unique=["user_id", "dedupe_key"],
+        returning=[_notifications.c.id, _notifications.c.user_id, _notifications.c.dedupe_key],
+    )
     rows: list[dict[str, Any]] = []
-    for notification_id, user_id, dedupe_key in inserted:
-        _, deliveries = unique[(user_id, dedupe_key)]
-        rows.extend(delivery | {"notification_id": notification_id} for delivery in deliveries)
+    for row in inserted:
+        _, deliveries = unique[(row.user_id, row.dedupe_key)]
+        rows.extend(delivery | {"notification_id": row.id} for delivery in deliveries)
     if rows:
         enqueued.update(row.pop("kind") for row in rows)
         connection.execute(insert(_deliveries), rows)

@@ -26,14 +26,13 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    insert,
     null,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from parcelwatch.db import insert_new
 from parcelwatch.domain import ShipmentStatus, TrackInfo, utcnow
 from parcelwatch.models import Shipment, TrackingEvent
 from parcelwatch.notifications.milestones import Milestone, expired_milestone, found_milestones
@@ -264,21 +263,10 @@ _STATEMENTS = {
 
 def _insert_events(connection: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert the events not stored yet; returns how many were new."""
-    if not rows:
-        return 0
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(_events).on_conflict_do_nothing(
-            index_elements=["shipment_id", "dedupe_key"]
-        )
-    elif dialect == "sqlite":
-        statement = sqlite.insert(_events).on_conflict_do_nothing(
-            index_elements=["shipment_id", "dedupe_key"]
-        )
-    else:  # pragma: no cover - only the two supported engines
-        statement = insert(_events)
-    # rowcount is unreliable for executemany on psycopg; RETURNING counts what was inserted.
-    return len(connection.execute(statement.returning(_events.c.id), rows).all())
+    new = insert_new(
+        connection, _events, rows, unique=["shipment_id", "dedupe_key"], returning=[_events.c.id]
+    )
+    return len(new)
 
 
 def events_digest(keys: Sequence[str]) -> str:
