@@ -174,18 +174,12 @@ def transaction_gate_for() -> TransactionGate:
     return TransactionGate(capacity=REQUEST_TRANSACTIONS)
 
 
-async def _transaction_turn(request: Request) -> AsyncIterator[None]:
-    gate: TransactionGate = request.app.state.transaction_gate
-    async with gate.turn(write=request.method not in READ_METHODS):
-        yield
-
-
-async def get_session(
-    request: Request, _turn: Annotated[None, Depends(_transaction_turn, scope="function")]
-) -> AsyncIterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: committed when the route returns, rolled back on error.
     It waits its turn at the app's `TransactionGate`, and a request that may write starts as
-    a writer (`BEGIN IMMEDIATE` on SQLite), so writers of other processes queue too.
+    a writer (`BEGIN IMMEDIATE` on SQLite), so writers of other processes queue too. (The
+    turn is taken here rather than in a dependency of its own: each dependency costs FastAPI
+    some work on every request.)
 
     An async dependency, so that a request costs one hop to a worker thread (the route's
     own) instead of three (a sync generator dependency is entered and left on worker threads
@@ -195,32 +189,35 @@ async def get_session(
     pool, so it happens here; so does a SQLite commit (WAL, no fsync: microseconds, and the
     lock was this process's to hand over). A PostgreSQL commit is a round trip to the server:
     it goes to a worker thread."""
-    factory = sessions_of(request.app)
-    if request.method in READ_METHODS:
-        session = factory()
+    gate: TransactionGate = request.app.state.transaction_gate
+    write = request.method not in READ_METHODS
+    async with gate.turn(write=write):
+        factory = sessions_of(request.app)
+        if not write:
+            session = factory()
+            try:
+                yield session
+            finally:
+                session.close()
+            return
+        database = database_of(request.app)
+        session = factory(bind=database.execution_options(sqlite_begin="IMMEDIATE"))
+        inline = database.dialect.name == "sqlite"
         try:
             yield session
+        except BaseException:
+            if inline:
+                session.close()  # rolls back
+            else:
+                await run_in_threadpool(session.close)
+            raise
+        try:
+            if inline:
+                session.commit()
+            else:
+                await run_in_threadpool(session.commit)
         finally:
             session.close()
-        return
-    database = database_of(request.app)
-    session = factory(bind=database.execution_options(sqlite_begin="IMMEDIATE"))
-    inline = database.dialect.name == "sqlite"
-    try:
-        yield session
-    except BaseException:
-        if inline:
-            session.close()  # rolls back
-        else:
-            await run_in_threadpool(session.close)
-        raise
-    try:
-        if inline:
-            session.commit()
-        else:
-            await run_in_threadpool(session.commit)
-    finally:
-        session.close()
 
 
 def get_updater(request: Request) -> Updater:
