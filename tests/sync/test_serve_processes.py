@@ -190,3 +190,45 @@ def test_each_process_allows_its_share_of_sign_in_attempts() -> None:
             assert throttle.wait_seconds("someone", "10.0.0.1") == 0
             throttle.failed("someone", "10.0.0.1")
         assert throttle.wait_seconds("someone", "10.0.0.1") > 0
+
+
+def connections_by_process(port: int, pids: list[int]) -> dict[int, int]:
+    """Established TCP connections to `port` each of `pids` holds (Linux /proc)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":  # ESTABLISHED
+            inodes.add(fields[9])
+    held = {}
+    for pid in pids:
+        links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        held[pid] = sum(link[8:-1] in inodes for link in links if link.startswith("socket:["))
+    return held
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_connections_opened_together_are_shared_out_evenly(
+    database: Database, emulator: Emulator
+) -> None:
+    """Left to the event loops, the first process awake accepted nearly all of them."""
+    port = free_port()
+    server = start_serve(emulator.environment(database), port, workers=2)
+    try:
+        api = api_children(server.pid)
+
+        async def hold_connections() -> dict[int, int]:
+            clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") for _ in range(12)]
+            try:
+                answers = await asyncio.gather(*(client.get("/healthz") for client in clients))
+                assert {answer.status_code for answer in answers} == {200}
+                return connections_by_process(port, api)  # kept alive, so still open
+            finally:
+                for client in clients:
+                    await client.aclose()
+
+        held = asyncio.run(hold_connections())
+    finally:
+        output = stop(server)
+    assert sum(held.values()) == 12, held
+    assert max(held.values()) - min(held.values()) <= 2, held
+    assert server.returncode == 0, output

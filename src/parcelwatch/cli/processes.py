@@ -22,6 +22,7 @@ manager restarts the whole (a half-served address is worse than a restart).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import multiprocessing
 import os
@@ -29,22 +30,30 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
+import uvicorn
+
 from parcelwatch.config import Settings
 from parcelwatch.logs import get_logger
 
 if TYPE_CHECKING:
+    from collections.abc import MutableSequence
+
     from parcelwatch.api.auth import Counter
+
+    Counts = MutableSequence[int]
 
 __all__ = ["SHUTDOWN_SECONDS", "background_settings", "run_processes"]
 
 log = get_logger(__name__)
 
 SHUTDOWN_SECONDS = 60.0  # each process's graceful stop; then it is killed
+YIELD_SECONDS = 0.02  # how long a process with more connections leaves the next to others
 
 
 def background_settings(settings: Settings, index: int) -> Settings:
@@ -68,14 +77,17 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _serve_one(
-    settings: Settings, index: int, sock: socket.socket, setup_code: str, forgotten: Counter
+    settings: Settings,
+    index: int,
+    sock: socket.socket,
+    setup_code: str,
+    forgotten: Counter,
+    counts: Counts,
 ) -> None:
     """One API process (the child's entry point): the app over `sock`, until SIGTERM/SIGINT.
     Every process takes the same setup code (a person may reach any of them); process 0
     alone announces it. `forgotten` counts the credentials any process forgot (a sign-out, a
     revoked token), so that all of them forget at once."""
-    import uvicorn
-
     from parcelwatch.api.app import create_app
     from parcelwatch.api.auth import authenticator_of
     from parcelwatch.logs import configure_logging, register_settings_secrets
@@ -93,11 +105,95 @@ def _serve_one(
     for shutdown_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(shutdown_signal, _exit_cleanly)
     config = uvicorn.Config(app, log_config=None, access_log=False, proxy_headers=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    placeholder = bind("127.0.0.1", 0)  # what uvicorn listens on; `sock` is accepted below
+    _TakingTurnsServer(config, sock, counts, index).run(sockets=[placeholder])
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
+
+
+class _TakingTurnsServer(uvicorn.Server):
+    """uvicorn, with the connections of the shared socket shared out evenly.
+
+    Left to the event loop, the shared socket wakes every process at once and the first awake
+    accepts every connection waiting (libuv accepts until none is left): 18 connections opened
+    together went 13 to one process and 5 to the other, 12 / 4 / 2 / 0 among four, and the
+    busiest process set everyone's latency. Here a thread of each process accepts, with a
+    blocking `accept()` (Linux wakes one waiting thread a connection), and a process holding
+    more open connections than another leaves the next one to it (for up to
+    `YIELD_SECONDS`, in case it is stuck): every process publishes its count in `counts`, in
+    shared memory. The thread gives each connection to the event loop, which serves it as
+    uvicorn serves its own (uvicorn itself listens on an unused loopback port, for its
+    start-up and shutdown to run as usual)."""
+
+    def __init__(
+        self, config: uvicorn.Config, shared: socket.socket, counts: Counts, index: int
+    ) -> None:
+        super().__init__(config)
+        self.shared = shared
+        self.counts = counts
+        self.index = index
+        self.accepting = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.should_exit:
+            return
+        loop = asyncio.get_running_loop()
+        config = self.config
+        open_connections = self.server_state.connections
+        counts, index = self.counts, self.index
+
+        class Counted(config.http_protocol_class):  # type: ignore[name-defined,misc]
+            """uvicorn's protocol, publishing this process's open connections."""
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                super().connection_lost(exc)
+                counts[index] = len(open_connections)
+
+        def protocol() -> asyncio.Protocol:  # as uvicorn makes them for its own socket
+            made: asyncio.Protocol = Counted(
+                config=config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+            return made
+
+        def adopt(connection: socket.socket) -> None:
+            loop.create_task(loop.connect_accepted_socket(protocol, connection))
+
+        self.accepting.set()
+        threading.Thread(
+            target=self._accept_in_turn,
+            args=(lambda connection: loop.call_soon_threadsafe(adopt, connection),),
+            name="accept",
+            daemon=True,  # blocked in accept() until the process ends
+        ).start()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.accepting.clear()
+        await super().shutdown(sockets=sockets)
+
+    def _accept_in_turn(self, adopt: Callable[[socket.socket], object]) -> None:
+        counts, index = self.counts, self.index
+        while self.accepting.is_set():
+            waited = 0.0
+            while counts[index] > min(counts) and waited < YIELD_SECONDS:
+                time.sleep(0.001)  # another process holds fewer: its turn
+                waited += 0.001
+            try:
+                connection, _ = self.shared.accept()  # blocking: one waiting thread woken
+            except OSError as error:  # out of file descriptors, say: try again shortly
+                log.warning("accepting a connection failed", error=str(error))
+                time.sleep(0.1)
+                continue
+            if not self.accepting.is_set():  # shutting down: the client will try again
+                connection.close()
+                return
+            connection.setblocking(False)
+            if connection.family != socket.AF_UNIX:  # as the event loop's own accepts do
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            counts[index] += 1  # now, not once the loop has it: the next turn must see it
+            adopt(connection)
 
 
 def run_processes(settings: Settings, *, host: str, port: int, workers: int) -> int:
@@ -112,6 +208,7 @@ def run_processes(settings: Settings, *, host: str, port: int, workers: int) -> 
     setup_code = new_setup_code()
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads
     forgotten = context.RawValue("q", 0)  # an aligned 64-bit word: read and written whole
+    counts = context.RawArray("i", workers)  # each process's open connections
     sock = bind(host, port)
     stopping = False
 
@@ -125,7 +222,7 @@ def run_processes(settings: Settings, *, host: str, port: int, workers: int) -> 
         for index in range(workers):
             process = context.Process(
                 target=_serve_one,
-                args=(settings, index, sock, setup_code, forgotten),
+                args=(settings, index, sock, setup_code, forgotten, counts),
                 name=f"parcelwatch-api-{index}",
                 daemon=False,
             )
