@@ -212,7 +212,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
                 await run_in_threadpool(session.close)
             raise
         try:
-            if inline:
+            if not session.in_transaction():
+                pass  # committed already, in the route's thread (`api.threads.OneHopRoute`)
+            elif inline:
                 session.commit()
             else:
                 await run_in_threadpool(session.commit)
