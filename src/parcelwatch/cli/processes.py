@@ -4,15 +4,16 @@ work (updater, notification dispatcher, in-server alerts) in the first of them o
 One Python process runs one request at a time (one interpreter lock), so on a machine of
 several cores a busy API wants several processes. The supervisor (the `serve` process itself)
 migrates the database, prepares the demo, binds the address once and starts the processes
-with that socket; the kernel hands each new connection to one of them. Process 0 gets the
+with that socket; each new connection goes to the process holding the fewest
+(`_TakingTurnsServer`). Process 0 gets the
 settings as given; the others get `AUTO_UPDATE_ENABLED`, `NOTIFY_ENABLED` and
 `ALERTS_IN_SERVER` off, so the updater polls once, as with one process (the pause and the
 updater's status live in the database and read the same from every process). Every process
 takes the same setup code, and the sign-in throttle (in memory without REDIS_URL) gives each
 its share of the attempts. A sign-out or a revoked token is forgotten by every process at
-once (a counter in shared memory), as in one process. Prometheus
-series are merged across the processes through `PROMETHEUS_MULTIPROC_DIR` (a private
-temporary directory unless the variable is set).
+once (a counter in shared memory), as in one process. Prometheus series are merged across
+the processes through `PROMETHEUS_MULTIPROC_DIR` (a private temporary directory unless the
+variable is set).
 
 The supervisor serves nothing itself. SIGTERM or SIGINT stops every process gracefully (each
 finishes its requests, process 0 stops its updater as one `serve` does) and exits 0; if one
