@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -42,6 +42,7 @@ __all__ = [
     "manual_sync_of",
     "public_base",
     "settings_of",
+    "short_read",
     "updater_of",
 ]
 
@@ -220,6 +221,29 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
                 await run_in_threadpool(session.commit)
         finally:
             session.close()
+
+
+T = TypeVar("T")
+
+
+async def short_read(request: Request, read: Callable[[Session], T]) -> T:
+    """`read(session)`, a short read (a lookup by key), in a transaction of its own. On SQLite
+    it runs on the event loop itself, over the loop's own connection (`app.state.loop_reads`):
+    the hop to a worker thread and back cost more than the read, and a connection of its own
+    means the loop never waits for the pool (WAL readers wait for no writer). Elsewhere it
+    runs on a worker thread, in its turn at the transaction gate."""
+    loop_reads: sessionmaker[Session] | None = getattr(request.app.state, "loop_reads", None)
+    if loop_reads is not None:
+        with loop_reads() as session:
+            return read(session)
+    gate: TransactionGate = request.app.state.transaction_gate
+    async with gate.turn(write=False):
+        return await run_in_threadpool(_read_in_thread, sessions_of(request.app), read)
+
+
+def _read_in_thread(sessions: sessionmaker[Session], read: Callable[[Session], T]) -> T:
+    with sessions() as session:
+        return read(session)
 
 
 def get_updater(request: Request) -> Updater:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from parcelwatch.api.auth import ReadDep, WriteDep
-from parcelwatch.api.deps import SessionDep, ShipmentId, public_base
+from parcelwatch.api.deps import SessionDep, ShipmentId, public_base, short_read
 from parcelwatch.api.problems import answers
 from parcelwatch.api.threads import OneHopRoute
 from parcelwatch.carriers.catalog import CARRIERS
@@ -150,8 +150,10 @@ def list_shipments(
 
 
 @router.get("/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(404, 422))
-def get_shipment(shipment_id: ShipmentId, session: SessionDep, who: ReadDep) -> Response:
-    found = views.shipment_json(session, who.viewer, shipment_id)
+async def get_shipment(shipment_id: ShipmentId, request: Request, who: ReadDep) -> Response:
+    found = await short_read(
+        request, lambda session: views.shipment_json(session, who.viewer, shipment_id)
+    )
     if found is None:
         raise NotFound(f"Shipment {shipment_id} does not exist.")
     return Response(found, media_type="application/json")
