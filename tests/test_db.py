@@ -4,6 +4,7 @@ and write sessions that queue for SQLite's one writer."""
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import threading
 import time
@@ -156,4 +157,50 @@ def test_writers_of_one_process_take_turns_without_meeting_sqlites_busy_handler(
     with engine.connect() as connection:
         kept = connection.scalar(text("SELECT count(*) FROM t"))
     assert kept == sum(40 - len(range(0, 40, every)) for every in (3, 5, 7, 11))
+    engine.dispose()
+
+
+def _write_rows_without_busy_wait(url: str, first: int, start_at: float) -> int:
+    """A process of its own writing 30 rows from `start_at` (a `time.time()`, when the others
+    start too) with SQLite's busy wait off; the number of writes refused."""
+    engine = create_db_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def no_busy_wait(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+    refused = 0
+    time.sleep(max(0.0, start_at - time.time()))
+    for n in range(first, first + 30):
+        try:
+            with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+                transaction = connection.begin()
+                connection.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                time.sleep(0.003)  # hold the lock while the other processes want it
+                transaction.commit()
+        except Exception:
+            refused += 1
+    engine.dispose()
+    return refused
+
+
+def test_writers_of_several_processes_take_turns_too(tmp_path: Path) -> None:
+    """`serve --workers N`, a worker and a cron `sync` write one SQLite file: their writers
+    take turns on a lock file beside it, so with SQLite's busy wait off none is refused."""
+    url = f"sqlite:///{tmp_path / 'processes.db'}"
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    engine.dispose()
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        start_at = time.time() + 5  # every process started by then
+        refused = pool.starmap(
+            _write_rows_without_busy_wait, [(url, first, start_at) for first in (0, 100, 200)]
+        )
+    assert refused == [0, 0, 0]
+    assert (tmp_path / "processes.db-writer").exists()
+    engine = create_db_engine(url)
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM t")) == 90
     engine.dispose()

@@ -222,6 +222,8 @@ class CommonSettings(BaseSettings):
     database_url: Annotated[str, AfterValidator(_database_url)] = "sqlite:///./parcelwatch.db"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # API processes of `serve` (the name gunicorn and uvicorn read); the updater runs in one.
+    web_concurrency: int = Field(default=1, ge=1, le=64)
     log_level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = (
         "info"
     )

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.pool import SingletonThreadPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parcelwatch import __version__
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(announce_setup, app)
             yield
         database.dispose()
+        if loop_database is not None:
+            loop_database.dispose()
 
     app = FastAPI(
         title="parcelwatch",
@@ -74,6 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.sessions = make_session_factory(database)
+    # SQLite: short reads run on the event loop over a connection of its own (`short_read`).
+    loop_database = (
+        create_db_engine(settings.sqlalchemy_url, poolclass=SingletonThreadPool)
+        if database.dialect.name == "sqlite"
+        else None
+    )
+    app.state.loop_reads = make_session_factory(loop_database) if loop_database else None
     app.state.transaction_gate = transaction_gate_for()
     app.state.authenticator = Authenticator(
         settings=settings, sessions=app.state.sessions, database=database

@@ -13,8 +13,10 @@ pause anything); a session has everything its person's role allows.
 
 Looking a credential up costs a database read on a worker thread; a busy script would pay it
 on every request. So what a credential stands for is remembered for `CACHE_SECONDS`, and
-forgotten at once when this process ends a session or revokes a token (another process's
-revocation takes effect within `CACHE_SECONDS`). The last use of a token or session is written
+forgotten at once when this server ends a session or revokes a token: in every process of a
+`serve --workers N`, which share a counter of such changes (`share_forgetting`). Another
+program's revocation (`parcelwatch tokens revoke`, another server) takes effect within
+`CACHE_SECONDS`. The last use of a token or session is written
 at most once a minute, in its own short transaction.
 """
 
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -122,6 +124,18 @@ class Principal:
 
 _LookUp = Callable[[str], Principal | None]
 
+
+class Counter(Protocol):
+    value: int
+
+
+class _LocalCounter:
+    """A counter of this process alone (one `serve`, tests)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
 ADMIN_KEY_PRINCIPAL: Final = Principal(
     user_id=None, name="ADMIN_API_KEY", role=Role.ADMIN, scope=Scope.ADMIN, via=Via.ADMIN_KEY
 )
@@ -152,11 +166,22 @@ class Authenticator:
         self._known: dict[str, tuple[float, Principal | None]] = {}
         admin_key = settings.admin_api_key
         self._admin_key = admin_key.get_secret_value() if admin_key else None
+        self._forgotten: Counter = _LocalCounter()
+        self._seen_forgotten = 0
+
+    def share_forgetting(self, counter: Counter) -> None:
+        """Count `forget` calls in `counter`, shared with the other processes of this server
+        (a `multiprocessing.RawValue`): one process's `forget` empties every one's memory."""
+        self._forgotten = counter
+        self._seen_forgotten = counter.value
+        self._known.clear()
 
     def forget(self) -> None:
         """Drop every remembered credential: call after ending a session, revoking a token,
         changing a role or deleting an account."""
         self._known.clear()
+        self._forgotten.value += 1  # a race between two processes still changes the value
+        self._seen_forgotten = self._forgotten.value
 
     async def principal(self, request: Request) -> Principal | None:
         """Who `request` is (None: no credentials at all). A bearer token that is not valid
@@ -193,6 +218,9 @@ class Authenticator:
 
     async def _remembered(self, key: str, secret: str, look_up: _LookUp) -> Principal | None:
         now = time.monotonic()
+        if (forgotten := self._forgotten.value) != self._seen_forgotten:
+            self._known.clear()  # another process forgot
+            self._seen_forgotten = forgotten
         hit = self._known.get(key)
         if hit is not None and now - hit[0] < CACHE_SECONDS:
             return hit[1]

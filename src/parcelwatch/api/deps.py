@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -42,6 +42,7 @@ __all__ = [
     "manual_sync_of",
     "public_base",
     "settings_of",
+    "short_read",
     "updater_of",
 ]
 
@@ -174,18 +175,12 @@ def transaction_gate_for() -> TransactionGate:
     return TransactionGate(capacity=REQUEST_TRANSACTIONS)
 
 
-async def _transaction_turn(request: Request) -> AsyncIterator[None]:
-    gate: TransactionGate = request.app.state.transaction_gate
-    async with gate.turn(write=request.method not in READ_METHODS):
-        yield
-
-
-async def get_session(
-    request: Request, _turn: Annotated[None, Depends(_transaction_turn, scope="function")]
-) -> AsyncIterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: committed when the route returns, rolled back on error.
     It waits its turn at the app's `TransactionGate`, and a request that may write starts as
-    a writer (`BEGIN IMMEDIATE` on SQLite), so writers of other processes queue too.
+    a writer (`BEGIN IMMEDIATE` on SQLite), so writers of other processes queue too. (The
+    turn is taken here rather than in a dependency of its own: each dependency costs FastAPI
+    some work on every request.)
 
     An async dependency, so that a request costs one hop to a worker thread (the route's
     own) instead of three (a sync generator dependency is entered and left on worker threads
@@ -195,32 +190,60 @@ async def get_session(
     pool, so it happens here; so does a SQLite commit (WAL, no fsync: microseconds, and the
     lock was this process's to hand over). A PostgreSQL commit is a round trip to the server:
     it goes to a worker thread."""
-    factory = sessions_of(request.app)
-    if request.method in READ_METHODS:
-        session = factory()
+    gate: TransactionGate = request.app.state.transaction_gate
+    write = request.method not in READ_METHODS
+    async with gate.turn(write=write):
+        factory = sessions_of(request.app)
+        if not write:
+            session = factory()
+            try:
+                yield session
+            finally:
+                session.close()
+            return
+        database = database_of(request.app)
+        session = factory(bind=database.execution_options(sqlite_begin="IMMEDIATE"))
+        inline = database.dialect.name == "sqlite"
         try:
             yield session
+        except BaseException:
+            if inline:
+                session.close()  # rolls back
+            else:
+                await run_in_threadpool(session.close)
+            raise
+        try:
+            if not session.in_transaction():
+                pass  # committed already, in the route's thread (`api.threads.OneHopRoute`)
+            elif inline:
+                session.commit()
+            else:
+                await run_in_threadpool(session.commit)
         finally:
             session.close()
-        return
-    database = database_of(request.app)
-    session = factory(bind=database.execution_options(sqlite_begin="IMMEDIATE"))
-    inline = database.dialect.name == "sqlite"
-    try:
-        yield session
-    except BaseException:
-        if inline:
-            session.close()  # rolls back
-        else:
-            await run_in_threadpool(session.close)
-        raise
-    try:
-        if inline:
-            session.commit()
-        else:
-            await run_in_threadpool(session.commit)
-    finally:
-        session.close()
+
+
+T = TypeVar("T")
+
+
+async def short_read(request: Request, read: Callable[[Session], T]) -> T:
+    """`read(session)`, a short read (a lookup by key), in a transaction of its own. On SQLite
+    it runs on the event loop itself, over the loop's own connection (`app.state.loop_reads`):
+    the hop to a worker thread and back cost more than the read, and a connection of its own
+    means the loop never waits for the pool (WAL readers wait for no writer). Elsewhere it
+    runs on a worker thread, in its turn at the transaction gate."""
+    loop_reads: sessionmaker[Session] | None = getattr(request.app.state, "loop_reads", None)
+    if loop_reads is not None:
+        with loop_reads() as session:
+            return read(session)
+    gate: TransactionGate = request.app.state.transaction_gate
+    async with gate.turn(write=False):
+        return await run_in_threadpool(_read_in_thread, sessions_of(request.app), read)
+
+
+def _read_in_thread(sessions: sessionmaker[Session], read: Callable[[Session], T]) -> T:
+    with sessions() as session:
+        return read(session)
 
 
 def get_updater(request: Request) -> Updater:

@@ -12,6 +12,12 @@ loop.
 
 A route that wants this opts in (`APIRouter(route_class=OneHopRoute)`); one whose answer
 still needs real validation work (a large list of plain dicts, say) should not.
+
+The request's transaction (its `SessionDep`) is committed in that same thread as soon as the
+endpoint returns, not after the answer has waited for the event loop: a write holds SQLite's
+one writer lock (every process's writers queue for it) only while it works, and a
+PostgreSQL transaction needs no second hop to commit. A failed commit is the request's
+error, as before (`get_session` rolls back and closes).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 
 __all__ = ["OneHopRoute", "in_worker_thread"]
 
@@ -36,8 +43,16 @@ def in_worker_thread(endpoint: Callable[P, R]) -> Callable[P, Coroutine[Any, Any
     model are the endpoint's own."""
 
     @functools.wraps(endpoint)
+    def then_commit(*args: P.args, **kwargs: P.kwargs) -> R:
+        answer = endpoint(*args, **kwargs)
+        for value in kwargs.values():
+            if isinstance(value, Session) and value.in_transaction():
+                value.commit()
+        return answer
+
+    @functools.wraps(endpoint)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await run_in_threadpool(endpoint, *args, **kwargs)
+        return await run_in_threadpool(then_commit, *args, **kwargs)
 
     return run
 

@@ -10,7 +10,7 @@ import uvicorn
 from sqlalchemy.exc import DBAPIError
 
 from parcelwatch.cli.common import describe_database_error, fail, settings_or_exit
-from parcelwatch.config import LOOPBACK_HOSTS
+from parcelwatch.config import LOOPBACK_HOSTS, Settings
 from parcelwatch.db import create_db_engine
 from parcelwatch.logs import get_logger
 from parcelwatch.migrate import upgrade
@@ -22,9 +22,17 @@ def serve(
     host: str | None = typer.Option(None, help="Address to listen on [env: HOST; 127.0.0.1]"),
     port: int | None = typer.Option(None, help="Port to listen on [env: PORT; 8080]"),
     migrate: bool = typer.Option(True, help="Apply pending database migrations first."),
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        max=64,
+        help="API processes answering on the address; the updater runs in the first "
+        "[env: WEB_CONCURRENCY; 1]",
+    ),
 ) -> None:
     """Run the server: REST API, dashboard, metrics and the background updater."""
     settings = settings_or_exit(quiet=False, background_logs=True)
+    processes = workers or settings.web_concurrency
     if migrate:
         engine = create_db_engine(settings.sqlalchemy_url)
         try:
@@ -36,12 +44,30 @@ def serve(
         finally:
             engine.dispose()
 
-    from parcelwatch.api.app import create_app
     from parcelwatch.demo import prepare_demo
 
-    app = create_app(prepare_demo(settings))
+    settings = prepare_demo(settings)
     bind_host = host or settings.host
     bind_port = port or settings.port
+    _warn_if_unanswered(settings, bind_host)
+    if processes > 1:
+        from parcelwatch.cli.processes import run_processes
+
+        log.info(
+            "serving",
+            url=f"http://{bind_host}:{bind_port}",
+            database=_safe(settings),
+            processes=processes,
+        )
+        try:
+            status = run_processes(settings, host=bind_host, port=bind_port, workers=processes)
+        except OSError as error:
+            fail(f"cannot listen on {bind_host}:{bind_port}: {error}", code=2)
+        raise typer.Exit(status)
+
+    from parcelwatch.api.app import create_app
+
+    app = create_app(settings)
     # What is loaded by now (modules, models, schemas, the app) lives as long as the server:
     # frozen out of the collector's sight, a full collection no longer walks it, which under
     # load took the slowest requests from ~150 ms to ~70 ms (p99, bench/api_load.py).
@@ -53,14 +79,6 @@ def serve(
         database=_safe(settings),
         frozen_objects=gc.get_freeze_count(),
     )
-    if bind_host not in LOOPBACK_HOSTS and not (settings.allowed_hosts or settings.public_url):
-        log.warning(
-            "listening beyond this machine, but only the loopback names are answered: "
-            "requests for any other host name or address get 400 until ALLOWED_HOSTS "
-            "(or PUBLIC_URL) lists it",
-            host=bind_host,
-            allowed_hosts=settings.trusted_hosts,
-        )
     # uvicorn shuts down gracefully on SIGTERM/SIGINT (the lifespan stops the updater), then
     # re-raises the signal under the previous handler: make that a clean exit 0.
     for shutdown_signal in (signal.SIGTERM, signal.SIGINT):
@@ -74,6 +92,17 @@ def serve(
         access_log=False,
         proxy_headers=False,
     )
+
+
+def _warn_if_unanswered(settings: Settings, bind_host: str) -> None:
+    if bind_host not in LOOPBACK_HOSTS and not (settings.allowed_hosts or settings.public_url):
+        log.warning(
+            "listening beyond this machine, but only the loopback names are answered: "
+            "requests for any other host name or address get 400 until ALLOWED_HOSTS "
+            "(or PUBLIC_URL) lists it",
+            host=bind_host,
+            allowed_hosts=settings.trusted_hosts,
+        )
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:

@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from parcelwatch.api.auth import ReadDep, WriteDep
-from parcelwatch.api.deps import SessionDep, ShipmentId, public_base
+from parcelwatch.api.deps import SessionDep, ShipmentId, public_base, short_read
 from parcelwatch.api.problems import answers
 from parcelwatch.api.threads import OneHopRoute
 from parcelwatch.carriers.catalog import CARRIERS
 from parcelwatch.config import parse_duration
 from parcelwatch.domain import ShipmentStatus
 from parcelwatch.errors import Conflict, InvalidInput, NotFound
-from parcelwatch.shipments import export, service, shares
+from parcelwatch.shipments import export, service, shares, views
 from parcelwatch.shipments.schemas import (
     BulkItemOut,
     BulkRequest,
@@ -32,7 +32,7 @@ from parcelwatch.shipments.schemas import (
     ShipmentUpdate,
 )
 from parcelwatch.shipments.service import MAX_ID, BulkOutcome
-from parcelwatch.shipments.trackers import as_seen_by, find_seen, seen_by
+from parcelwatch.shipments.trackers import as_seen_by, seen_by
 
 router = APIRouter(tags=["shipments"], route_class=OneHopRoute)  # one thread hop a request
 
@@ -132,30 +132,31 @@ def list_shipments(
     include_archived: Annotated[bool, Query(description="true: the ones you archived too")] = False,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> ShipmentPage:
+) -> Response:
     """The shipments you track (the owner and admins: every shipment), newest first."""
-    page = service.list_shipments(
+    page = views.page_json(  # rows, not ORM objects: the page's JSON in one pass
         session,
+        who.viewer,
         status=status_filter,
         carrier=carrier,
         active=active,
         search=q,
         cursor=cursor,
         limit=limit,
-        viewer=who.viewer,
         label=label,
         archived=True if archived else (None if include_archived else False),
     )
-    items = as_seen_by(session, who.viewer, page.items)
-    return ShipmentPage(items=[ShipmentOut.of(s) for s in items], next_cursor=page.next_cursor)
+    return Response(page, media_type="application/json")
 
 
 @router.get("/shipments/{shipment_id}", response_model=ShipmentOut, responses=answers(404, 422))
-def get_shipment(shipment_id: ShipmentId, session: SessionDep, who: ReadDep) -> ShipmentOut:
-    seen = find_seen(session, who.viewer, shipment_id)
-    if seen is None:
+async def get_shipment(shipment_id: ShipmentId, request: Request, who: ReadDep) -> Response:
+    found = await short_read(
+        request, lambda session: views.shipment_json(session, who.viewer, shipment_id)
+    )
+    if found is None:
         raise NotFound(f"Shipment {shipment_id} does not exist.")
-    return ShipmentOut.of(seen)
+    return Response(found, media_type="application/json")
 
 
 @router.patch(

@@ -98,7 +98,7 @@ class ShipmentOut(BaseModel):
         row = seen.shipment
         # Read from the shipment itself, not through `Tracked.__getattr__` (a list page of 50
         # made ~1,100 such calls; reading them directly takes a tenth off the page's CPU).
-        values = dict(zip(_SHIPMENT_FIELDS, _read_shipment(row), strict=True))
+        values = dict(zip(SHIPMENT_FIELDS, _read_shipment(row), strict=True))
         for name in _PERSONAL_FIELDS:
             values[name] = getattr(seen, name)
         info = CARRIERS.get(row.carrier)
@@ -111,12 +111,12 @@ class ShipmentOut(BaseModel):
 _PERSONAL_FIELDS = tuple(
     name for name in ShipmentOut.model_fields if isinstance(getattr(Tracked, name, None), property)
 )
-_SHIPMENT_FIELDS = tuple(
+SHIPMENT_FIELDS = tuple(
     name
     for name in ShipmentOut.model_fields
     if name not in (*_PERSONAL_FIELDS, "carrier_name", "final")
 )
-_read_shipment = attrgetter(*_SHIPMENT_FIELDS)
+_read_shipment = attrgetter(*SHIPMENT_FIELDS)
 
 
 class ShipmentPage(BaseModel):

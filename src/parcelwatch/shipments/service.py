@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -49,6 +49,8 @@ __all__ = [
     "get_shipment",
     "list_events",
     "list_shipments",
+    "next_cursor",
+    "page_query",
     "register_many",
     "refuse_control_characters",
     "register_shipment",
@@ -365,7 +367,42 @@ def list_shipments(
     """Shipments newest first, filtered, one page at a time (cursor pagination by id): those
     the viewer may see, without the ones they archived (`archived=None`: with them; True:
     only them), with `label` on their tracker when given."""
-    query: Select[Shipment] = select(Shipment).order_by(Shipment.id.desc())
+    query = page_query(
+        session,
+        status=status,
+        carrier=carrier,
+        active=active,
+        search=search,
+        cursor=cursor,
+        limit=limit,
+        viewer=viewer,
+        label=label,
+        archived=archived,
+    )
+    rows = list(session.scalars(query))
+    more = len(rows) > limit
+    items = rows[:limit]
+    return Page(items, next_cursor(items[-1].id) if more and items else None)
+
+
+def page_query(
+    session: Session,
+    *,
+    status: ShipmentStatus | None = None,
+    carrier: str | None = None,
+    active: bool | None = None,
+    search: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+    viewer: Viewer = EVERYONE,
+    label: str | None = None,
+    archived: bool | None = False,
+    base: Select[Any] | None = None,
+) -> Select[Any]:
+    """The query of `list_shipments`' page: `limit + 1` shipments (one more says whether a
+    next page exists), newest first; selected by `base` (a select from `shipments`, by
+    default `select(Shipment)`) for callers that read other columns of them."""
+    query = (select(Shipment) if base is None else base).order_by(Shipment.id.desc())
     if (scope := visible_to(viewer)) is not None:
         query = query.where(scope)
     query = _personal_filters(session, query, viewer, label=label, archived=archived)
@@ -381,10 +418,12 @@ def list_shipments(
         query = query.where(matching)
     if cursor:
         query = query.where(Shipment.id < _decode_cursor(cursor))
-    rows = list(session.scalars(query.limit(limit + 1)))
-    more = len(rows) > limit
-    items = rows[:limit]
-    return Page(items, _encode_cursor(items[-1].id) if more and items else None)
+    return query.limit(limit + 1)
+
+
+def next_cursor(last_id: int) -> str:
+    """The cursor of the page after the one that ends with shipment `last_id`."""
+    return _encode_cursor(last_id)
 
 
 def _personal_filters(

@@ -413,6 +413,9 @@ def hand_over(session: Session, *, giver: User, taker: User) -> None:
     check_owners(session, counted_for=giver.id)
 
 
+IDS_A_STATEMENT: Final = 10_000
+
+
 def check_owners(
     session: Session,
     *,
@@ -428,8 +431,12 @@ def check_owners(
         .scalar_subquery()
     )
     statement = update(Shipment).values(check_owner=first)
-    if shipment_ids is not None:
-        statement = statement.where(Shipment.id.in_(list(shipment_ids)))
     if counted_for is not None:
         statement = statement.where(Shipment.check_owner == counted_for)
-    session.execute(statement.execution_options(synchronize_session=False))
+    statement = statement.execution_options(synchronize_session=False)
+    if shipment_ids is None:
+        session.execute(statement)
+        return
+    ids = list(shipment_ids)
+    for start in range(0, len(ids), IDS_A_STATEMENT):  # PostgreSQL takes 65,535 parameters
+        session.execute(statement.where(Shipment.id.in_(ids[start : start + IDS_A_STATEMENT])))

@@ -61,7 +61,8 @@ NO_STORE: Final = {"Cache-Control": "no-store"}
 def throttle_of(request: Request) -> LoginThrottle:
     throttle: LoginThrottle | None = getattr(request.app.state, "login_throttle", None)
     if throttle is None:
-        throttle = LoginThrottle(settings_of(request.app).redis_url)
+        settings = settings_of(request.app)
+        throttle = LoginThrottle(settings.redis_url, processes=settings.web_concurrency)
         request.app.state.login_throttle = throttle
     return throttle
 

@@ -57,6 +57,7 @@ __all__ = [
     "announce_setup",
     "install_signin",
     "is_local_visitor",
+    "new_setup_code",
     "sign_in",
     "sign_out",
 ]
@@ -77,20 +78,21 @@ class SignInFirst(Exception):  # noqa: N818  # a redirect, not a failure
 
 def install_signin(app: FastAPI) -> None:
     app.add_exception_handler(SignInFirst, _redirect)  # type: ignore[arg-type]
-    app.state.setup_code = _new_setup_code()
+    app.state.setup_code = new_setup_code()
 
 
 _CODE_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
-def _new_setup_code() -> str:
+def new_setup_code() -> str:
     letters = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
     return "-".join(letters[i : i + 4] for i in range(0, 12, 4))
 
 
 def announce_setup(app: FastAPI) -> None:
     """At start-up without an owner: say how to create one, with this run's setup code (the
-    setup page asks for it from any machine but this one)."""
+    setup page asks for it from any machine but this one). Under `serve --workers`, the
+    first process alone says it (`app.state.announce_setup`)."""
     try:
         with sessions_of(app)() as session:
             if has_owner(session):
@@ -98,6 +100,8 @@ def announce_setup(app: FastAPI) -> None:
                 return
     except SQLAlchemyError:
         return  # not migrated or unreachable: /readyz and the health report say so
+    if not getattr(app.state, "announce_setup", True):
+        return
     log.warning(
         "no owner account yet: open /setup in the dashboard to create it (from another "
         "machine it asks for this setup code), or run `parcelwatch users create NAME --role "
