@@ -160,6 +160,9 @@ def info(parcel: Parcel, visible: Sequence[Any]) -> TrackInfo:
                 state=event.clock_place.state,
                 country=event.clock_place.country_code,
             ),
+            # The local offset of the scan, as UPS (gmtOffset), FedEx (ISO dates), USPS
+            # (GMTOffset) and DHL (where its timestamp has one) give it.
+            utc_offset_minutes=event.clock_place.utc_offset_minutes,
         )
         for event in visible
     )
@@ -395,6 +398,19 @@ def main() -> None:
         name: {"parcelwatch": summary(mine[name]), "plain": summary(theirs[name])}
         for name in sorted(set(mine) | set(theirs))
     }
+    by_provider = {  # where the delays come from: each provider's mean, both pollers
+        code: {
+            name: {
+                who: summary(values[name])["mean_min"]
+                for who, values in (
+                    ("parcelwatch", delays([p for p in parcels if p.provider == code], ours, end)),
+                    ("plain", delays([p for p in parcels if p.provider == code], plain, end)),
+                )
+            }
+            for name in ("out_for_delivery", "delivered")
+        }
+        for code in PROVIDERS
+    }
     providers: dict[str, dict[str, Any]] = {}
     for code in PROVIDERS:
         limit = [w for w in parse_quota(quotas[code]) if w.seconds == 86400]
@@ -424,6 +440,7 @@ def main() -> None:
         "tick_minutes": args.tick,
         "simulation_seconds": round(seconds, 1),
         "milestones": milestones,
+        "mean_min_by_provider": by_provider,
         "providers": providers,
         "calls": {"parcelwatch": sum(ours.calls.values()), "plain": sum(plain.calls.values())},
         "changes": {
@@ -452,6 +469,8 @@ def main() -> None:
         )
     for code, row in providers.items():
         print(f"  {code:11} {row}")
+    for code, means in by_provider.items():
+        print(f"  {code:11} mean minutes (parcelwatch / plain): {means}")
     for key in ("calls", "changes", "http_429"):
         print(f"{key:10} {result[key]}")
 

@@ -46,13 +46,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, insert, make_url, text
+from sqlalchemy import Engine, func, insert, make_url, select, text
 
 from parcelwatch.carriers.providers import provider_spec
 from parcelwatch.carriers.quotas import parse_quota
@@ -238,6 +238,8 @@ class Measured:
     emulator_cpu: float | None
     tracking_calls: dict[str, int]  # per provider, in the measured pass
     second_pass_calls: int | None = None  # a restarted engine's calls to the quota'd providers
+    # per provider: seconds from the pass's start to its last shipment written
+    finished: dict[str, float] = field(default_factory=dict)
 
 
 def emulator_tracking_calls(port: int) -> dict[str, int]:
@@ -289,8 +291,10 @@ async def run_engine(
         calls_before = calls_so_far()
         emulator_before = process_cpu(emulator)
         cpu_before, wall_before = time.process_time(), time.perf_counter()
+        started_at = utcnow()
         summary = await engine.run_pass(selection, trigger=PassTrigger.BENCH)
         wall = time.perf_counter() - wall_before
+        finished = last_written(db, plan_list, started_at)
         cpu = time.process_time() - cpu_before
         emulator_after = process_cpu(emulator)
         used = (
@@ -309,7 +313,24 @@ async def run_engine(
             stack.push_async_callback(again.aclose)
             retry = Selection(force=True, carriers=quota_carriers)
             second = (await again.run_pass(retry, trigger=PassTrigger.BENCH)).api_calls
-        return Measured(summary, wall, cpu, used, calls, second)
+        return Measured(summary, wall, cpu, used, calls, second, finished)
+
+
+def last_written(db: Engine, plan_list: list[Plan], since: datetime) -> dict[str, float]:
+    """Per provider, seconds from `since` to the last write of one of its shipments (where
+    the pass lost time: each provider's own throughput against its own ceiling)."""
+    query = (
+        select(Shipment.carrier, func.max(Shipment.last_auto_refresh))
+        .where(Shipment.last_auto_refresh >= since)
+        .group_by(Shipment.carrier)
+    )
+    with db.connect() as connection:
+        last = {row[0]: row[1] for row in connection.execute(query) if row[1] is not None}
+    return {
+        plan.provider: (last[plan.carrier] - since).total_seconds()
+        for plan in plan_list
+        if plan.carrier in last
+    }
 
 
 def main() -> None:
@@ -499,6 +520,16 @@ def report(
                 "calls_per_shipment": (
                     round(measured.tracking_calls.get(plan.provider, 0) / plan.shipments, 3)
                     if plan.shipments
+                    else None
+                ),
+                "seconds": round(measured.finished.get(plan.provider, 0.0), 2),
+                "ratio": (
+                    round(plan.shipments / measured.finished[plan.provider] / plan.ceiling, 3)
+                    # a handful of calls measures the latency, not the rate
+                    if measured.finished.get(plan.provider)
+                    and measured.tracking_calls.get(plan.provider, 0) >= 10
+                    and plan.provider not in (args.quotas or {})  # stopped by its quota
+                    and not args.zero_latency
                     else None
                 ),
             }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from parcelwatch.ops.metrics import UPDATE_DURATION, UPDATE_FAILURES, UPDATE_SUC
 from parcelwatch.sync.calls import CarrierGroup
 from parcelwatch.sync.claims import ClaimedShipment
 from parcelwatch.sync.outcomes import ShipmentOutcome
+from parcelwatch.sync.planning import CheckPlan
 from parcelwatch.sync.runs import PassSummary
 from parcelwatch.sync.scheduling import SchedulePolicy
 from parcelwatch.sync.writer import ShipmentResult, ShipmentResultKind, WriteSummary, write_results
@@ -68,6 +69,7 @@ class BatchWriter:
         releases: list[ClaimedShipment],
         progress: Callable[[PassSummary], None] | None,
         clock: Callable[[], datetime] = utcnow,
+        plans: Mapping[str, CheckPlan] | None = None,
     ) -> None:
         self.database = database
         self.run_in_db = run_in_db
@@ -80,6 +82,7 @@ class BatchWriter:
         self.releases = releases
         self.progress = progress
         self.clock = clock
+        self.plans = plans  # by provider code: the next checks planned from its budget
 
     async def drain(self, queue: asyncio.Queue[CalledBatch | None]) -> None:
         """Write what arrives until the `None` that ends the pass."""
@@ -124,7 +127,12 @@ class BatchWriter:
         writing = self.database.connect().execution_options(sqlite_begin="IMMEDIATE")
         with writing as connection, connection.begin():
             written = write_results(
-                connection, results, owner=self.owner, policy=self.policy, now=self.clock()
+                connection,
+                results,
+                owner=self.owner,
+                policy=self.policy,
+                now=self.clock(),
+                plans=self.plans,
             )
         announce(written.notifications)
         return written

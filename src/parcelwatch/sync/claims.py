@@ -44,7 +44,7 @@ from parcelwatch.domain import ShipmentStatus
 from parcelwatch.models import Shipment, User
 from parcelwatch.sync.priority import CheckPriority
 
-__all__ = ["SNAPSHOT_COLUMNS", "ClaimedShipment", "claim", "release"]
+__all__ = ["SNAPSHOT_COLUMNS", "ClaimedShipment", "claim", "claim_ahead", "release"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +122,43 @@ def claim(
             if claimed:
                 connection.execute(
                     _LEASE, {"ids": [s.id for s in claimed], "owner": owner, "expires": expires}
+                )
+    return claimed
+
+
+AHEAD = timedelta(hours=1)  # how far ahead the spare room of a request looks
+
+
+def claim_ahead(
+    db: Engine,
+    *,
+    owner: str,
+    where: ColumnElement[bool],
+    limit: int,
+    lease: timedelta,
+    now: datetime,
+) -> list[ClaimedShipment]:
+    """Lease up to `limit` shipments of `where` that are not due yet but will be within
+    `AHEAD`, the soonest due first: the room left in a request that carries several numbers
+    (USPS v3r2, FedEx) costs no call, so it takes the shipments the plan checks next."""
+    with db.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+        with connection.begin():
+            query = (
+                select(*SNAPSHOT_COLUMNS)
+                .where(
+                    where,
+                    Shipment.next_check_at > now,
+                    Shipment.next_check_at <= now + AHEAD,
+                )
+                .order_by(Shipment.next_check_at, Shipment.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            claimed = [ClaimedShipment.from_row(row) for row in connection.execute(query)]
+            if claimed:
+                connection.execute(
+                    _LEASE,
+                    {"ids": [s.id for s in claimed], "owner": owner, "expires": now + lease},
                 )
     return claimed
 

@@ -44,23 +44,25 @@ from parcelwatch.sync.batches import BatchWriter, CalledBatch
 from parcelwatch.sync.budgets import BudgetStore, DatabaseBudgets, RedisBudgets
 from parcelwatch.sync.calls import Abandoned, CallStats, CarrierGroup, call_batch, judge_held
 from parcelwatch.sync.circuit import BreakerPolicy, CircuitBreaker
-from parcelwatch.sync.claims import ClaimedShipment, claim, release
+from parcelwatch.sync.claims import ClaimedShipment, claim, claim_ahead, release
 from parcelwatch.sync.control import is_paused
 from parcelwatch.sync.limits import Budget, RateLearning, SharedRate, budget_spec
 from parcelwatch.sync.outcomes import SUCCESSFUL_PASS_OUTCOMES, PassOutcome, PassTrigger
 from parcelwatch.sync.patterns import FailurePattern, HeldFailures
+from parcelwatch.sync.planning import CheckPlan, checks_per_hour, plan_scale, population_values
 from parcelwatch.sync.priority import ClassTurns
 from parcelwatch.sync.recovery import HEARTBEAT_EVERY, Recovery, recover, stale_after
 from parcelwatch.sync.retry import ProviderRetryPolicy
 from parcelwatch.sync.runs import PassSummary, beat, finish_run, forget_engine, start_run
 from parcelwatch.sync.scheduling import SchedulePolicy
-from parcelwatch.sync.selection import Selection, claimable_filter
+from parcelwatch.sync.selection import Selection, ahead_filter, claimable_filter
 
 __all__ = ["EngineOptions", "ProviderLookup", "SyncEngine"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
 ARCHIVE_EVERY = 600.0  # seconds between two AUTO_ARCHIVE_DAYS runs of one engine
+REPLAN_EVERY = timedelta(minutes=10)  # of the engine's clock: a provider's check plan is redone
 SHARED_PAUSE_EVERY = 0.2  # seconds: a claim reads the shared pause at most this often
 Progress = Callable[[PassSummary], None]
 
@@ -130,6 +132,9 @@ class SyncEngine:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._patterns: dict[str, FailurePattern] = {}
         self._turns: dict[str, ClassTurns] = {}  # per carrier: which class a short claim favours
+        # per provider: the next checks planned from its budget (`sync.planning`), and when
+        self._plans: dict[str, CheckPlan] = {}
+        self._planned_at: dict[str, datetime] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parcelwatch-db")
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -159,6 +164,7 @@ class SyncEngine:
         other._budgets, other._breakers = self._budgets, self._breakers
         other._patterns = self._patterns
         other._turns = self._turns
+        other._plans, other._planned_at = self._plans, self._planned_at
         other._shared, other._owns_shared = self._shared, False
         other._store = self._store
         return other
@@ -297,7 +303,10 @@ class SyncEngine:
                 releases=releases,
                 progress=progress,
                 clock=self.clock,
+                plans=self._plans,
             )
+            if not (selection.manual or selection.by_id):
+                await self._replan(groups)
             writing = asyncio.create_task(writer.drain(queue))
             try:
                 await self._produce(selection, groups, queue, summary, stats, releases)
@@ -330,6 +339,33 @@ class SyncEngine:
             structlog.contextvars.unbind_contextvars("run_id", "trigger")
             self._idle.set()
         return summary
+
+    async def _replan(self, groups: dict[str, CarrierGroup]) -> None:
+        """Plan each provider's next checks from its budget and its active shipments, at
+        most every `REPLAN_EVERY` of the engine's clock (`sync.planning`)."""
+        now = self.clock()
+        by_provider: dict[str, list[CarrierGroup]] = {}
+        for group in groups.values():
+            by_provider.setdefault(group.provider.code, []).append(group)
+        for code, of_provider in by_provider.items():
+            planned = self._planned_at.get(code)
+            if planned is not None and timedelta(0) <= now - planned < REPLAN_EVERY:
+                continue
+            carriers = [group.carrier for group in of_provider]
+            try:
+                values = await self.in_db(population_values, self.db, self.lifecycle, carriers, now)
+            except Exception:
+                log.exception("could not plan the checks", carrier=code)
+                continue
+            group = of_provider[0]
+            per_hour = checks_per_hour(
+                shipments=len(values),
+                update_interval=self.policy.update_interval,
+                numbers_per_call=group.batch_size,
+                windows=group.budget.spec.counted,
+            )
+            self._plans[code] = plan_scale(values, per_hour)
+            self._planned_at[code] = now
 
     async def _give_back(self, groups: dict[str, CarrierGroup]) -> None:
         """Return the quota calls reserved and not made, so the store counts what was spent."""
@@ -519,6 +555,9 @@ class SyncEngine:
                 if not claimed:
                     group.exhausted = True
                     continue
+                short = -len(claimed) % group.batch_size
+                if short and selection.limit is None and not (selection.manual or selection.by_id):
+                    claimed += await self.in_db(self._claim_ahead, group, short)
                 claimed_any = True
                 claimed_total += len(claimed)
                 summary.checked += len(claimed)
@@ -582,6 +621,20 @@ class SyncEngine:
         )
         turns.took([s.check_priority for s in claimed])
         return claimed
+
+    def _claim_ahead(self, group: CarrierGroup, room: int) -> list[ClaimedShipment]:
+        """Shipments of `group` due next, leased to fill the last request of a claim: its
+        room costs no call (`claims.claim_ahead`)."""
+        now = self.clock()
+        where = ahead_filter(now=now, lifecycle=self.lifecycle, carriers=[group.carrier])
+        return claim_ahead(
+            self.db,
+            owner=self.engine_id,
+            where=where,
+            limit=room,
+            lease=self.options.lease,
+            now=now,
+        )
 
     async def _batch(
         self,

@@ -1,7 +1,7 @@
 """Per-provider budgets: at most `<CARRIER>_MAX_CONCURRENCY` requests in flight, requests
 spaced to the per-second rate (`<CARRIER>_RATE_LIMIT`, or the `N/s` window of
-`<CARRIER>_QUOTA`) and every quota window shorter than an hour (aiolimiter, spaced so no
-burst exceeds it), and the hour and day windows counted in a shared store
+`<CARRIER>_QUOTA`) and every quota window shorter than an hour (a schedule of evenly spaced
+slots, so no burst exceeds it), and the hour and day windows counted in a shared store
 (`sync/budgets.py`), so the engine stays under a carrier's allowance instead of learning it
 from 429s.
 
@@ -32,7 +32,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aiolimiter import AsyncLimiter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -52,6 +51,7 @@ __all__ = [
     "SharedRate",
     "budget_spec",
     "rates_in_use",
+    "request_interval",
 ]
 
 log = get_logger(__name__)
@@ -70,11 +70,22 @@ return string.format('%.6f', start - now)
 
 DEFAULT_CONCURRENCY = 2
 DEFAULT_RATE = 1.0
-# Requests leave this much wider apart than `<CARRIER>_RATE_LIMIT` allows: network and
-# scheduling jitter bunch evenly spaced requests up on arrival, and a carrier that meters
-# with a small bucket (DHL: 1 call/s) answers the early one with 429 and a whole second of
-# Retry-After, which costs far more than the margin.
-HEADROOM = 1.05
+# Requests leave a little wider apart than `<CARRIER>_RATE_LIMIT` allows: network and
+# scheduling jitter bunch evenly spaced requests up on arrival. What that can cost depends on
+# how the carrier counts: a window of one second holding N calls (FedEx's 1,400 per 10 s,
+# ShipEngine's 200 a minute, the emulator's bucket of a second's calls) absorbs a request
+# early by the jitter as long as the window's N are not exceeded, so the margin is the
+# jitter spread over the N calls of a second; a carrier metering 1 call at a time (DHL:
+# 1/s) answers a request early by the jitter with 429 and a whole second of Retry-After,
+# so at rates of 1/s and below the whole jitter is added to every interval.
+JITTER = 0.025  # seconds: arrival jitter allowed for (loopback: a few ms; 25 ms to spare)
+
+
+def request_interval(rate: float) -> float:
+    """Seconds between two requests at `rate` a second, with the jitter margin above."""
+    return 1 / rate + JITTER / max(1.0, rate)
+
+
 # A counted window is reserved from the store this many seconds of requests at a time, so
 # the store is asked about once every two seconds, not per request; but never more than
 # MAX_CHUNK, nor more than 1/CHUNK_SHARE of the smallest counted window: calls one engine
@@ -140,6 +151,28 @@ class RateLearning:
     floor: float = 1 / 32  # never below this share of the configured rate
     quiet: float = 600.0  # seconds without a 429 before the rate rises again
     step: float = 1.5  # by this factor per quiet period, up to the configured rate
+
+
+class Schedule:
+    """Requests `interval` seconds apart, each taking the next free slot of a schedule (the
+    local twin of the Redis script above: a GCRA without burst). A slot is fixed when it is
+    taken, so a request woken a little late does not push back the ones after it: a leaky
+    bucket of one call (aiolimiter's `AsyncLimiter(1, interval)`) starts counting the next
+    interval only when the late one leaves, and so loses every wake-up delay, a few percent
+    of the rate at 20 requests a second. The jitter margin of `request_interval` covers a
+    late request followed by one on time."""
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._next_free = -math.inf
+
+    async def acquire(self) -> None:
+        now = self.clock()
+        start = max(self._next_free, now)
+        self._next_free = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
 
 
 class OutOfBudget(Exception):  # noqa: N818 - a signal, not an error
@@ -237,8 +270,8 @@ class Budget:
     def _set_rate(self, rate: float) -> None:
         self.rate = rate
         # One token at a time, refilled every 1/rate seconds: requests are spaced evenly.
-        self.interval = HEADROOM / rate
-        self._limiter = AsyncLimiter(1, self.interval)
+        self.interval = request_interval(rate)
+        self._schedule = Schedule(self.interval)  # real time: asyncio.sleep waits in it
         if self.provider:
             _IN_USE[self.provider] = rate
         CARRIER_RATE.labels(provider=self.provider or "-", rate="used").set(rate)
@@ -255,7 +288,7 @@ class Budget:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 return
-        await self._limiter.acquire()
+        await self._schedule.acquire()
 
     def stopped(self) -> OutOfBudget | None:
         """Why the provider may not be called for longer than `max_wait`, if it may not."""

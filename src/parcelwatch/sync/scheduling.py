@@ -1,6 +1,11 @@
 """When to check a shipment next, from what the last check learned (pure functions).
 
-Policy (documented in the README):
+The sync engine plans the next check from its provider's budget (`sync.planning`); this
+fixed schedule is for what is written without a plan (a ShipEngine push, an engine that has
+not planned yet) and decides, with a plan too, when failures are retried and when a silent
+shipment expires.
+
+Fixed policy (documented in the README):
 - final statuses (delivered, returned, cancelled, expired): never again (`next_check_at` NULL);
 - out for delivery or delivery attempted: in `SOON` (30 minutes);
 - in transit with an estimated delivery today (UTC) or earlier: in `SOON` too, so the day's

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, or_
 from parcelwatch.lifecycle import Lifecycle, open_filter
 from parcelwatch.models import Shipment
 
-__all__ = ["Selection", "claimable_filter"]
+__all__ = ["Selection", "ahead_filter", "claimable_filter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ def claimable_filter(
     tracked carrier (narrowed to `carriers`), and no live lease held by another engine (a
     crashed engine's lease expires). The definitions live in `parcelwatch.lifecycle`."""
     of_carrier = lifecycle.tracked(carriers)
-    lease_free = or_(Shipment.lease_expires_at.is_(None), Shipment.lease_expires_at < now)
+    lease_free = _lease_free(now)
     if selection.manual:
         return and_(
             Shipment.id.in_(list(selection.shipment_ids or [])),
@@ -58,3 +58,20 @@ def claimable_filter(
     if selection.shipment_ids is not None:
         clauses.append(Shipment.id.in_(list(selection.shipment_ids)))
     return and_(*clauses)
+
+
+def ahead_filter(
+    *, now: datetime, lifecycle: Lifecycle, carriers: Sequence[str]
+) -> ColumnElement[bool]:
+    """What may ride along in a request's spare room (`claims.claim_ahead`, which adds "not
+    due yet"): active, of these carriers, not refreshed by hand just now, and not leased."""
+    return and_(
+        lifecycle.tracked(carriers),
+        lifecycle.active(now),
+        lifecycle.cooled_down(now),
+        _lease_free(now),
+    )
+
+
+def _lease_free(now: datetime) -> ColumnElement[bool]:
+    return or_(Shipment.lease_expires_at.is_(None), Shipment.lease_expires_at < now)

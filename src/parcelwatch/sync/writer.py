@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -39,6 +39,7 @@ from parcelwatch.notifications.milestones import Milestone, expired_milestone, f
 from parcelwatch.notifications.outbox import enqueue_milestones
 from parcelwatch.sync.claims import SNAPSHOT_COLUMNS, ClaimedShipment
 from parcelwatch.sync.outcomes import ShipmentOutcome
+from parcelwatch.sync.planning import CheckPlan, check_value, planned_next_check
 from parcelwatch.sync.priority import check_priority
 from parcelwatch.sync.scheduling import (
     SchedulePolicy,
@@ -109,7 +110,11 @@ class WriteSummary:
 
 
 def _found_values(
-    result: ShipmentResult, info: TrackInfo, now: datetime, policy: SchedulePolicy
+    result: ShipmentResult,
+    info: TrackInfo,
+    now: datetime,
+    policy: SchedulePolicy,
+    plan: CheckPlan | None = None,
 ) -> tuple[dict[str, Any], bool, bool]:
     """Column values for a found parcel, whether anything changed, whether it expired."""
     before = result.shipment
@@ -138,12 +143,8 @@ def _found_values(
         "v_provider": result.provider,
         "v_last_event_at": last_event_at,
         "v_last_auto_refresh": now,
-        "v_next_check_at": next_check_after_success(
-            status,
-            last_movement=last_movement,
-            now=now,
-            policy=policy,
-            estimated_delivery=info.estimated_delivery,
+        "v_next_check_at": _next_check(
+            status, info, last_movement=last_movement, now=now, policy=policy, plan=plan
         ),
         "v_events_digest": None,  # set by the caller, which has the events' keys
         "v_check_priority": check_priority(status, info.estimated_delivery, now, last_movement),
@@ -151,8 +152,42 @@ def _found_values(
     return values, changed, expired
 
 
+def _next_check(
+    status: ShipmentStatus,
+    info: TrackInfo,
+    *,
+    last_movement: datetime,
+    now: datetime,
+    policy: SchedulePolicy,
+    plan: CheckPlan | None,
+) -> datetime | None:
+    """The provider's plan (`sync.planning`) when the engine made one, else the fixed
+    schedule (`sync.scheduling`); never again when final."""
+    if plan is None or status.is_final:
+        return next_check_after_success(
+            status,
+            last_movement=last_movement,
+            now=now,
+            policy=policy,
+            estimated_delivery=info.estimated_delivery,
+        )
+    offsets = (e.utc_offset_minutes for e in info.events if e.utc_offset_minutes is not None)
+    offset = next(offsets, None)  # the newest scan's: the parcel's local time
+    value = check_value(
+        status,
+        now=now,
+        estimated_delivery=info.estimated_delivery,
+        last_movement=last_movement,
+        local_offset_minutes=offset,
+    )
+    return planned_next_check(value, plan, now)
+
+
 def _not_found_values(
-    result: ShipmentResult, now: datetime, policy: SchedulePolicy
+    result: ShipmentResult,
+    now: datetime,
+    policy: SchedulePolicy,
+    plan: CheckPlan | None = None,
 ) -> tuple[dict[str, Any], bool]:
     before = result.shipment
     status = before.status
@@ -166,8 +201,14 @@ def _not_found_values(
         "v_status_detail": detail,
         "v_provider": result.provider,
         "v_last_auto_refresh": now,
-        "v_next_check_at": next_check_after_success(
-            status, last_movement=before.last_movement, now=now, policy=policy
+        "v_next_check_at": (
+            next_check_after_success(
+                status, last_movement=before.last_movement, now=now, policy=policy
+            )
+            if plan is None or status.is_final
+            else planned_next_check(
+                check_value(status, now=now, last_movement=before.last_movement), plan, now
+            )
         ),
         "v_check_priority": check_priority(status, None, now),
     }
@@ -320,9 +361,11 @@ def write_results(
     owner: str | None,
     policy: SchedulePolicy,
     now: datetime | None = None,
+    plans: Mapping[str, CheckPlan] | None = None,
 ) -> WriteSummary:
     """Write `results` in the connection's current transaction. With `owner`, only shipments
-    whose lease that owner still holds are written (the others count as `lost`)."""
+    whose lease that owner still holds are written (the others count as `lost`). `plans`
+    (by provider code) schedule the next checks from the provider's budget."""
     now = now or utcnow()
     summary = WriteSummary()
     if owner is not None and results:
@@ -338,7 +381,9 @@ def write_results(
         shipment_id = result.shipment.id
         base = {"b_id": shipment_id, "b_owner": owner, "v_updated_at": now}
         if result.kind is ShipmentResultKind.FOUND and result.info is not None:
-            values, changed, expired = _found_values(result, result.info, now, policy)
+            values, changed, expired = _found_values(
+                result, result.info, now, policy, (plans or {}).get(result.provider)
+            )
             keys = [event.dedupe_key for event in result.info.events]
             values["v_events_digest"] = digest = events_digest(keys)
             if digest != result.shipment.events_digest:  # else every event is stored already
@@ -370,7 +415,9 @@ def write_results(
             summary.unchanged += not changed
             kind = ShipmentResultKind.FOUND
         elif result.kind is ShipmentResultKind.NOT_FOUND:
-            values, expired = _not_found_values(result, now, policy)
+            values, expired = _not_found_values(
+                result, now, policy, (plans or {}).get(result.provider)
+            )
             outcome = ShipmentOutcome.EXPIRED if expired else ShipmentOutcome.NOT_FOUND
             if expired:
                 before = result.shipment
