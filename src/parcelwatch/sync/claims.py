@@ -1,11 +1,12 @@
 """Leases: a shipment is claimed before its carrier is called, so two engines never poll
 the same number at once.
 
-A claim selects the shipments (`FOR UPDATE SKIP LOCKED` on PostgreSQL; inside a
-`BEGIN IMMEDIATE` transaction, one writer at a time, on SQLite) and leases them in the same
-transaction. A lease names its owner and expires, so a crashed engine's shipments come back
-after `lease_expires_at`. A leased shipment's `next_check_at` moves to the lease's expiry
-(like a queue's visibility timeout): shipments in flight leave the due range of the
+A claim selects the shipments and leases them: on PostgreSQL in one transaction (`FOR UPDATE
+SKIP LOCKED`); on SQLite the selection is read first and a `BEGIN IMMEDIATE` transaction
+(one writer at a time) leases those that still qualify, so the choosing never holds the
+writer's lock. A lease names its owner and expires, so a crashed engine's shipments come
+back after `lease_expires_at`. A leased shipment's `next_check_at` moves to the lease's
+expiry (like a queue's visibility timeout): shipments in flight leave the due range of the
 `ix_shipments_due` indexes, so the next claim does not scan past them, and a crashed
 engine's shipments come due exactly when its lease runs out. Writing a result sets
 `next_check_at` anew; `release` puts back the one the claim read.
@@ -23,7 +24,7 @@ read: the budget is not short, and there is nothing to choose.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -105,25 +106,72 @@ def claim(
 ) -> list[ClaimedShipment]:
     """Lease up to `limit` shipments matching `where` to `owner` and return them as they
     were before the claim, oldest due first (or by id after `after_id` when `by_id`)."""
-    expires = now + lease
-    with db.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
-        with connection.begin():
-            if by_id:
-                candidates = (
-                    select(*SNAPSHOT_COLUMNS)
-                    .where(where, Shipment.id > after_id)
-                    .order_by(Shipment.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-                claimed = [ClaimedShipment.from_row(row) for row in connection.execute(candidates)]
-            else:
-                claimed = _by_priority(connection, where, limit, order)
+
+    def choose(connection: Connection) -> list[ClaimedShipment]:
+        if not by_id:
+            return _by_priority(connection, where, limit, order)
+        candidates = (
+            select(*SNAPSHOT_COLUMNS)
+            .where(where, Shipment.id > after_id)
+            .order_by(Shipment.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [ClaimedShipment.from_row(row) for row in connection.execute(candidates)]
+
+    return _lease(db, choose, where=where, owner=owner, expires=now + lease)
+
+
+def _lease(
+    db: Engine,
+    choose: Callable[[Connection], list[ClaimedShipment]],
+    *,
+    where: ColumnElement[bool],
+    owner: str,
+    expires: datetime,
+) -> list[ClaimedShipment]:
+    """Lease what `choose` picks, in its order.
+
+    On PostgreSQL the choice (`FOR UPDATE SKIP LOCKED`) and the lease are one transaction. On
+    SQLite the choice is read first, outside the one writer's lock (a WAL read waits for
+    nobody), and the write transaction reads the chosen rows again by id, keeps those that
+    `where` still admits (another engine may have leased one, a person deleted it), and
+    leases them: the lock every writer of the database waits for is held for a few primary-key
+    lookups, not for the choosing. Under the API load benchmark the choosing held it 27 ms a
+    claim (median), 45% of the time."""
+    if db.dialect.name != "sqlite":
+        with db.connect() as connection, connection.begin():
+            claimed = choose(connection)
             if claimed:
                 connection.execute(
                     _LEASE, {"ids": [s.id for s in claimed], "owner": owner, "expires": expires}
                 )
-    return claimed
+        return claimed
+    for _ in range(CHOOSE_AGAIN + 1):
+        with db.connect() as reader, reader.begin():
+            chosen = [s.id for s in choose(reader)]
+        if not chosen:
+            return []
+        with db.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+            with connection.begin():
+                rows = connection.execute(
+                    select(*SNAPSHOT_COLUMNS).where(where, Shipment.id.in_(chosen))
+                )
+                still = {s.id: s for s in map(ClaimedShipment.from_row, rows)}
+                claimed = [still[shipment_id] for shipment_id in chosen if shipment_id in still]
+                if claimed:
+                    connection.execute(
+                        _LEASE,
+                        {"ids": [s.id for s in claimed], "owner": owner, "expires": expires},
+                    )
+        if claimed:
+            return claimed
+        # Another engine leased every one of them between the read and the lease: an empty
+        # claim means "nothing left" to the engine, so choose again from what is left.
+    return []
+
+
+CHOOSE_AGAIN = 5  # SQLite: choices lost whole to other engines before a claim gives up
 
 
 AHEAD = timedelta(hours=1)  # how far ahead the spare room of a request looks
@@ -141,26 +189,20 @@ def claim_ahead(
     """Lease up to `limit` shipments of `where` that are not due yet but will be within
     `AHEAD`, the soonest due first: the room left in a request that carries several numbers
     (USPS v3r2, FedEx) costs no call, so it takes the shipments the plan checks next."""
-    with db.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
-        with connection.begin():
-            query = (
-                select(*SNAPSHOT_COLUMNS)
-                .where(
-                    where,
-                    Shipment.next_check_at > now,
-                    Shipment.next_check_at <= now + AHEAD,
-                )
-                .order_by(Shipment.next_check_at, Shipment.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            claimed = [ClaimedShipment.from_row(row) for row in connection.execute(query)]
-            if claimed:
-                connection.execute(
-                    _LEASE,
-                    {"ids": [s.id for s in claimed], "owner": owner, "expires": now + lease},
-                )
-    return claimed
+
+    ahead = and_(where, Shipment.next_check_at > now, Shipment.next_check_at <= now + AHEAD)
+
+    def choose(connection: Connection) -> list[ClaimedShipment]:
+        query = (
+            select(*SNAPSHOT_COLUMNS)
+            .where(ahead)
+            .order_by(Shipment.next_check_at, Shipment.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [ClaimedShipment.from_row(row) for row in connection.execute(query)]
+
+    return _lease(db, choose, where=ahead, owner=owner, expires=now + lease)
 
 
 def _by_priority(
