@@ -68,12 +68,71 @@ def test_a_parcel_expected_in_days_is_looked_at_again_on_the_morning_of_its_day(
     now = _local(16)
     value = _in_transit(now, _local(14, days=2))
     assert value.per_hour < _in_transit(_local(8), _local(14)).per_hour / 10
-    assert value.rises_at == _local(7, days=2)
-    plan = CheckPlan(scale_hours=2.0)
+    assert value.rises_at == _local(7, days=1)  # the morning before: worth a look if ample
+    assert value.later is not None
+    assert value.later.rises_at == _local(7, days=2)
+    plan = CheckPlan(scale_hours=2.0, checks_per_hour=10, shipments=300)  # a short allowance
     morning = _local(7, days=2)
-    for moment in (now, _local(23, days=1)):
-        planned = planned_next_check(value, plan, moment)
+    for moment in (now, _local(23, days=1)):  # the value as the writer computes it then
+        planned = planned_next_check(_in_transit(moment, _local(14, days=2)), plan, moment)
         assert morning < planned <= morning + RISE_LAG
+
+
+def test_the_morning_before_the_estimate_is_looked_at_only_when_the_allowance_is_ample() -> None:
+    """An estimate is the latest planned day; the morning before is worth a look when the
+    plan would look that often anyway, never a call taken from a short allowance."""
+    now = _local(23)
+    value = _in_transit(now, _local(14, days=2))
+    ample = CheckPlan(scale_hours=0.5, checks_per_hour=100, shipments=100)  # hourly, each
+    short = CheckPlan(scale_hours=2.0, checks_per_hour=10, shipments=300)  # a daily quota
+    day_before = _local(7, days=1)
+    assert day_before < planned_next_check(value, ample, now) <= day_before + RISE_LAG
+    estimated = _local(7, days=2)
+    assert estimated < planned_next_check(value, short, now) <= estimated + RISE_LAG
+
+
+def test_the_morning_before_the_estimate_is_worth_less_than_the_estimated_morning() -> None:
+    estimate = _local(14, days=1)
+    day_before = _in_transit(_local(9), estimate).per_hour
+    estimated_day = _in_transit(_local(9, days=1), estimate).per_hour
+    quiet_night = _in_transit(_local(3), estimate).per_hour
+    assert quiet_night < day_before < estimated_day
+
+
+def test_a_short_allowance_spends_no_call_on_the_afternoon_before_the_estimate() -> None:
+    """Checked (for another reason) the morning before its estimated day, a parcel on a short
+    allowance waits for that day's morning rather than for an interval of the early value."""
+    now = _local(9)
+    value = _in_transit(now, _local(14, days=1))
+    estimated = _local(7, days=1)
+    short = CheckPlan(scale_hours=2.0, checks_per_hour=10, shipments=300)
+    planned = planned_next_check(value, short, now)
+    assert estimated < planned <= estimated + RISE_LAG
+    ample = CheckPlan(scale_hours=0.5, checks_per_hour=100, shipments=100)
+    assert planned_next_check(value, ample, now) < _local(12)
+
+
+def test_an_allowance_covers_a_window_when_a_plain_poller_could_look_at_everyone_in_it() -> None:
+    hourly = CheckPlan(scale_hours=1.0, checks_per_hour=400, shipments=400)
+    daily_quota = CheckPlan(scale_hours=1.0, checks_per_hour=250 / 24, shipments=400)
+    assert hourly.covers(timedelta(hours=1))
+    assert not daily_quota.covers(timedelta(hours=5))
+    assert daily_quota.covers(timedelta(days=2))
+    assert CheckPlan(scale_hours=0.0).covers(timedelta(minutes=5))  # nothing to share yet
+
+
+def test_a_re_attempt_morning_has_no_early_look_the_day_of_the_attempt() -> None:
+    """After a failed attempt the next try is the next morning: nothing earlier to look for."""
+    value = check_value(
+        ShipmentStatus.DELIVERY_ATTEMPTED,
+        now=_local(11),
+        last_movement=_local(10.5),
+        local_offset_minutes=PARIS,
+    )
+    assert value.later is None
+    assert value.rises_at == _local(7, days=1)
+    planned = planned_next_check(value, CheckPlan(scale_hours=0.5), _local(23))
+    assert _local(7, days=1) < planned <= _local(7, days=1) + RISE_LAG
 
 
 def test_out_for_delivery_is_checked_through_the_day_and_not_at_night() -> None:

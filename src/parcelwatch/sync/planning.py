@@ -76,6 +76,10 @@ HOT = 0.35  # estimated today, morning: out for delivery due within about three 
 DAY = 0.6  # out for delivery, daytime: delivered (what people wait for most) within hours
 LATE = 0.12  # estimated today (or overdue), afternoon: late out for delivery or delivered
 QUIET = 0.002  # nothing expected now (night, estimate days away)
+# The morning before the estimated day: carriers' estimates are the latest planned day, and
+# a parcel ahead of schedule (or a first attempt before the final delivery) goes out a day
+# early now and then; worth a look only when the allowance would look that morning anyway.
+EARLY = HOT / 4
 NEW = 2.0  # never answered yet: the person just registered it and looks now
 _FLAT = {  # statuses whose value does not depend on the time of day
     ShipmentStatus.PENDING: 0.003,
@@ -91,11 +95,14 @@ HANDOVER = timedelta(hours=24)  # a label is usually scanned in by then
 
 @dataclass(frozen=True, slots=True)
 class CheckValue:
-    """A check's value per hour now, and when (if before long) it rises."""
+    """A check's value per hour now, and when (if before long) it rises. `later`, when
+    given, is the value to plan from instead when the allowance could not look at every
+    parcel within the morning before an estimated day (`EARLY`, `CheckPlan.covers`)."""
 
     per_hour: float
     rises_at: datetime | None = None
     rises_to: float = 0.0  # the value from `rises_at` on
+    later: CheckValue | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,13 @@ class CheckPlan:
     checks_per_hour: float = 0.0
     shipments: int = 0
     cap_hours: float = MAX_INTERVAL.total_seconds() / 3600
+
+    def covers(self, window: timedelta) -> bool:
+        """Whether the allowance could look at every active shipment once per `window`
+        (what a plain poller with it would do): ample enough for looks of lesser value."""
+        if not self.shipments:
+            return True
+        return self.checks_per_hour * window.total_seconds() / 3600 >= self.shipments
 
     def interval(self, value: float) -> timedelta:
         """The interval of a shipment of this value (the cap when it is worth nothing)."""
@@ -128,10 +142,21 @@ def _at_local(local: datetime, hour: int, days: int = 0) -> datetime:
     return moment
 
 
-def _delivery_day(local_hour: float, local: datetime, days_ahead: int) -> CheckValue:
-    """The value on (or around) a day a delivery is expected, `days_ahead` from today."""
+def _delivery_day(
+    local_hour: float, local: datetime, days_ahead: int, *, early: bool = False
+) -> CheckValue:
+    """The value on (or around) a day a delivery is expected, `days_ahead` from today; with
+    `early` (an estimate, not a re-attempt), the morning before is worth `EARLY`."""
     if days_ahead > 0:
-        return CheckValue(QUIET, _at_local(local, MORNING, days_ahead), HOT)
+        estimated_morning = CheckValue(QUIET, _at_local(local, MORNING, days_ahead), HOT)
+        if not early:
+            return estimated_morning
+        if days_ahead > 1 or local_hour < MORNING:
+            day_before = _at_local(local, MORNING, days_ahead - 1)
+            return CheckValue(QUIET, day_before, EARLY, later=estimated_morning)
+        if local_hour < NOON:
+            return CheckValue(EARLY, estimated_morning.rises_at, HOT, later=estimated_morning)
+        return estimated_morning
     if local_hour < MORNING:
         return CheckValue(QUIET, _at_local(local, MORNING), HOT if days_ahead == 0 else LATE)
     if local_hour < NOON:
@@ -167,7 +192,7 @@ def check_value(
     halved = status not in (ShipmentStatus.OUT_FOR_DELIVERY, ShipmentStatus.INFO_RECEIVED)
     factor = 0.5 if still and halved else 1.0
     value = _timed_value(status, now, estimated_delivery, last_movement, local_offset_minutes)
-    return CheckValue(value.per_hour * factor, value.rises_at, value.rises_to * factor)
+    return CheckValue(value.per_hour * factor, value.rises_at, value.rises_to * factor, value.later)
 
 
 def _timed_value(
@@ -206,7 +231,7 @@ def _timed_value(
         days = (estimated_delivery.astimezone(local.tzinfo).date() - local.date()).days
         if days < 0:  # overdue: it may come any working hour
             return _delivery_day(hour, local, -1)
-        return _delivery_day(hour, local, days)
+        return _delivery_day(hour, local, days, early=True)
     return CheckValue(IN_TRANSIT_NO_ESTIMATE)
 
 
@@ -284,6 +309,10 @@ def planned_next_check(value: CheckValue, plan: CheckPlan, now: datetime) -> dat
     first look of a delivery morning comes when out for delivery is likely, not when it
     becomes possible. A known rise replaces the cap: a parcel days from its estimate is not
     asked about before its morning when the allowance is short."""
+    if value.later is not None and not plan.covers(EARLY_WINDOW):
+        # An allowance that cannot look at every parcel once in that window (a daily quota
+        # short of its parcels) has better uses for the call: wait for the estimated day.
+        return planned_next_check(value.later, plan, now)
     interval = plan.interval(value.per_hour)
     if value.rises_at is None or value.rises_at <= now:
         return now + interval
@@ -298,6 +327,7 @@ def _unbounded(value: float, plan: CheckPlan) -> timedelta:
     return min(_NEVER, timedelta(hours=plan.scale_hours / math.sqrt(value)))
 
 
+EARLY_WINDOW = timedelta(hours=NOON - MORNING)  # how long an early morning's value lasts
 _NEVER = timedelta(days=365)  # a value that never rises: the next rise decides
 
 
