@@ -193,6 +193,18 @@ def test_a_rich_allowance_checks_everyone_at_the_floor() -> None:
     assert plan.interval(0.35) == MIN_INTERVAL
 
 
+def test_an_update_interval_shorter_than_the_floor_is_the_floor() -> None:
+    """`UPDATE_INTERVAL=1s` (a demo, a test) checks every second, as the fixed schedule did:
+    even a parcel days from its estimate, whose morning the plan would otherwise wait for."""
+    every_second = timedelta(seconds=1)
+    plan = plan_scale([0.35] * 10, checks_per_hour=36_000, floor=every_second)
+    assert plan.interval(0.35) == every_second
+    now = _local(16)
+    far = _in_transit(now, _local(14, days=2))
+    assert planned_next_check(far, plan, now) == now + every_second
+    assert plan_scale([0.35] * 10, 36_000, floor=MAX_INTERVAL).interval(0.35) == MIN_INTERVAL
+
+
 def test_the_likeliest_changes_are_checked_most_often_by_the_square_root_rule() -> None:
     plan = plan_scale([0.36, 0.04], checks_per_hour=8)
     now = MONDAY

@@ -367,7 +367,7 @@ class SyncEngine:
                 numbers_per_call=group.batch_size,
                 windows=group.budget.spec.counted,
             )
-            self._plans[code] = plan_scale(values, per_hour)
+            self._plans[code] = plan_scale(values, per_hour, floor=self.policy.update_interval)
             self._planned_at[code] = now
 
     async def _give_back(self, groups: dict[str, CarrierGroup]) -> None:

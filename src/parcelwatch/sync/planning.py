@@ -19,8 +19,8 @@ Given a provider's active shipments and the checks an hour it may spend, the int
 each shipment follows the square-root rule (the polling that minimises the mean value-weighted
 delay for a fixed number of checks: interval proportional to 1/sqrt(value)): `plan_scale`
 finds the constant that spends exactly the allowance over the current population, within
-[`MIN_INTERVAL`, cap] (the cap is `MAX_INTERVAL`, longer when the allowance cannot check
-everyone that often). `planned_next_check` puts the next check `scale / sqrt(value)` from
+[`MIN_INTERVAL` (or `UPDATE_INTERVAL` when shorter), cap] (the cap is `MAX_INTERVAL`, longer
+when the allowance cannot check everyone that often). `planned_next_check` puts the next check `scale / sqrt(value)` from
 now, or, when the value rises before that (07:00 local on the estimated day, the morning
 after an attempt), half an interval after the rise, so the morning's "out for delivery" is
 looked for when it is likely; a parcel days from its estimate waits for its morning.
@@ -108,12 +108,14 @@ class CheckValue:
 @dataclass(frozen=True, slots=True)
 class CheckPlan:
     """One provider's plan: interval = `scale_hours / sqrt(value)`, within
-    [`MIN_INTERVAL`, `cap_hours`]."""
+    [`floor_hours`, `cap_hours`] (the floor is `MIN_INTERVAL`, or `UPDATE_INTERVAL` when that
+    is shorter: a plan never checks less often than the fixed schedule it replaces could)."""
 
     scale_hours: float
     checks_per_hour: float = 0.0
     shipments: int = 0
     cap_hours: float = MAX_INTERVAL.total_seconds() / 3600
+    floor_hours: float = MIN_INTERVAL.total_seconds() / 3600
 
     def covers(self, window: timedelta) -> bool:
         """Whether the allowance could look at every active shipment once per `window`
@@ -125,10 +127,11 @@ class CheckPlan:
     def interval(self, value: float) -> timedelta:
         """The interval of a shipment of this value (the cap when it is worth nothing)."""
         hours = self.scale_hours / math.sqrt(value) if value > 0 else math.inf
-        return timedelta(hours=min(self.cap_hours, max(_MIN_HOURS, hours)))
+        return timedelta(hours=min(self.cap_hours, max(self.floor_hours, hours)))
 
-
-_MIN_HOURS = MIN_INTERVAL.total_seconds() / 3600
+    @property
+    def floor(self) -> timedelta:
+        return timedelta(hours=self.floor_hours)
 
 
 def _local_day(now: datetime, offset_minutes: int) -> tuple[datetime, float]:
@@ -249,11 +252,13 @@ def _label_value(now: datetime, label_made: datetime | None) -> CheckValue:
     return CheckValue(LABEL)
 
 
-def plan_scale(values: Iterable[float], checks_per_hour: float) -> CheckPlan:
+def plan_scale(
+    values: Iterable[float], checks_per_hour: float, *, floor: timedelta = MIN_INTERVAL
+) -> CheckPlan:
     """The plan that spends `checks_per_hour` on shipments of these values. Unbounded, the
     interval `scale / sqrt(v)` takes `sqrt(v) / scale` checks an hour of each, so
     `scale = sum(sqrt(v)) / checks_per_hour`; with the intervals held within
-    [`MIN_INTERVAL`, cap] the scale is found by bisection. The cap is `MAX_INTERVAL`, or
+    [`floor`, cap] the scale is found by bisection. The cap is `MAX_INTERVAL`, or
     longer when a short allowance could not even check everyone that often: then everyone
     at the cap takes at most half of it, the other half going where the value is."""
     counted = Counter(v for v in values if v > 0)
@@ -267,22 +272,23 @@ def plan_scale(values: Iterable[float], checks_per_hour: float) -> CheckPlan:
             counted[IN_TRANSIT_NO_ESTIMATE] = first
     shipments = sum(counted.values())
     longest = MAX_INTERVAL.total_seconds() / 3600
+    lowest = min(floor, MIN_INTERVAL).total_seconds() / 3600
     if not shipments:  # nothing to share yet: the first ones are looked at soon
-        return CheckPlan(0.0, checks_per_hour, 0, longest)
+        return CheckPlan(0.0, checks_per_hour, 0, longest, lowest)
     if checks_per_hour <= 0:
-        return CheckPlan(longest * math.sqrt(max(counted)), 0.0, shipments, longest)
+        return CheckPlan(longest * math.sqrt(max(counted)), 0.0, shipments, longest, lowest)
     cap = max(longest, 2 * shipments / checks_per_hour)
 
     def spend(scale: float) -> float:
-        return sum(n / min(cap, max(_MIN_HOURS, scale / math.sqrt(v))) for v, n in counted.items())
+        return sum(n / min(cap, max(lowest, scale / math.sqrt(v))) for v, n in counted.items())
 
     if spend(0.0) <= checks_per_hour:  # everyone at the floor fits
-        return CheckPlan(0.0, checks_per_hour, shipments, cap)
+        return CheckPlan(0.0, checks_per_hour, shipments, cap, lowest)
     low, high = 0.0, cap * math.sqrt(max(counted))  # at `high` everyone is at the cap
     for _ in range(50):
         middle = (low + high) / 2
         low, high = (low, middle) if spend(middle) <= checks_per_hour else (middle, high)
-    return CheckPlan(high, checks_per_hour, shipments, cap)
+    return CheckPlan(high, checks_per_hour, shipments, cap, lowest)
 
 
 def checks_per_hour(
@@ -317,7 +323,7 @@ def planned_next_check(value: CheckValue, plan: CheckPlan, now: datetime) -> dat
     if value.rises_at is None or value.rises_at <= now:
         return now + interval
     risen = value.rises_at + min(RISE_LAG, plan.interval(value.rises_to) / 2)
-    unbounded = now + max(MIN_INTERVAL, _unbounded(value.per_hour, plan))
+    unbounded = now + max(plan.floor, _unbounded(value.per_hour, plan))
     return min(unbounded, risen)
 
 
