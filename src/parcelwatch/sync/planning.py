@@ -15,15 +15,16 @@ real carriers, not for one emulator:
   the carrier has little to say that a person waits for, so little value;
 - a parcel that has not moved for `STILL` is worth half (a parcel held for days).
 
-Given a provider's active shipments and the checks an hour it may spend, the interval of
-each shipment follows the square-root rule (the polling that minimises the mean value-weighted
+Given a provider's active shipments and the checks an hour it may spend, the interval of each
+shipment follows the square-root rule (the polling that minimises the mean value-weighted
 delay for a fixed number of checks: interval proportional to 1/sqrt(value)): `plan_scale`
 finds the constant that spends exactly the allowance over the current population, within
 [`MIN_INTERVAL` (or `UPDATE_INTERVAL` when shorter), cap] (the cap is `MAX_INTERVAL`, longer
-when the allowance cannot check everyone that often). `planned_next_check` puts the next check `scale / sqrt(value)` from
-now, or, when the value rises before that (07:00 local on the estimated day, the morning
-after an attempt), half an interval after the rise, so the morning's "out for delivery" is
-looked for when it is likely; a parcel days from its estimate waits for its morning.
+when the allowance cannot check everyone that often). `planned_next_check` puts the next check
+`scale / sqrt(value)` from now, or, when the value rises before that (07:00 local on the
+estimated day, the morning after an attempt), half an interval after the rise, so the
+morning's "out for delivery" is looked for when it is likely; a parcel days from its estimate
+waits for its morning.
 
 The checks an hour (`checks_per_hour`) are what a plain hourly poller would spend
 (`UPDATE_INTERVAL`: every active shipment once), or less when the provider's counted quota
