@@ -309,8 +309,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    with scratch_database(args.database) as scratch_url:
-        url = scratch_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'load.db'}"
+    with (
+        scratch_database(args.database) as scratch_url,
+        tempfile.TemporaryDirectory(prefix="parcelwatch-api-load-") as workdir,
+    ):  # the SQLite file (70 MB and more) goes with its folder
+        url = scratch_url or f"sqlite:///{Path(workdir) / 'load.db'}"
         db = create_db_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
         upgrade(db)
         due = int(args.shipments * args.due)

@@ -383,10 +383,12 @@ def main() -> None:
         args.rate = 1_000_000.0
         args.concurrency = args.concurrency or 16
 
-    workdir = Path(tempfile.mkdtemp(prefix="parcelwatch-bench-"))
     plan_list = plans(args, args.batch_size)
-    with scratch_database(args.database) as scratch_url:
-        args.database_url = scratch_url or f"sqlite:///{workdir / 'bench.db'}"
+    with (
+        scratch_database(args.database) as scratch_url,
+        tempfile.TemporaryDirectory(prefix="parcelwatch-bench-") as workdir,
+    ):  # the SQLite file goes with its folder
+        args.database_url = scratch_url or f"sqlite:///{Path(workdir) / 'bench.db'}"
         probe = load_settings(database_url=args.database_url, _env_file=None)
         db = create_db_engine(probe.sqlalchemy_url)
         upgrade(db)
