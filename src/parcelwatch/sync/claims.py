@@ -110,16 +110,23 @@ def claim(
     def choose(connection: Connection) -> list[ClaimedShipment]:
         if not by_id:
             return _by_priority(connection, where, limit, order)
-        candidates = (
-            select(*SNAPSHOT_COLUMNS)
-            .where(where, Shipment.id > after_id)
-            .order_by(Shipment.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [ClaimedShipment.from_row(row) for row in connection.execute(candidates)]
+        return _first(connection, and_(where, Shipment.id > after_id), limit, Shipment.id)
 
     return _lease(db, choose, where=where, owner=owner, expires=now + lease)
+
+
+def _first(
+    connection: Connection, where: ColumnElement[bool], limit: int, *order_by: Any
+) -> list[ClaimedShipment]:
+    """The first `limit` of `where` in this order (skipping rows another claim has locked)."""
+    query = (
+        select(*SNAPSHOT_COLUMNS)
+        .where(where)
+        .order_by(*order_by)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [ClaimedShipment.from_row(row) for row in connection.execute(query)]
 
 
 def _lease(
@@ -139,13 +146,12 @@ def _lease(
     leases them: the lock every writer of the database waits for is held for a few primary-key
     lookups, not for the choosing. Under the API load benchmark the choosing held it 27 ms a
     claim (median), 45% of the time."""
+    lease = {"owner": owner, "expires": expires}
     if db.dialect.name != "sqlite":
         with db.connect() as connection, connection.begin():
             claimed = choose(connection)
             if claimed:
-                connection.execute(
-                    _LEASE, {"ids": [s.id for s in claimed], "owner": owner, "expires": expires}
-                )
+                connection.execute(_LEASE, {"ids": [s.id for s in claimed], **lease})
         return claimed
     for _ in range(CHOOSE_AGAIN + 1):
         with db.connect() as reader, reader.begin():
@@ -160,10 +166,7 @@ def _lease(
                 still = {s.id: s for s in map(ClaimedShipment.from_row, rows)}
                 claimed = [still[shipment_id] for shipment_id in chosen if shipment_id in still]
                 if claimed:
-                    connection.execute(
-                        _LEASE,
-                        {"ids": [s.id for s in claimed], "owner": owner, "expires": expires},
-                    )
+                    connection.execute(_LEASE, {"ids": [s.id for s in claimed], **lease})
         if claimed:
             return claimed
         # Another engine leased every one of them between the read and the lease: an empty
@@ -193,14 +196,7 @@ def claim_ahead(
     ahead = and_(where, Shipment.next_check_at > now, Shipment.next_check_at <= now + AHEAD)
 
     def choose(connection: Connection) -> list[ClaimedShipment]:
-        query = (
-            select(*SNAPSHOT_COLUMNS)
-            .where(ahead)
-            .order_by(Shipment.next_check_at, Shipment.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [ClaimedShipment.from_row(row) for row in connection.execute(query)]
+        return _first(connection, ahead, limit, Shipment.next_check_at, Shipment.id)
 
     return _lease(db, choose, where=ahead, owner=owner, expires=now + lease)
 
@@ -250,10 +246,8 @@ def _in_turns(
         turns: list[tuple[int, Any, int, ClaimedShipment]] = []
         still: list[int | None] = []
         for person in active:
-            rows = [
-                ClaimedShipment.from_row(row)
-                for row in connection.execute(_of_person(where, person, after.get(person), share))
-            ]
+            of_person = _of_person(where, person, after.get(person))
+            rows = _first(connection, of_person, share, Shipment.next_check_at, Shipment.id)
             turns += [(turn, s.next_check_at, s.id, s) for turn, s in enumerate(rows)]
             if len(rows) == share:
                 still.append(person)
@@ -265,26 +259,18 @@ def _in_turns(
 
 
 def _of_person(
-    where: ColumnElement[bool],
-    person: int | None,
-    after: tuple[Any, int] | None,
-    limit: int,
-) -> Any:
+    where: ColumnElement[bool], person: int | None, after: tuple[Any, int] | None
+) -> ColumnElement[bool]:
+    """`where`, of this person's shipments (None: untracked), after `after` (due, id)."""
     mine = Shipment.check_owner.is_(None) if person is None else Shipment.check_owner == person
-    query = select(*SNAPSHOT_COLUMNS).where(where, mine)
-    if after is not None:
-        due, last_id = after
-        query = query.where(
-            or_(
-                Shipment.next_check_at > due,
-                and_(Shipment.next_check_at == due, Shipment.id > last_id),
-            )
-        )
-    return (
-        query.order_by(Shipment.next_check_at, Shipment.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    if after is None:
+        return and_(where, mine)
+    due, last_id = after
+    later = or_(
+        Shipment.next_check_at > due,
+        and_(Shipment.next_check_at == due, Shipment.id > last_id),
     )
+    return and_(where, mine, later)
 
 
 _LEASE = (
