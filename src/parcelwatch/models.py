@@ -371,6 +371,14 @@ class Tracker(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "shipment_id", name="uq_trackers_user_shipment"),
         Index("ix_trackers_shipment", "shipment_id"),
+        # A person's archived shipments: few, and asked of every list page ("not archived").
+        Index(
+            "ix_trackers_archived",
+            "user_id",
+            "shipment_id",
+            postgresql_where=text("archived_at IS NOT NULL"),
+            sqlite_where=text("archived_at IS NOT NULL"),
+        ),
         {"sqlite_autoincrement": True},
     )
 
