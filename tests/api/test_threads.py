@@ -47,10 +47,29 @@ def test_reading_and_changing_a_shipment_each_take_one_worker_thread_hop(
     assert api.get(f"/api/shipments/{shipment_id}/events").status_code == 200
 
     # The transaction is committed in the route's own thread, on both engines: no hop of its
-    # own for PostgreSQL's commit. A read by id on SQLite takes no hop at all (the event loop
-    # reads it over a connection of its own); on PostgreSQL, one.
-    by_id = ["_read_in_thread"] if database.dialect == "postgresql" else []
-    assert hops == [*by_id, "list_shipments", "update_shipment", "list_events"]
+    # own for PostgreSQL's commit. A read by id and a plain list page on SQLite take no hop
+    # at all (the event loop reads them over a connection of its own); on PostgreSQL, one.
+    short = ["_read_in_thread"] if database.dialect == "postgresql" else []
+    assert hops == [*short, *short, "update_shipment", "list_events"]
+
+
+@pytest.mark.parametrize(
+    "unbounded",
+    [{"q": "boots"}, {"carrier": "ups"}, {"active": "true"}],
+    ids=["search", "carrier", "active"],
+)
+def test_a_list_page_that_may_scan_many_rows_is_read_on_a_worker_thread(
+    api: TestClient, hops: list[str], unbounded: dict[str, str]
+) -> None:
+    """A page along an index (by id, by status) is short enough for the event loop; one that
+    filters row by row could hold up every other request of the process, so it never is."""
+    created = api.post("/api/shipments", json={"tracking_number": "1Z5R89390357567127"})
+    api.patch(f"/api/shipments/{created.json()['id']}", json={"description": "boots"})
+    hops.clear()
+    page = api.get("/api/shipments", params={**unbounded, "limit": 5})
+    assert page.status_code == 200
+    assert [item["tracking_number"] for item in page.json()["items"]] == ["1Z5R89390357567127"]
+    assert hops == ["_read_in_thread"]
 
 
 def test_a_write_commits_in_the_routes_thread_before_the_answer_goes_back(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
+from sqlalchemy.orm import Session
 
 from parcelwatch.api.auth import ReadDep, WriteDep
 from parcelwatch.api.deps import SessionDep, ShipmentId, public_base, short_read
@@ -114,8 +115,8 @@ def detect_numbers(body: DetectRequest, _who: ReadDep) -> DetectResponse:
 
 
 @router.get("/shipments", response_model=ShipmentPage, responses=answers(422))
-def list_shipments(
-    session: SessionDep,
+async def list_shipments(
+    request: Request,
     who: ReadDep,
     status_filter: Annotated[ShipmentStatus | None, Query(alias="status")] = None,
     carrier: str | None = None,
@@ -134,18 +135,25 @@ def list_shipments(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
     """The shipments you track (the owner and admins: every shipment), newest first."""
-    page = views.page_json(  # rows, not ORM objects: the page's JSON in one pass
-        session,
-        who.viewer,
-        status=status_filter,
-        carrier=carrier,
-        active=active,
-        search=q,
-        cursor=cursor,
-        limit=limit,
-        label=label,
-        archived=True if archived else (None if include_archived else False),
-    )
+
+    def read(session: Session) -> bytes:  # rows, not ORM objects: the page's JSON in one pass
+        return views.page_json(
+            session,
+            who.viewer,
+            status=status_filter,
+            carrier=carrier,
+            active=active,
+            search=q,
+            cursor=cursor,
+            limit=limit,
+            label=label,
+            archived=True if archived else (None if include_archived else False),
+        )
+
+    # A page by id or by status walks an index and stops after `limit` rows: a short read.
+    # A search, a label, a carrier or `active` may scan many rows to fill one.
+    bounded = q is None and label is None and carrier is None and active is None
+    page = await short_read(request, read, bounded=bounded)
     return Response(page, media_type="application/json")
 
 
