@@ -370,7 +370,8 @@ class Tracker(Base):
     __tablename__ = "trackers"
     __table_args__ = (
         UniqueConstraint("user_id", "shipment_id", name="uq_trackers_user_shipment"),
-        Index("ix_trackers_shipment", "shipment_id"),
+        # By shipment, then person: "who tracked it first" (`trackers.check_owners`) is a probe.
+        Index("ix_trackers_shipment", "shipment_id", "user_id"),
         # A person's archived shipments: few, and asked of every list page ("not archived").
         Index(
             "ix_trackers_archived",
