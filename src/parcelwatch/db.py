@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     Column,
@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -42,6 +43,7 @@ __all__ = [
     "UTCDateTime",
     "begin_write",
     "create_db_engine",
+    "for_reading",
     "insert_new",
     "make_session_factory",
     "session_scope",
@@ -114,11 +116,21 @@ def _read_sqlite_datetime(value: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+# Connections a process keeps open (opened as needed; up to 10 more beyond, closed when given
+# back). The API runs up to 10 request transactions at once (`api.deps.REQUEST_TRANSACTIONS`)
+# beside its updater; with SQLAlchemy's default of 5, the rest reconnected every time: under
+# `bench/api_load.py` on PostgreSQL, 60 new connections a second, each a new server process
+# that had to parse and plan every statement afresh (2 processes then held 20 at most).
+POOL_SIZE: Final = 15
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """Create the engine; SQLite connections get WAL, a busy timeout and foreign keys. Bound
     values never appear in SQLAlchemy's error messages (`hide_parameters`): they may be a
     user's text, and an error message may reach a log."""
     kwargs.setdefault("hide_parameters", True)
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", POOL_SIZE)
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -261,6 +273,34 @@ def _writer_turns(lock_file: str | None) -> type[sqlite3.Connection]:
                 self.end_writer_turn()
 
     return TakingTurns
+
+
+def for_reading(engine: Engine) -> Engine:
+    """`engine` for sessions that only read. On PostgreSQL their statements run outside a
+    transaction (AUTOCOMMIT): under READ COMMITTED each statement sees a snapshot of its own
+    anyway, so a read sees what it would inside a transaction, without the BEGIN and the
+    ROLLBACK. The ROLLBACK above all: psycopg forgets a connection's prepared statements at
+    every rollback, so while the API's reads ended with one, no statement it ran was ever
+    prepared, and PostgreSQL parsed and planned each again (0.3 ms of its CPU for a read by
+    id). A write through it, which would commit statement by statement, is refused.
+    Elsewhere, `engine` itself."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    reading = engine.execution_options(isolation_level="AUTOCOMMIT")
+    event.listen(reading, "before_cursor_execute", _refuse_writes)
+    return reading
+
+
+def _refuse_writes(
+    _connection: Connection,
+    _cursor: object,
+    _statement: str,
+    _parameters: object,
+    context: DefaultExecutionContext | None,
+    _executemany: bool,
+) -> None:
+    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+        raise RuntimeError("A read-only session was asked to write: use a writing session.")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -24,7 +24,7 @@ from parcelwatch.api.proxies import install_proxies
 from parcelwatch.api.security import SecurityHeaders
 from parcelwatch.carriers.router import router as carriers_router
 from parcelwatch.config import Settings, get_settings
-from parcelwatch.db import create_db_engine, make_session_factory
+from parcelwatch.db import create_db_engine, for_reading, make_session_factory
 from parcelwatch.errors import ServiceError, TooManyRequests
 from parcelwatch.notifications.dispatcher import dispatch_lifespan
 from parcelwatch.notifications.router import router as notifications_router
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.sessions = make_session_factory(database)
+    app.state.read_sessions = make_session_factory(for_reading(database))
     # SQLite: short reads run on the event loop over a connection of its own (`short_read`).
     loop_database = (
         create_db_engine(settings.sqlalchemy_url, poolclass=SingletonThreadPool)

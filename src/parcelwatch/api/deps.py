@@ -68,6 +68,12 @@ def sessions_of(app: FastAPI) -> sessionmaker[Session]:
     return sessions
 
 
+def read_sessions_of(app: FastAPI) -> sessionmaker[Session]:
+    """Sessions for requests that only read (`parcelwatch.db.for_reading`)."""
+    sessions: sessionmaker[Session] = app.state.read_sessions
+    return sessions
+
+
 def updater_of(app: FastAPI) -> Updater | None:
     """The in-process updater, once the lifespan started it (None in a bare app)."""
     updater: Updater | None = getattr(app.state, "updater", None)
@@ -187,22 +193,24 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     too, and under load each hop waits its turn for the event loop and the GIL). The session
     connects lazily, in the route's thread: a writing one then begins as the writer there
     (which may wait for the lock). Closing a read session only gives its connection back to the
-    pool, so it happens here; so does a SQLite commit (WAL, no fsync: microseconds, and the
+    pool (on PostgreSQL it holds no transaction: `parcelwatch.db.for_reading`), so it happens
+    here; so does a SQLite commit (WAL, no fsync: microseconds, and the
     lock was this process's to hand over). A PostgreSQL commit is a round trip to the server:
     it goes to a worker thread."""
     gate: TransactionGate = request.app.state.transaction_gate
     write = request.method not in READ_METHODS
     async with gate.turn(write=write):
-        factory = sessions_of(request.app)
         if not write:
-            session = factory()
+            session = read_sessions_of(request.app)()
             try:
                 yield session
             finally:
                 session.close()
             return
         database = database_of(request.app)
-        session = factory(bind=database.execution_options(sqlite_begin="IMMEDIATE"))
+        session = sessions_of(request.app)(
+            bind=database.execution_options(sqlite_begin="IMMEDIATE")
+        )
         inline = database.dialect.name == "sqlite"
         try:
             yield session
@@ -245,7 +253,7 @@ async def short_read(request: Request, read: Callable[[Session], T], *, bounded:
             return read(session)
     gate: TransactionGate = request.app.state.transaction_gate
     async with gate.turn(write=False):
-        return await run_in_threadpool(_read_in_thread, sessions_of(request.app), read)
+        return await run_in_threadpool(_read_in_thread, read_sessions_of(request.app), read)
 
 
 def _read_in_thread(sessions: sessionmaker[Session], read: Callable[[Session], T]) -> T:
