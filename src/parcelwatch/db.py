@@ -35,7 +35,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
@@ -144,7 +147,38 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_immediate_if_writing)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection idle this long is pinged before it is used again; one used more recently
+# is trusted (SQLAlchemy's `pool_pre_ping` pings every time: a round trip before every request,
+# about 8% of the API's throughput on PostgreSQL under `bench/api_load.py`). A connection the
+# server dropped within that time fails its statement instead; that invalidates the whole pool,
+# a short read is tried again on a new connection (`api.deps.short_read`) and anything else
+# answers 503 (`api.app`).
+PING_AFTER_IDLE_S: Final = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    dialect = engine.dialect
+
+    def fresh(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def check(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _: object) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the pool discards it and connects again
+            raise DisconnectionError("The pooled connection no longer answers.") from error
+
+    event.listen(engine, "connect", fresh)
+    event.listen(engine, "checkin", fresh)
+    event.listen(engine, "checkout", check)
 
 
 def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: object) -> None:

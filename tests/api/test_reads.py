@@ -67,3 +67,76 @@ def test_a_process_keeps_a_connection_for_each_request_transaction(database: Dat
         assert engine.pool.size() > REQUEST_TRANSACTIONS  # type: ignore[attr-defined]
     finally:
         engine.dispose()
+
+
+def drop_pooled_connections(engine: Engine) -> int:
+    """What a restart of the PostgreSQL server does to the connections the app's pool holds:
+    the server ends each (the app does not know until it next uses one). How many."""
+    pids = []
+    with ExitStack() as stack:
+        for _ in range(engine.pool.checkedin()):  # type: ignore[attr-defined]
+            connection = stack.enter_context(engine.connect())
+            pids.append(connection.connection.dbapi_connection.info.backend_pid)  # type: ignore[union-attr]
+    admin = create_db_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        with admin.connect() as connection:
+            for pid in pids:
+                connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        admin.dispose()
+    return len(pids)
+
+
+@pytest.fixture
+def on_postgresql(database: Database) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("the PostgreSQL server ends connections; a SQLite file has none to end")
+
+
+@pytest.mark.usefixtures("on_postgresql")
+def test_a_read_is_answered_though_the_server_dropped_the_connection_it_was_given(
+    api: TestClient,
+) -> None:
+    """A connection used moments ago is trusted without a ping; when the server has dropped
+    it since, the read runs again on a new one."""
+    created = api.post("/api/shipments", json={"tracking_number": "1Z5R89390357567127"})
+    shipment_id = created.json()["id"]
+    assert api.get(f"/api/shipments/{shipment_id}").status_code == 200
+    assert drop_pooled_connections(api.app.state.database) >= 1  # type: ignore[attr-defined]
+
+    again = api.get(f"/api/shipments/{shipment_id}")
+    assert again.status_code == 200
+    assert again.json()["tracking_number"] == "1Z5R89390357567127"
+
+
+@pytest.mark.usefixtures("on_postgresql")
+def test_a_write_on_a_dropped_connection_answers_503_and_the_next_one_works(
+    api: TestClient,
+) -> None:
+    """Not 500: the client is told to try again shortly, and nothing was half-written."""
+    assert api.get("/api/shipments").status_code == 200
+    drop_pooled_connections(api.app.state.database)  # type: ignore[attr-defined]
+
+    refused = api.post("/api/shipments", json={"tracking_number": "1Z5R89390357567127"})
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "2"
+    assert "database is not answering" in refused.json()["detail"]
+    assert "terminat" not in refused.text  # the server's own words stay out
+
+    assert api.get("/api/shipments").json()["items"] == []
+    retried = api.post("/api/shipments", json={"tracking_number": "1Z5R89390357567127"})
+    assert retried.status_code == 201
+
+
+@pytest.mark.usefixtures("on_postgresql")
+def test_a_connection_idle_a_while_is_pinged_before_use(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past `PING_AFTER_IDLE_S` the pool checks a connection first, so neither a read nor a
+    write meets the dropped one."""
+    monkeypatch.setattr("parcelwatch.db.PING_AFTER_IDLE_S", 0.0)
+    assert api.get("/api/shipments").status_code == 200
+    drop_pooled_connections(api.app.state.database)  # type: ignore[attr-defined]
+
+    created = api.post("/api/shipments", json={"tracking_number": "1Z5R89390357567127"})
+    assert created.status_code == 201

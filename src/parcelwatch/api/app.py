@@ -11,6 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import SingletonThreadPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,12 +22,14 @@ from parcelwatch.api.deps import transaction_gate_for
 from parcelwatch.api.docs import install_api_docs
 from parcelwatch.api.guards import AllowedHosts, CrossSiteWrites, cors_origins, public_origins
 from parcelwatch.api.methods import AnswerOptions, document_options
+from parcelwatch.api.problems import document_unavailable
 from parcelwatch.api.proxies import install_proxies
 from parcelwatch.api.security import SecurityHeaders
 from parcelwatch.carriers.router import router as carriers_router
 from parcelwatch.config import Settings, get_settings
 from parcelwatch.db import create_db_engine, for_reading, make_session_factory
 from parcelwatch.errors import ServiceError, TooManyRequests
+from parcelwatch.logs import get_logger
 from parcelwatch.notifications.dispatcher import dispatch_lifespan
 from parcelwatch.notifications.router import router as notifications_router
 from parcelwatch.ops.alerts.server import alerts_lifespan
@@ -41,6 +45,9 @@ from parcelwatch.webhooks.router import router as webhooks_router
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
 MAX_BODY_BYTES = 1_000_000
+DATABASE_RETRY_AFTER_S = 2
+
+log = get_logger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -113,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_proxies(app, settings)
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeout, _database_unavailable)  # type: ignore[arg-type]
     app.include_router(shipments_router, prefix="/api")
     app.include_router(sync_router, prefix="/api")
     app.include_router(carriers_router, prefix="/api")
@@ -123,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_api_docs(app)  # /docs, its assets at /docs/assets (no CDN)
     document_options(app)  # OPTIONS on every path: 204 with Allow
     document_credentials(app)  # 401 and 403 wherever a scope is needed
+    document_unavailable(app)  # 503 everywhere: the database may be unreachable
     return app
 
 
@@ -141,6 +151,22 @@ async def _invalid_request(_request: Request, error: RequestValidationError) -> 
     more = len(problems) - len(described)
     detail = "Invalid request: " + "; ".join(described) + (f"; and {more} more" if more else "")
     return JSONResponse({"detail": detail, "errors": problems}, status_code=422)
+
+
+async def _database_unavailable(
+    _request: Request, error: OperationalError | PoolTimeout
+) -> JSONResponse:
+    """503 for a database that did not answer, refused the connection, dropped it, or gave
+    up on a lock or a deadlock: all passing, so the client is told to try again. The
+    database's own message stays out of the answer and the log (it may name hosts or
+    values); the log gets its kind."""
+    cause = error.orig if isinstance(error, OperationalError) else error
+    log.warning("database_unavailable", error=type(cause).__name__)
+    return JSONResponse(
+        {"detail": "The database is not answering: try again in a few seconds."},
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
 
 
 async def _service_error(_request: Request, error: ServiceError) -> JSONResponse:

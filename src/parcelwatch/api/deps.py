@@ -19,6 +19,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from parcelwatch.carriers.base import Provider
@@ -257,6 +258,14 @@ async def short_read(request: Request, read: Callable[[Session], T], *, bounded:
 
 
 def _read_in_thread(sessions: sessionmaker[Session], read: Callable[[Session], T]) -> T:
+    """`read` once more, on a new connection, when the server had dropped the pooled one (a
+    connection used moments ago is trusted without a ping: `parcelwatch.db`)."""
+    try:
+        with sessions() as session:
+            return read(session)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
     with sessions() as session:
         return read(session)
 

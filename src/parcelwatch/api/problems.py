@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel
 
-__all__ = ["MEANINGS", "Problem", "ValidationProblem", "answers"]
+__all__ = ["MEANINGS", "Problem", "ValidationProblem", "answers", "document_unavailable"]
 
 
 class Problem(BaseModel):
@@ -38,7 +39,8 @@ MEANINGS = {
     413: "The request body is over 1 MB.",
     422: "A parameter or the body is invalid; `detail` names each problem.",
     429: "Too soon: wait the `Retry-After` seconds.",
-    503: "A part of the server is not running (yet).",
+    503: "A part of the server is not running (yet), or the database is not answering: "
+    "try again after the `Retry-After` seconds.",
 }
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
 
@@ -56,3 +58,28 @@ def answers(*codes: int, **meanings: str) -> dict[int | str, dict[str, Any]]:
             entry["headers"] = _RETRY_AFTER
         documented[code] = entry
     return documented
+
+
+def document_unavailable(app: FastAPI) -> None:
+    """Every operation but OPTIONS lists 503 among its answers in the OpenAPI document (any
+    of them may find the database not answering: `api.app._database_unavailable`), unless
+    it describes its own 503."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in schema.get("paths", {}).values():
+            for method, operation in operations.items():
+                # OPTIONS is answered before any route, with no database (`api.methods`)
+                if method != "options" and isinstance(operation, dict) and "responses" in operation:
+                    operation["responses"].setdefault(
+                        "503",
+                        {"description": MEANINGS[503], "headers": _RETRY_AFTER, "content": problem},
+                    )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
