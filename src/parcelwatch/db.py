@@ -49,6 +49,7 @@ __all__ = [
     "for_reading",
     "insert_new",
     "make_session_factory",
+    "reading",
     "session_scope",
 ]
 
@@ -323,6 +324,16 @@ def for_reading(engine: Engine) -> Engine:
     reading = engine.execution_options(isolation_level="AUTOCOMMIT")
     event.listen(reading, "before_cursor_execute", _refuse_writes)
     return reading
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for a read, outside a transaction on PostgreSQL (as `for_reading`, and for
+    the same reason: closed, it rolls nothing back, so its prepared statements stay)."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
 
 
 def _refuse_writes(

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, insert, text
 from parcelwatch.api.deps import REQUEST_TRANSACTIONS
 from parcelwatch.db import create_db_engine, for_reading, make_session_factory
 from parcelwatch.models import TrackerLabel
+from parcelwatch.sync.control import is_paused
 from tests.conftest import Database
 
 
@@ -140,3 +141,18 @@ def test_a_connection_idle_a_while_is_pinged_before_use(
 
     created = api.post("/api/shipments", json={"tracking_number": "1Z5R89390357567127"})
     assert created.status_code == 201
+
+
+def test_a_background_read_keeps_the_connections_prepared_statements(database: Database) -> None:
+    """The updater's look at the pause, the dispatcher's at the next delivery: reads run every
+    second or so, each ending a transaction with a rollback, which made psycopg forget every
+    statement prepared on that pooled connection (the API's with them)."""
+    if database.dialect != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    engine = create_db_engine(database.url, pool_size=1, max_overflow=0)
+    try:
+        for _ in range(6):
+            assert is_paused(engine) is False
+        assert any("sync_control" in statement for statement in prepared_statements(engine))
+    finally:
+        engine.dispose()

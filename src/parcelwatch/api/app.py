@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.loop_reads = make_session_factory(loop_database) if loop_database else None
     app.state.transaction_gate = transaction_gate_for()
     app.state.authenticator = Authenticator(
-        settings=settings, sessions=app.state.sessions, database=database
+        settings=settings, sessions=app.state.read_sessions, database=database
     )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(AnswerOptions, routes=lambda: app.router.routes)

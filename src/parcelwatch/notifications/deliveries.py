@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
+from parcelwatch.db import reading
 from parcelwatch.models import (
     DeliveryAttempt,
     Notification,
@@ -93,7 +94,7 @@ def _due(now: datetime) -> Any:
 
 def next_due_at(db: Engine) -> datetime | None:
     """When the earliest pending delivery is due (one read of `ix_deliveries_due`)."""
-    with db.connect() as connection:
+    with reading(db) as connection:
         return connection.scalar(select(func.min(D.next_attempt_at)).where(D.status == PENDING))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
+from parcelwatch.db import reading
 from parcelwatch.domain import utcnow
 from parcelwatch.models import SyncControl
 
@@ -25,7 +26,7 @@ def paused_in(connection: Connection) -> bool:
 
 
 def is_paused(db: Engine) -> bool:
-    with db.connect() as connection:
+    with reading(db) as connection:
         return paused_in(connection)
 
 
