@@ -156,3 +156,20 @@ def test_a_background_read_keeps_the_connections_prepared_statements(database: D
         assert any("sync_control" in statement for statement in prepared_statements(engine))
     finally:
         engine.dispose()
+
+
+def test_every_operation_documents_503_for_a_database_that_does_not_answer(
+    api: TestClient,
+) -> None:
+    document = api.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method == "options":  # answered before any route, with no database
+                assert "503" not in operation["responses"], path
+                continue
+            answer = operation["responses"]["503"]
+            assert answer["headers"]["Retry-After"], (method, path)
+            assert "the database is not answering" in answer["description"], (method, path)
+            if path != "/api/health":  # its own 503 is the health report (critical)
+                problem = answer["content"]["application/json"]["schema"]["$ref"]
+                assert problem.endswith("/Problem"), (method, path)

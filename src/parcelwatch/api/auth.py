@@ -40,7 +40,7 @@ from parcelwatch.accounts.roles import Role, Scope
 from parcelwatch.accounts.secrets import digest, same_secret
 from parcelwatch.accounts.sessions import find_session, touch_session
 from parcelwatch.accounts.tokens import check_token, mark_token_used
-from parcelwatch.api.problems import MEANINGS
+from parcelwatch.api.problems import MEANINGS, PROBLEM_JSON, extend_openapi
 from parcelwatch.config import Settings
 from parcelwatch.db import session_scope
 from parcelwatch.domain import utcnow
@@ -339,24 +339,15 @@ def required_scope(dependencies: object) -> Scope | None:
 def document_credentials(app: FastAPI) -> None:
     """Every operation that wants credentials (it names the bearer scheme) lists 401 and 403
     among its answers in the OpenAPI document, unless it describes them itself."""
-    build = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                if isinstance(operation, dict) and operation.get("security"):
-                    for code in ("401", "403"):
-                        operation["responses"].setdefault(
-                            code, {"description": MEANINGS[int(code)], "content": problem}
-                        )
-        app.openapi_schema = schema
-        return schema
+    def add(_method: str, operation: dict[str, Any]) -> None:
+        if operation.get("security"):
+            for code in ("401", "403"):
+                operation["responses"].setdefault(
+                    code, {"description": MEANINGS[int(code)], "content": PROBLEM_JSON}
+                )
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    extend_openapi(app, add)
 
 
 ReadDep = Annotated[Principal, Depends(Needs(Scope.READ))]

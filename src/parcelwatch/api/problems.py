@@ -7,12 +7,21 @@ problem (`api.app._invalid_request`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-__all__ = ["MEANINGS", "Problem", "ValidationProblem", "answers", "document_unavailable"]
+__all__ = [
+    "MEANINGS",
+    "PROBLEM_JSON",
+    "Problem",
+    "ValidationProblem",
+    "answers",
+    "document_unavailable",
+    "extend_openapi",
+]
 
 
 class Problem(BaseModel):
@@ -42,6 +51,8 @@ MEANINGS = {
     503: "A part of the server is not running (yet), or the database is not answering: "
     "try again after the `Retry-After` seconds.",
 }
+DATABASE_UNAVAILABLE = "the database is not answering: try again after the `Retry-After` seconds."
+PROBLEM_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
 
 
@@ -60,26 +71,42 @@ def answers(*codes: int, **meanings: str) -> dict[int | str, dict[str, Any]]:
     return documented
 
 
-def document_unavailable(app: FastAPI) -> None:
-    """Every operation but OPTIONS lists 503 among its answers in the OpenAPI document (any
-    of them may find the database not answering: `api.app._database_unavailable`), unless
-    it describes its own 503."""
+def extend_openapi(app: FastAPI, add: Callable[[str, dict[str, Any]], None]) -> None:
+    """`add(method, operation)` on every operation of the app's OpenAPI document, once, when
+    it is first built (after whatever extended it before)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
-        problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
         for operations in schema.get("paths", {}).values():
             for method, operation in operations.items():
-                # OPTIONS is answered before any route, with no database (`api.methods`)
-                if method != "options" and isinstance(operation, dict) and "responses" in operation:
-                    operation["responses"].setdefault(
-                        "503",
-                        {"description": MEANINGS[503], "headers": _RETRY_AFTER, "content": problem},
-                    )
+                if isinstance(operation, dict) and "responses" in operation:
+                    add(method, operation)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document_unavailable(app: FastAPI) -> None:
+    """Every operation but OPTIONS lists 503 among its answers in the OpenAPI document (any
+    of them may find the database not answering: `api.app._database_unavailable`), added
+    to what an operation says of its own 503."""
+
+    def add(method: str, operation: dict[str, Any]) -> None:
+        if method == "options":  # answered before any route, with no database (`api.methods`)
+            return
+        own = operation["responses"].get("503")
+        if own is None:
+            operation["responses"]["503"] = {
+                "description": MEANINGS[503],
+                "headers": _RETRY_AFTER,
+                "content": PROBLEM_JSON,
+            }
+            return
+        own["description"] += f" Or: {DATABASE_UNAVAILABLE}"
+        own.setdefault("headers", _RETRY_AFTER)
+
+    extend_openapi(app, add)
