@@ -193,11 +193,11 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     own) instead of three (a sync generator dependency is entered and left on worker threads
     too, and under load each hop waits its turn for the event loop and the GIL). The session
     connects lazily, in the route's thread: a writing one then begins as the writer there
-    (which may wait for the lock). Closing a read session only gives its connection back to the
-    pool (on PostgreSQL it holds no transaction: `parcelwatch.db.for_reading`), so it happens
-    here; so does a SQLite commit (WAL, no fsync: microseconds, and the
-    lock was this process's to hand over). A PostgreSQL commit is a round trip to the server:
-    it goes to a worker thread."""
+    (which may wait for the lock). Closing a read session only gives its connection back to
+    the pool (on PostgreSQL it holds no transaction: `parcelwatch.db.for_reading`), so it
+    happens here; so does a SQLite commit (WAL, no fsync: microseconds, and the lock was this
+    process's to hand over). A PostgreSQL commit is a round trip to the server: it goes to a
+    worker thread."""
     gate: TransactionGate = request.app.state.transaction_gate
     write = request.method not in READ_METHODS
     async with gate.turn(write=write):

@@ -38,6 +38,7 @@ class ValidationProblem(BaseModel):
     errors: list[ProblemItem] = []
 
 
+DATABASE_UNAVAILABLE = "the database is not answering: try again after the `Retry-After` seconds."
 MEANINGS = {
     400: "The request is malformed.",
     401: "No credentials, or a token that is not valid (mistyped, expired or revoked).",
@@ -48,10 +49,8 @@ MEANINGS = {
     413: "The request body is over 1 MB.",
     422: "A parameter or the body is invalid; `detail` names each problem.",
     429: "Too soon: wait the `Retry-After` seconds.",
-    503: "A part of the server is not running (yet), or the database is not answering: "
-    "try again after the `Retry-After` seconds.",
+    503: f"A part of the server is not running (yet), or {DATABASE_UNAVAILABLE}",
 }
-DATABASE_UNAVAILABLE = "the database is not answering: try again after the `Retry-After` seconds."
 PROBLEM_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
 
